@@ -1,0 +1,142 @@
+//! A function as fgs stores it: the user's configuration ([`FunctionSpec`]), where its code is
+//! ([`CodeInfo`]) and the platform's bookkeeping ([`FunctionRecord`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::MAX_INSTANCE_NUM_DEFAULT;
+use crate::runtime::Runtime;
+
+pub const DEFAULT_PACKAGE: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeType {
+    Inline,
+    Zip,
+}
+
+impl CodeType {
+    pub fn parse(s: &str) -> Option<CodeType> {
+        match s {
+            "inline" => Some(CodeType::Inline),
+            "zip" => Some(CodeType::Zip),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CodeType::Inline => "inline",
+            CodeType::Zip => "zip",
+        }
+    }
+}
+
+/// Per-instance concurrency (SPEC.md 2 `strategy_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategyConfig {
+    /// Reserved concurrency of the function; -1 means unlimited.
+    pub concurrency: i32,
+    /// Requests one instance serves at once (1-1000).
+    pub concurrent_num: u32,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig {
+            concurrency: -1,
+            concurrent_num: 1,
+        }
+    }
+}
+
+/// The configuration a user sets on a function; validated before it is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    pub runtime: String,
+    pub handler: String,
+    pub timeout: u32,
+    pub memory_size: u32,
+    /// The environment variables as the user sent them: a JSON object string, or empty.
+    #[serde(default)]
+    pub user_data: String,
+    #[serde(default)]
+    pub encrypted_user_data: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub initializer_handler: String,
+    #[serde(default)]
+    pub initializer_timeout: u32,
+    #[serde(default)]
+    pub pre_stop_handler: String,
+    #[serde(default)]
+    pub pre_stop_timeout: u32,
+    #[serde(default)]
+    pub depend_version_list: Vec<String>,
+    #[serde(default)]
+    pub strategy_config: StrategyConfig,
+    /// -1 unlimited, 0 disables the function (SPEC.md 2).
+    #[serde(default = "default_max_instances")]
+    pub max_instance_num: i32,
+}
+
+fn default_max_instances() -> i32 {
+    MAX_INSTANCE_NUM_DEFAULT
+}
+
+impl FunctionSpec {
+    /// The runtime, which was validated when the spec was built.
+    pub fn runtime(&self) -> Runtime {
+        Runtime::parse(&self.runtime).expect("stored runtime names were validated at create")
+    }
+
+    /// The user's environment variables, which were validated when the spec was built.
+    pub fn user_env(&self) -> Vec<(String, String)> {
+        crate::validate::user_data(&self.user_data).unwrap_or_default()
+    }
+
+    pub fn cpu(&self) -> u32 {
+        crate::limits::cpu_millicores(self.memory_size)
+    }
+}
+
+/// Where a function's code lives. Packages are content-addressed by `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    pub code_type: CodeType,
+    /// The file name the user gave a zip (`code_filename`), or the inline file's name.
+    pub code_filename: String,
+    /// Hex sha256 of the stored zip: its name in the package store.
+    pub sha256: String,
+    /// Hex sha512 of the stored zip: FunctionGraph's `digest`.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// Reserved instances kept started ahead (SPEC.md 2 `reservedinstances`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    pub count: u32,
+    pub idle_mode: bool,
+}
+
+/// A function's `latest` version as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    pub project: String,
+    pub package: String,
+    pub name: String,
+    /// A stable id, FunctionGraph's `func_id`.
+    pub func_id: String,
+    pub spec: FunctionSpec,
+    pub code: CodeInfo,
+    pub reserved: Reserved,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    /// Unix milliseconds.
+    pub modified_ms: i64,
+    /// Grows by one with every change of config or code; instances of an older revision are
+    /// drained and replaced.
+    pub revision: u64,
+}
