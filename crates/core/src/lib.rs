@@ -5,12 +5,14 @@
 //! Wire codes (`FSS.xxxx`) are not known here: errors are typed, and `fgs-api` maps them.
 #![forbid(unsafe_code)]
 
+pub mod func_error;
 pub mod function;
 pub mod limits;
 pub mod runtime;
 pub mod urn;
 pub mod validate;
 
+pub use func_error::FunctionError;
 pub use function::{
     CodeInfo, CodeType, FunctionRecord, FunctionSpec, StrategyConfig, DEFAULT_PACKAGE,
 };

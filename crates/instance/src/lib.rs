@@ -1,1 +1,14 @@
-//! fgs-instance
+//! The life of one instance: starting a runtime in a sandbox, serving that instance's own
+//! Runtime API (and later its Extension and Telemetry APIs) on the instance's loopback, handing
+//! it events one at a time (or `concurrent_num` at a time), capturing its output and attributing
+//! it to request ids, and ending it. It knows nothing of pools, other instances or SQL: a pool
+//! decides when instances start and stop, this crate makes one work.
+#![forbid(unsafe_code)]
+
+mod config;
+mod instance;
+mod output;
+mod runtime_api;
+
+pub use config::{InstanceConfig, InvokeType, Request};
+pub use instance::{Instance, Reply, StartError};

@@ -1,1 +1,287 @@
-//! fgs-package
+//! Code packages of fgs: zips stored content-addressed by sha256 as uploaded, checked in full
+//! before they are accepted, and unpacked once into read-only trees that instances mount. This
+//! crate owns every rule about what an archive may contain (entry names, file types, symlink
+//! targets, file count and unpacked size) and applies them both at upload and again while
+//! extracting, never trusting the archive's own headers. It must not know HTTP or SQL: which
+//! packages are still referenced is the metadata store's business, asked by whoever collects
+//! garbage.
+//!
+//! All methods block on the file system; async callers run them on the blocking pool.
+#![forbid(unsafe_code)]
+
+mod archive;
+mod entry;
+mod error;
+mod extract;
+mod walk;
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256, Sha512};
+
+pub use archive::{list_entries, read_entry, single_file_zip, EntryInfo};
+pub use error::PackageError;
+
+use error::io;
+
+/// Prefix of every temporary name in the store's directories; anything so named after a crash
+/// is debris and is swept at [`PackageStore::open`].
+const TMP_PREFIX: &str = ".tmp-";
+
+/// What an archive may hold. The defaults are FunctionGraph's (SPEC.md 6); tests lower them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The zip as uploaded.
+    pub max_zip_bytes: u64,
+    /// All unpacked files and symlink targets together.
+    pub max_unpacked_bytes: u64,
+    /// Entries of every kind (files, directories, symlinks).
+    pub max_files: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use fgs_core::limits::{UNPACKED_FILES_MAX, UNPACKED_MAX, ZIP_CODE_MAX};
+        Limits {
+            max_zip_bytes: ZIP_CODE_MAX as u64,
+            max_unpacked_bytes: UNPACKED_MAX,
+            max_files: UNPACKED_FILES_MAX as u64,
+        }
+    }
+}
+
+/// A package as stored: the values a function's `CodeInfo` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPackage {
+    /// Hex sha256 of the zip: its name in the store.
+    pub sha256: String,
+    /// Hex sha512 of the zip: FunctionGraph's `digest`.
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+struct Dirs {
+    packages: PathBuf,
+    unpacked: PathBuf,
+    limits: Limits,
+}
+
+/// The package store under a data directory. Cheap to clone.
+///
+/// One process owns a data directory: [`PackageStore::open`] deletes temporary files that
+/// another live process could still be writing.
+#[derive(Debug, Clone)]
+pub struct PackageStore {
+    dirs: Arc<Dirs>,
+}
+
+impl PackageStore {
+    /// Opens the store in `data_dir` with FunctionGraph's limits.
+    pub fn open(data_dir: &Path) -> Result<PackageStore, PackageError> {
+        PackageStore::with_limits(data_dir, Limits::default())
+    }
+
+    /// Opens the store in `data_dir`, creating its directories, and sweeps the temporary files
+    /// and trees a crash left behind.
+    pub fn with_limits(data_dir: &Path, limits: Limits) -> Result<PackageStore, PackageError> {
+        let dirs = Dirs {
+            packages: data_dir.join("packages"),
+            unpacked: data_dir.join("unpacked"),
+            limits,
+        };
+        for dir in [&dirs.packages, &dirs.unpacked] {
+            fs::create_dir_all(dir).map_err(io("creating directory", dir))?;
+            sweep(dir)?;
+        }
+        Ok(PackageStore {
+            dirs: Arc::new(dirs),
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.dirs.limits
+    }
+
+    /// Checks an archive against every rule and limit, decompressing it fully, without writing
+    /// anything. [`put`](Self::put) does this first.
+    pub fn validate(&self, zip_bytes: &[u8]) -> Result<(), PackageError> {
+        let limits = &self.dirs.limits;
+        if zip_bytes.len() as u64 > limits.max_zip_bytes {
+            return Err(PackageError::ZipTooLarge {
+                size: zip_bytes.len() as u64,
+                limit: limits.max_zip_bytes,
+            });
+        }
+        walk::walk(zip_bytes, limits, &mut walk::Validate)
+    }
+
+    /// Validates and stores a zip under its sha256. Storing the same bytes again is a no-op;
+    /// a refused or failed upload leaves nothing behind.
+    pub fn put(&self, zip_bytes: &[u8]) -> Result<StoredPackage, PackageError> {
+        self.validate(zip_bytes)?;
+        let sha256 = hex::encode(Sha256::digest(zip_bytes));
+        let digest = hex::encode(Sha512::digest(zip_bytes));
+        let path = self.zip_path(&sha256);
+        // Content-addressed: a file under this name was renamed into place whole, so it holds
+        // these very bytes.
+        if !path.try_exists().map_err(io("inspecting", &path))? {
+            write_atomically(&self.dirs.packages, &path, zip_bytes)?;
+            tracing::debug!(sha256 = %sha256, size = zip_bytes.len(), "stored code package");
+        }
+        Ok(StoredPackage {
+            sha256,
+            digest,
+            size: zip_bytes.len() as u64,
+        })
+    }
+
+    /// The stored zip, as uploaded.
+    pub fn read(&self, sha256: &str) -> Result<Vec<u8>, PackageError> {
+        check_id(sha256)?;
+        let path = self.zip_path(sha256);
+        fs::read(&path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => PackageError::NotFound {
+                sha256: sha256.to_owned(),
+            },
+            _ => io("reading package", &path)(e),
+        })
+    }
+
+    /// The read-only tree of the package, extracted on first use. Safe to call concurrently for
+    /// the same package: each caller extracts into its own temporary directory, the first rename
+    /// wins, and the others discard their work and return the winner's tree.
+    pub fn unpack(&self, sha256: &str) -> Result<PathBuf, PackageError> {
+        check_id(sha256)?;
+        let dest = self.dirs.unpacked.join(sha256);
+        if is_dir(&dest)? {
+            return Ok(dest);
+        }
+        let zip = self.read(sha256)?;
+        let tmp = self.dirs.unpacked.join(tmp_name());
+        fs::create_dir(&tmp).map_err(io("creating directory", &tmp))?;
+        let extracted = walk::walk(&zip, &self.dirs.limits, &mut extract::Extractor::new(&tmp))
+            .and_then(|()| extract::seal(&tmp));
+        if let Err(e) = extracted {
+            discard(&tmp);
+            return Err(e);
+        }
+        match fs::rename(&tmp, &dest) {
+            Ok(()) => {
+                extract::sync_dir(&self.dirs.unpacked)?;
+                tracing::debug!(sha256, "unpacked code package");
+                Ok(dest)
+            }
+            // Another caller's tree got there first (the rename fails on a non-empty target).
+            Err(_) if is_dir(&dest)? => {
+                discard(&tmp);
+                Ok(dest)
+            }
+            Err(e) => {
+                discard(&tmp);
+                Err(io("renaming unpacked tree to", &dest)(e))
+            }
+        }
+    }
+
+    /// Deletes the package's zip and unpacked tree; absent parts are fine. The caller makes sure
+    /// no function refers to the package any more.
+    pub fn remove(&self, sha256: &str) -> Result<(), PackageError> {
+        check_id(sha256)?;
+        let dest = self.dirs.unpacked.join(sha256);
+        // Renamed away first, so that a crash half-way through the deletion leaves temporary
+        // debris for the sweep, never a partial tree under the name `unpack` trusts as whole.
+        let doomed = self.dirs.unpacked.join(tmp_name());
+        match fs::rename(&dest, &doomed) {
+            Ok(()) => extract::remove_tree(&doomed)?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io("moving aside unpacked tree", &dest)(e)),
+        }
+        // The tree goes before the zip: a zip without a tree is re-extracted when needed.
+        let zip = self.zip_path(sha256);
+        match fs::remove_file(&zip) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io("removing package", &zip)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn zip_path(&self, sha256: &str) -> PathBuf {
+        self.dirs.packages.join(format!("{sha256}.zip"))
+    }
+}
+
+/// Package ids become file names, so only the exact shape of a sha256 is let through.
+fn check_id(sha256: &str) -> Result<(), PackageError> {
+    let hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if sha256.len() == 64 && sha256.as_bytes().iter().all(hex) {
+        Ok(())
+    } else {
+        Err(PackageError::InvalidId {
+            sha256: sha256.chars().take(80).collect(),
+        })
+    }
+}
+
+fn tmp_name() -> String {
+    format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether `path` is a directory, not following a symlink there.
+fn is_dir(path: &Path) -> Result<bool, PackageError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("inspecting", path)(e)),
+    }
+}
+
+/// Best-effort removal of a temporary tree on an error path; the original error is the one worth
+/// reporting, and the sweep at the next start gets whatever is left.
+fn discard(tmp: &Path) {
+    if let Err(e) = extract::remove_tree(tmp) {
+        tracing::warn!(error = %e, "could not remove temporary package tree");
+    }
+}
+
+/// Writes `bytes` to `dest` so that `dest` is either absent or complete, even across a crash or
+/// power loss: temporary file, fsync, rename, fsync of the directory.
+fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), PackageError> {
+    let tmp = dir.join(tmp_name());
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(io("writing package", &tmp))
+        .and_then(|()| fs::rename(&tmp, dest).map_err(io("renaming package to", dest)));
+    if let Err(e) = written {
+        // Best effort: a leftover temp file is swept at the next start.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    extract::sync_dir(dir)
+}
+
+/// Deletes `.tmp-*` files and trees left in `dir` by a crash.
+fn sweep(dir: &Path) -> Result<(), PackageError> {
+    for entry in fs::read_dir(dir).map_err(io("listing directory", dir))? {
+        let entry = entry.map_err(io("listing directory", dir))?;
+        if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let path = entry.path();
+            extract::remove_tree(&path)?;
+            tracing::warn!(path = %path.display(), "removed temporary package data left by a crash");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testzip;

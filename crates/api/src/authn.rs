@@ -1,0 +1,58 @@
+//! The authentication layer: every `/v2/...` request is verified (SPEC.md 2) before a handler
+//! sees it, and scoped to the project its credential belongs to.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fgs_core::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX, ZIP_CODE_MAX};
+
+use crate::error::ApiError;
+use crate::state::SharedState;
+
+/// The largest body a route takes: a 50 MB zip, base64-encoded, in JSON.
+const MAX_BODY: usize = ZIP_CODE_MAX / 3 * 4 + 64 * 1024;
+
+fn body_limit(path: &str) -> (usize, &'static str) {
+    if path.ends_with("/invocations") {
+        (SYNC_PAYLOAD_MAX, "the request payload")
+    } else if path.ends_with("/invocations-async") {
+        (ASYNC_PAYLOAD_MAX, "the async request payload")
+    } else {
+        (MAX_BODY, "the request body")
+    }
+}
+
+pub async fn authenticate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let (limit, what) = body_limit(&path);
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large(what, limit).into_response(),
+    };
+    let principal = match state.keyring.verify(
+        parts.method.as_str(),
+        &path,
+        parts.uri.query(),
+        &parts.headers,
+        &bytes,
+        time::OffsetDateTime::now_utc(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    // `/v2/{project_id}/fgs/...`: the credential must belong to that project.
+    let project = path.split('/').nth(2).unwrap_or("");
+    if !principal.may_access(project) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FSS.0403",
+            format!("the credential does not grant access to project {project}"),
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}

@@ -1,0 +1,670 @@
+//! Function CRUD (SPEC.md 2): create, list, config and code get/put, delete, limits, quotas.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use fgs_core::function::{CodeInfo, CodeType, Reserved};
+use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
+use fgs_core::{
+    validate, FunctionRecord, FunctionRef, FunctionSpec, Invalid, Qualifier, Runtime,
+    StrategyConfig,
+};
+use fgs_invoke::FunctionKey;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::SharedState;
+use crate::wire::{self, CodeBody, CreateBody, FuncCode};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))
+}
+
+/// A function reference from the path, checked against the path's project.
+pub fn function_ref(project: &str, urn: &str) -> ApiResult<FunctionRef> {
+    let r = FunctionRef::parse(urn)?;
+    if let Some(p) = &r.project {
+        if p != project {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "FSS.0403",
+                format!("function URN names project {p}, not the project {project} of the path"),
+            ));
+        }
+    }
+    Ok(r)
+}
+
+pub fn key_of(project: &str, r: &FunctionRef) -> FunctionKey {
+    FunctionKey {
+        project: project.to_string(),
+        package: r.package.clone(),
+        name: r.name.clone(),
+    }
+}
+
+async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<FunctionRecord> {
+    match r.qualifier_or_latest() {
+        Qualifier::Latest => {}
+        Qualifier::Version(v) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "FSS.1052",
+                format!("version {v} of function {} does not exist", r.name),
+            ))
+        }
+        Qualifier::Alias(a) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "FSS.1053",
+                format!("alias {a} of function {} does not exist", r.name),
+            ))
+        }
+    }
+    state
+        .store
+        .get_function(project, &r.package, &r.name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(&r.name))
+}
+
+/// A runtime this fgs can start instances of.
+fn runtime_available(rt: Runtime) -> Result<(), Invalid> {
+    match rt {
+        Runtime::Custom => Ok(()),
+        other => Err(Invalid::RuntimeUnavailable(
+            other.to_string(),
+            "this fgs runs Custom runtimes only so far".to_string(),
+        )),
+    }
+}
+
+/// Decodes `func_code` into the zip that is stored, checking the size limits (SPEC.md 6).
+fn code_package(
+    runtime: Runtime,
+    code_type: Option<&str>,
+    code_filename: Option<&str>,
+    func_code: Option<&FuncCode>,
+) -> ApiResult<(CodeType, String, Vec<u8>)> {
+    let code_type = code_type.ok_or_else(|| Invalid::CodeType(String::new()))?;
+    let ct = CodeType::parse(code_type).ok_or_else(|| Invalid::CodeType(code_type.to_string()))?;
+    let fc = func_code.ok_or_else(|| ApiError::bad_request("func_code is required"))?;
+    if fc.link.as_deref().is_some_and(|l| !l.is_empty())
+        && fc.file.as_deref().unwrap_or("").is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "func_code.link is not supported: send the code base64-encoded in func_code.file",
+        ));
+    }
+    let file = fc
+        .file
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad_request("func_code.file is required"))?;
+    // Reject oversize input before decoding it (base64 is 4/3 of the bytes).
+    let max = match ct {
+        CodeType::Inline => limits::INLINE_CODE_MAX,
+        CodeType::Zip => limits::ZIP_CODE_MAX,
+    };
+    let too_large = |n| match ct {
+        CodeType::Inline => Invalid::InlineTooLarge(n),
+        CodeType::Zip => Invalid::ZipTooLarge(n),
+    };
+    if file.len() / 4 * 3 > max + 3 {
+        return Err(too_large(file.len() / 4 * 3).into());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(file.trim())
+        .map_err(|e| ApiError::bad_request(format!("func_code.file is not valid base64: {e}")))?;
+    if bytes.len() > max {
+        return Err(too_large(bytes.len()).into());
+    }
+    match ct {
+        CodeType::Inline => {
+            let name = runtime.inline_file_name();
+            let mode = if name == "bootstrap" { 0o755 } else { 0o644 };
+            let zip = fgs_package::single_file_zip(name, &bytes, mode)?;
+            Ok((ct, name.to_string(), zip))
+        }
+        CodeType::Zip => {
+            let filename = code_filename
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| ApiError::bad_request("code_filename is required for zip code"))?;
+            Ok((ct, filename.to_string(), bytes))
+        }
+    }
+}
+
+async fn store_package(state: &SharedState, zip: Vec<u8>) -> ApiResult<fgs_package::StoredPackage> {
+    let packages = state.packages.clone();
+    Ok(tokio::task::spawn_blocking(move || packages.put(&zip))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??)
+}
+
+/// Removes a package stored by a request that then failed, unless a function uses it.
+async fn discard_package(state: &SharedState, sha256: &str) {
+    if let Ok(false) = state.store.package_referenced(sha256).await {
+        let packages = state.packages.clone();
+        let sha = sha256.to_string();
+        let _ = tokio::task::spawn_blocking(move || packages.remove(&sha)).await;
+    }
+}
+
+fn check_dependencies(list: &[String]) -> ApiResult<()> {
+    match list.first() {
+        None => Ok(()),
+        Some(id) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "FSS.0404",
+            format!("dependency version {id} does not exist"),
+        )),
+    }
+}
+
+/// Applies the fields of a create or config body onto a spec, validating each.
+fn apply_config(spec: &mut FunctionSpec, b: &CreateBody) -> ApiResult<Runtime> {
+    if let Some(rt) = &b.runtime {
+        spec.runtime = rt.clone();
+    }
+    let runtime = validate::runtime(&spec.runtime)?;
+    runtime_available(runtime)?;
+    if let Some(h) = &b.handler {
+        spec.handler = h.clone();
+    }
+    if spec.handler.is_empty() && !runtime.needs_module_handler() {
+        spec.handler = "bootstrap".to_string();
+    }
+    validate::handler(runtime, &spec.handler)?;
+    if let Some(m) = b.memory_size {
+        spec.memory_size = validate::memory_size(m)?;
+    }
+    if let Some(t) = b.timeout {
+        spec.timeout = validate::timeout(t)?;
+    }
+    if let Some(u) = &b.user_data {
+        validate::user_data(u)?;
+        spec.user_data = u.clone();
+    }
+    if let Some(u) = &b.encrypted_user_data {
+        validate::user_data(u)?;
+        spec.encrypted_user_data = u.clone();
+    }
+    if let Some(d) = &b.description {
+        if d.chars().count() > limits::DESCRIPTION_MAX {
+            return Err(Invalid::Parameter(format!(
+                "description is over {} characters",
+                limits::DESCRIPTION_MAX
+            ))
+            .into());
+        }
+        spec.description = d.clone();
+    }
+    if let Some(h) = &b.initializer_handler {
+        validate::initializer_handler(runtime, h)?;
+        spec.initializer_handler = h.clone();
+    }
+    if let Some(t) = b.initializer_timeout {
+        if t != 0 || !spec.initializer_handler.is_empty() {
+            spec.initializer_timeout = validate::initializer_timeout(t)?;
+        }
+    }
+    if !spec.initializer_handler.is_empty() && spec.initializer_timeout == 0 {
+        return Err(Invalid::InitializerTimeout(0).into());
+    }
+    if let Some(h) = &b.pre_stop_handler {
+        if !h.is_empty() {
+            validate::handler(runtime, h)?;
+        }
+        spec.pre_stop_handler = h.clone();
+    }
+    if let Some(t) = b.pre_stop_timeout {
+        if !(0..=i64::from(limits::PRE_STOP_TIMEOUT_MAX)).contains(&t) {
+            return Err(Invalid::Parameter(format!(
+                "pre_stop_timeout {t} is invalid: use 0 to {} seconds",
+                limits::PRE_STOP_TIMEOUT_MAX
+            ))
+            .into());
+        }
+        spec.pre_stop_timeout = t as u32;
+    }
+    if let Some(sc) = &b.strategy_config {
+        if let Some(n) = sc.concurrent_num {
+            if !(1..=i64::from(limits::CONCURRENT_NUM_MAX)).contains(&n) {
+                return Err(Invalid::Parameter(format!(
+                    "strategy_config.concurrent_num {n} is invalid: use 1 to 1000"
+                ))
+                .into());
+            }
+            spec.strategy_config.concurrent_num = n as u32;
+        }
+        if let Some(c) = sc.concurrency {
+            if !(-1..=i64::from(limits::MAX_INSTANCE_NUM_MAX)).contains(&c) {
+                return Err(Invalid::Parameter(format!(
+                    "strategy_config.concurrency {c} is invalid: use -1 to 1000"
+                ))
+                .into());
+            }
+            spec.strategy_config.concurrency = c as i32;
+        }
+    }
+    if let Some(list) = &b.depend_version_list {
+        check_dependencies(list)?;
+        spec.depend_version_list = list.clone();
+    }
+    Ok(runtime)
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: CreateBody = parse_json(&body)?;
+    let rec = create_function(&state, &project, &b).await?;
+    Ok(Json(wire::function_json(&rec, &state.region)))
+}
+
+/// Creates the demo Custom function `name` unless it exists.
+pub async fn create_demo_function(
+    state: &SharedState,
+    project: &str,
+    name: &str,
+    bootstrap: &[u8],
+) -> ApiResult<()> {
+    if state
+        .store
+        .get_function(project, fgs_core::DEFAULT_PACKAGE, name)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let b = CreateBody {
+        func_name: Some(name.to_string()),
+        runtime: Some("Custom".into()),
+        handler: Some("bootstrap".into()),
+        timeout: Some(30),
+        memory_size: Some(128),
+        code_type: Some("inline".into()),
+        func_code: Some(FuncCode {
+            file: Some(base64::engine::general_purpose::STANDARD.encode(bootstrap)),
+            link: None,
+        }),
+        description: Some("fgs demo: a Custom runtime in POSIX sh".into()),
+        ..CreateBody::default()
+    };
+    create_function(state, project, &b).await.map(|_| ())
+}
+
+async fn create_function(
+    state: &SharedState,
+    project: &str,
+    b: &CreateBody,
+) -> ApiResult<FunctionRecord> {
+    let project = project.to_string();
+    let name = b.func_name.clone().unwrap_or_default();
+    if !validate::func_name_ok(&name) {
+        return Err(Invalid::FuncName(name).into());
+    }
+    let package = b
+        .package
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| fgs_core::DEFAULT_PACKAGE.to_string());
+    if !validate::package_name_ok(&package) {
+        return Err(Invalid::Package(package).into());
+    }
+    if b.runtime.as_deref().unwrap_or("").is_empty() {
+        return Err(Invalid::Runtime(String::new(), "see the documentation".into()).into());
+    }
+    let mut spec = FunctionSpec {
+        runtime: String::new(),
+        handler: String::new(),
+        timeout: 3,
+        memory_size: 128,
+        user_data: String::new(),
+        encrypted_user_data: String::new(),
+        description: String::new(),
+        initializer_handler: String::new(),
+        initializer_timeout: 0,
+        pre_stop_handler: String::new(),
+        pre_stop_timeout: 0,
+        depend_version_list: Vec::new(),
+        strategy_config: StrategyConfig::default(),
+        max_instance_num: limits::MAX_INSTANCE_NUM_DEFAULT,
+    };
+    let runtime = apply_config(&mut spec, b)?;
+    let (code_type, filename, zip) = code_package(
+        runtime,
+        b.code_type.as_deref(),
+        b.code_filename.as_deref(),
+        b.func_code.as_ref(),
+    )?;
+    let stored = store_package(state, zip).await?;
+    let now = now_ms();
+    let rec = FunctionRecord {
+        project: project.clone(),
+        package,
+        name,
+        func_id: uuid::Uuid::new_v4().to_string(),
+        spec,
+        code: CodeInfo {
+            code_type,
+            code_filename: filename,
+            sha256: stored.sha256.clone(),
+            digest: stored.digest,
+            size: stored.size,
+        },
+        reserved: Reserved::default(),
+        created_ms: now,
+        modified_ms: now,
+        revision: 1,
+    };
+    if let Err(e) = state
+        .store
+        .create_function(rec.clone(), FUNCTIONS_PER_PROJECT)
+        .await
+    {
+        discard_package(state, &stored.sha256).await;
+        return Err(e.into());
+    }
+    tracing::info!(
+        project,
+        package = rec.package,
+        name = rec.name,
+        "function created"
+    );
+    Ok(rec)
+}
+
+pub async fn list(
+    State(state): State<SharedState>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let num = |k: &str, default: u64, max: u64| -> ApiResult<u64> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                ApiError::bad_request(format!("{k} {v:?} is invalid: use 0 to {max}"))
+            }),
+        }
+    };
+    let marker = num("marker", 0, u64::MAX)?;
+    let maxitems = num("maxitems", 400, 400)?.max(1);
+    let package = q
+        .get("package_name")
+        .filter(|p| !p.is_empty())
+        .map(String::as_str);
+    let page = state
+        .store
+        .list_functions(&project, package, marker, maxitems)
+        .await?;
+    let functions: Vec<Value> = page
+        .functions
+        .iter()
+        .map(|r| wire::function_json(r, &state.region))
+        .collect();
+    Ok(Json(json!({
+        "functions": functions,
+        "next_marker": page.next_marker,
+        "count": page.count,
+    })))
+}
+
+pub async fn get_config(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let rec = load(&state, &project, &r).await?;
+    Ok(Json(wire::function_json(&rec, &state.region)))
+}
+
+/// Saves a changed record and tells the invoker; the optimistic revision check makes two
+/// concurrent updates one success and one 409 rather than a lost write.
+async fn save(state: &SharedState, mut rec: FunctionRecord) -> ApiResult<FunctionRecord> {
+    let expected = rec.revision;
+    rec.revision += 1;
+    rec.modified_ms = now_ms();
+    state.store.update_function(&rec, expected).await?;
+    state.invoker.function_changed(&FunctionKey {
+        project: rec.project.clone(),
+        package: rec.package.clone(),
+        name: rec.name.clone(),
+    });
+    Ok(rec)
+}
+
+pub async fn put_config(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let b: CreateBody = parse_json(&body)?;
+    let mut rec = load(&state, &project, &r).await?;
+    if let Some(n) = &b.func_name {
+        if n != &rec.name {
+            return Err(Invalid::FuncName(format!("{n} (a function cannot be renamed)")).into());
+        }
+    }
+    apply_config(&mut rec.spec, &b)?;
+    let rec = save(&state, rec).await?;
+    Ok(Json(wire::function_json(&rec, &state.region)))
+}
+
+pub async fn get_code(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let rec = load(&state, &project, &r).await?;
+    let packages = state.packages.clone();
+    let sha = rec.code.sha256.clone();
+    let zip = tokio::task::spawn_blocking(move || packages.read(&sha))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    // Inline code is shown as the source the user wrote, zip code as the archive.
+    let file = match rec.code.code_type {
+        CodeType::Inline => fgs_package::read_entry(
+            &zip,
+            &rec.code.code_filename,
+            limits::INLINE_CODE_MAX as u64,
+        )?
+        .unwrap_or_default(),
+        CodeType::Zip => zip,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(file);
+    Ok(Json(json!({
+        "func_urn": wire::function_json(&rec, &state.region)["func_urn"],
+        "func_name": rec.name,
+        "runtime": rec.spec.runtime,
+        "code_type": rec.code.code_type.as_str(),
+        "code_url": "",
+        "code_filename": rec.code.code_filename,
+        "code_size": rec.code.size,
+        "digest": rec.code.digest,
+        "last_modified": wire::rfc3339_ms(rec.modified_ms),
+        "func_code": {"file": b64, "link": ""},
+        "depend_version_list": rec.spec.depend_version_list,
+        "concurrency": rec.spec.strategy_config.concurrency,
+        "concurrent_num": rec.spec.strategy_config.concurrent_num,
+    })))
+}
+
+pub async fn put_code(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let b: CodeBody = parse_json(&body)?;
+    let mut rec = load(&state, &project, &r).await?;
+    if let Some(list) = &b.depend_version_list {
+        check_dependencies(list)?;
+    }
+    let (code_type, filename, zip) = code_package(
+        rec.spec.runtime(),
+        b.code_type.as_deref(),
+        b.code_filename.as_deref(),
+        b.func_code.as_ref(),
+    )?;
+    let stored = store_package(&state, zip).await?;
+    rec.code = CodeInfo {
+        code_type,
+        code_filename: filename,
+        sha256: stored.sha256.clone(),
+        digest: stored.digest,
+        size: stored.size,
+    };
+    if let Some(list) = b.depend_version_list {
+        rec.spec.depend_version_list = list;
+    }
+    let rec = match save(&state, rec).await {
+        Ok(rec) => rec,
+        Err(e) => {
+            discard_package(&state, &stored.sha256).await;
+            return Err(e);
+        }
+    };
+    tracing::info!(project, name = rec.name, "function code updated");
+    get_code(State(state), Path((project, urn))).await
+}
+
+pub async fn delete(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let r = function_ref(&project, &urn)?;
+    if let Some(q @ (Qualifier::Version(_) | Qualifier::Alias(_))) = &r.qualifier {
+        // No version or alias can exist yet: naming one is naming nothing.
+        let (code, what) = match q {
+            Qualifier::Alias(_) => ("FSS.1053", "alias"),
+            _ => ("FSS.1052", "version"),
+        };
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            code,
+            format!("{what} {q} of function {} does not exist", r.name),
+        ));
+    }
+    let deleted = state
+        .store
+        .delete_function(&project, &r.package, &r.name)
+        .await?;
+    if deleted.is_none() {
+        return Err(ApiError::function_not_found(&r.name));
+    }
+    state.invoker.function_changed(&key_of(&project, &r));
+    tracing::info!(
+        project,
+        package = r.package,
+        name = r.name,
+        "function deleted"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn put_max_instances(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    #[derive(serde::Deserialize)]
+    struct B {
+        max_instance_num: Option<i64>,
+    }
+    let r = function_ref(&project, &urn)?;
+    let b: B = parse_json(&body)?;
+    let n = b
+        .max_instance_num
+        .ok_or_else(|| ApiError::bad_request("max_instance_num is required"))?;
+    if !(-1..=i64::from(limits::MAX_INSTANCE_NUM_MAX)).contains(&n) {
+        return Err(ApiError::bad_request(format!(
+            "max_instance_num {n} is invalid: use -1 (unlimited) to 1000; 0 disables the function"
+        )));
+    }
+    let mut rec = load(&state, &project, &r).await?;
+    rec.spec.max_instance_num = n as i32;
+    let rec = save(&state, rec).await?;
+    Ok(Json(wire::function_json(&rec, &state.region)))
+}
+
+pub async fn put_reserved(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    #[derive(serde::Deserialize)]
+    struct B {
+        count: Option<i64>,
+        idle_mode: Option<bool>,
+    }
+    let r = function_ref(&project, &urn)?;
+    let b: B = parse_json(&body)?;
+    let count = b
+        .count
+        .ok_or_else(|| ApiError::bad_request("count is required"))?;
+    if !(0..=i64::from(limits::MAX_INSTANCE_NUM_MAX)).contains(&count) {
+        return Err(ApiError::bad_request(format!(
+            "count {count} is invalid: use 0 to 1000"
+        )));
+    }
+    let mut rec = load(&state, &project, &r).await?;
+    rec.reserved = Reserved {
+        count: count as u32,
+        idle_mode: b.idle_mode.unwrap_or(false),
+    };
+    let rec = save(&state, rec).await?;
+    Ok(Json(json!({
+        "count": rec.reserved.count,
+        "idle_mode": rec.reserved.idle_mode,
+    })))
+}
+
+pub async fn list_reserved(
+    State(state): State<SharedState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let all = state.store.all_functions().await?;
+    let list: Vec<Value> = all
+        .iter()
+        .filter(|r| r.project == project && r.reserved.count > 0)
+        .map(|r| json!({"func_urn": wire::unversioned_urn(r, &state.region), "count": r.reserved.count}))
+        .collect();
+    let n = list.len();
+    Ok(Json(json!({
+        "reservedinstances": list,
+        "page_info": {"next_marker": n, "previous_marker": 0, "current_count": n},
+        "count": n,
+    })))
+}
+
+pub async fn quotas(
+    State(state): State<SharedState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let page = state.store.list_functions(&project, None, 0, 1).await?;
+    Ok(Json(json!({"quotas": {"resources": [
+        {"type": "fgs_func_num", "quota": FUNCTIONS_PER_PROJECT, "used": page.count, "unit": ""},
+        {"type": "fgs_func_code_size", "quota": limits::ZIP_CODE_MAX / (1024 * 1024), "used": 0, "unit": "MB"},
+        {"type": "fgs_func_occurs", "quota": limits::MAX_INSTANCE_NUM_DEFAULT, "used": 0, "unit": ""},
+        {"type": "fgs_func_pat_idle_time", "quota": 0, "used": 0, "unit": "s"},
+    ]}})))
+}

@@ -1,0 +1,138 @@
+//! Sync invocation (SPEC.md 3): `POST /functions/{urn}/invocations`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
+use fgs_invoke::{InvokeOptions, Outcome};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::functions::{function_ref, key_of};
+use crate::state::SharedState;
+
+fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+}
+
+/// The last `LOG_TAIL_BYTES` of the log, cut at a line start when one is near.
+fn tail(log: &[u8]) -> &[u8] {
+    if log.len() <= LOG_TAIL_BYTES {
+        return log;
+    }
+    let cut = &log[log.len() - LOG_TAIL_BYTES..];
+    match cut.iter().position(|&b| b == b'\n') {
+        Some(i) if i + 1 < cut.len() => &cut[i + 1..],
+        _ => cut,
+    }
+}
+
+pub async fn invoke(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let r = function_ref(&project, &urn)?;
+    if body.len() > SYNC_PAYLOAD_MAX {
+        return Err(ApiError::too_large("the request payload", SYNC_PAYLOAD_MAX));
+    }
+    // The event is JSON (SPEC.md 3); an empty body is the empty event.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| ApiError::bad_json(&e))?;
+        body
+    };
+    let want_tail = header_is(&headers, "x-cff-log-type", "tail");
+    let v1 = header_is(&headers, "x-cff-request-version", "v1");
+    let outcome = state
+        .invoker
+        .invoke(
+            &key_of(&project, &r),
+            &r.qualifier_or_latest(),
+            body,
+            InvokeOptions::default(),
+        )
+        .await?;
+    Ok(respond(outcome, want_tail, v1))
+}
+
+fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
+    let log_b64 = if want_tail {
+        base64::engine::general_purpose::STANDARD.encode(tail(&o.log))
+    } else {
+        String::new()
+    };
+    let (payload, err_code) = match &o.result {
+        Ok(b) => (b.clone(), 0),
+        Err(e) => (
+            Bytes::from(serde_json::to_vec(e).expect("a function error serialises")),
+            e.code,
+        ),
+    };
+    let duration_ms = o.duration.as_secs_f64() * 1000.0;
+    let summary = json!({
+        "duration": (duration_ms * 1000.0).round() / 1000.0,
+        "billingDuration": o.billed_ms,
+        "memorySize": o.memory_size_mb,
+        "memoryUsed": (o.memory_used_mb * 1000.0).round() / 1000.0,
+    });
+    let body = if v1 {
+        Bytes::from(
+            json!({
+                "request_id": o.request_id,
+                "result": String::from_utf8_lossy(&payload),
+                "log": log_b64,
+                "status": 200,
+            })
+            .to_string(),
+        )
+    } else {
+        payload
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set("content-type", "application/json");
+    set("x-cff-request-id", &o.request_id);
+    set("x-cff-invoke-summary", &summary.to_string());
+    set("x-cff-billing-duration", &o.billed_ms.to_string());
+    set("x-func-err-code", &err_code.to_string());
+    set(
+        "x-is-func-err",
+        if o.result.is_err() { "true" } else { "false" },
+    );
+    if want_tail {
+        set("x-cff-function-log", &log_b64);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_cuts_at_a_line() {
+        let mut log = Vec::new();
+        for i in 0..1000 {
+            log.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let t = tail(&log);
+        assert!(t.len() <= LOG_TAIL_BYTES);
+        assert!(t.starts_with(b"line "));
+        assert!(t.ends_with(b"line 999\n"));
+        assert_eq!(tail(b"short\n"), b"short\n");
+    }
+}

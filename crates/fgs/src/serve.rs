@@ -1,0 +1,274 @@
+//! `fgs serve`: configuration, start-up (storage, credentials, sandbox, invoker, HTTP) and the
+//! graceful stop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use fgs_api::auth::{Credential, Keyring};
+use fgs_api::{AppState, StoreSource};
+use fgs_invoke::{FunctionKey, Invoker, InvokerConfig};
+use fgs_package::PackageStore;
+use fgs_sandbox::Sandbox;
+use fgs_store::Store;
+
+use crate::demo;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address the API listens on. Instances use 127.0.0.1:8000 and 8081-8090 themselves.
+    #[arg(long, env = "FGS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where functions, code packages and the database live.
+    #[arg(long, env = "FGS_DATA_DIR", default_value = "./fgs-data")]
+    pub data_dir: PathBuf,
+    /// Region named in function URNs.
+    #[arg(long, env = "FGS_REGION", default_value = "local")]
+    pub region: String,
+    /// How long an idle instance is kept warm (humantime: 30s, 10m, 1h).
+    #[arg(long, env = "FGS_INSTANCE_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub instance_idle_timeout: Duration,
+    /// File of credentials, one `ACCESS_KEY SECRET_KEY PROJECT_ID` per line.
+    #[arg(long, env = "FGS_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
+    /// One credential given directly (with --secret-key and --project-id).
+    #[arg(long, env = "FGS_ACCESS_KEY", hide_env_values = true)]
+    pub access_key: Option<String>,
+    #[arg(long, env = "FGS_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[arg(long, env = "FGS_PROJECT_ID")]
+    pub project_id: Option<String>,
+    /// A static token accepted in `X-Auth-Token` for any project.
+    #[arg(long, env = "FGS_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Callers that may wait per function version when all its allowed instances are busy.
+    #[arg(long, env = "FGS_QUEUE_LIMIT", default_value_t = 64)]
+    pub queue_limit: usize,
+    /// How long in-flight invocations may take to finish at shutdown.
+    #[arg(long, env = "FGS_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Create a demo function `hello` (if missing) and print how to invoke it.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+fn parse_credentials(text: &str, origin: &Path) -> Result<Vec<Credential>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [ak, sk, project] = f.as_slice() else {
+            bail!(
+                "{}:{}: expected `ACCESS_KEY SECRET_KEY PROJECT_ID`",
+                origin.display(),
+                i + 1
+            );
+        };
+        if !fgs_core::validate::project_id_ok(project) {
+            bail!(
+                "{}:{}: project id {project:?} is invalid",
+                origin.display(),
+                i + 1
+            );
+        }
+        out.push(Credential {
+            access_key: ak.to_string(),
+            secret_key: sk.to_string(),
+            project_id: project.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut s = String::new();
+    while s.len() < bytes * 2 {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(bytes * 2);
+    s
+}
+
+/// The credentials fgs accepts: from flags or the environment, from a file, or generated once on
+/// the first start and kept in the data dir.
+fn load_credentials(args: &ServeArgs) -> Result<Vec<Credential>> {
+    let mut creds = Vec::new();
+    match (&args.access_key, &args.secret_key, &args.project_id) {
+        (Some(ak), Some(sk), Some(p)) => creds.push(Credential {
+            access_key: ak.clone(),
+            secret_key: sk.clone(),
+            project_id: p.clone(),
+        }),
+        (None, None, _) => {}
+        _ => bail!("give all of --access-key, --secret-key and --project-id, or none"),
+    }
+    if let Some(path) = &args.credentials {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading credentials file {}", path.display()))?;
+        creds.extend(parse_credentials(&text, path)?);
+    }
+    if !creds.is_empty() {
+        return Ok(creds);
+    }
+    let path = args.data_dir.join("credentials");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return parse_credentials(&text, &path);
+    }
+    let cred = Credential {
+        access_key: random_hex(10).to_uppercase(),
+        secret_key: random_hex(20),
+        project_id: random_hex(16),
+    };
+    let line = format!(
+        "{} {} {}\n",
+        cred.access_key, cred.secret_key, cred.project_id
+    );
+    write_private(&path, &line)?;
+    eprintln!(
+        "Generated a credential (kept in {}):\n  access key: {}\n  secret key: {}\n  project id: {}",
+        path.display(),
+        cred.access_key,
+        cred.secret_key,
+        cred.project_id
+    );
+    Ok(vec![cred])
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let store = Store::open(&args.data_dir.join("fgs.db")).context("opening the database")?;
+    let packages = PackageStore::open(&args.data_dir).context("opening the package store")?;
+    let creds = load_credentials(&args)?;
+    let demo_project = creds[0].project_id.clone();
+    let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));
+
+    let sandbox = Sandbox::new();
+    tracing::warn!("instances run as plain process groups: no namespaces, cgroups or seccomp yet");
+    let isolation = serde_json::json!({
+        "process_group": true,
+        "namespaces": false,
+        "cgroups": false,
+        "seccomp": false,
+        "warnings": ["instances are not isolated from the host: no namespaces, cgroups or seccomp yet"],
+    });
+
+    let invoker = Invoker::new(
+        StoreSource {
+            store: store.clone(),
+            packages: packages.clone(),
+        },
+        sandbox,
+        InvokerConfig {
+            idle_timeout: args.instance_idle_timeout,
+            queue_limit: args.queue_limit,
+            stop_grace: Duration::from_secs(3),
+        },
+    );
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        packages: packages.clone(),
+        invoker: Arc::clone(&invoker),
+        keyring,
+        region: args.region.clone(),
+        isolation,
+    });
+
+    if args.demo {
+        demo::ensure(&state, &demo_project).await?;
+    }
+
+    // Idle reclaim: checked often enough that an instance outlives its idle timeout by at most
+    // a quarter of it.
+    let sweep =
+        (args.instance_idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+    let sweeper = {
+        let invoker = Arc::clone(&invoker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(sweep);
+            loop {
+                tick.tick().await;
+                let n = invoker.reclaim_idle();
+                if n > 0 {
+                    tracing::debug!(reclaimed = n, "idle instances stopped");
+                }
+            }
+        })
+    };
+
+    // Reserved instances are started ahead, before any invocation asks for them.
+    for rec in store.all_functions().await? {
+        if rec.reserved.count > 0 {
+            invoker
+                .warm(&FunctionKey {
+                    project: rec.project.clone(),
+                    package: rec.package.clone(),
+                    name: rec.name.clone(),
+                })
+                .await;
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "fgs serving");
+    println!("listening on http://{addr}");
+    if args.demo {
+        demo::print_usage(addr, &args.data_dir);
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = fgs_api::router(state).into_make_service();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    tracing::info!(grace = ?args.shutdown_grace, "stopping: no new requests, waiting for in-flight ones");
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(args.shutdown_grace, server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+    sweeper.abort();
+    invoker.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}

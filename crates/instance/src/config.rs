@@ -1,0 +1,51 @@
+//! What an instance is started with and what one invocation carries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fgs_core::Runtime;
+
+/// Everything needed to start one instance of a function version.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// A unique id, used in logs and scratch paths.
+    pub id: String,
+    pub runtime: Runtime,
+    /// The unpacked, read-only code tree on the host.
+    pub code_dir: PathBuf,
+    /// The function's environment: the `RUNTIME_*` variables and the user's (SPEC.md 4). The
+    /// API addresses are added by the instance, which alone knows them.
+    pub env: Vec<(String, String)>,
+    /// Events one instance takes at once (`strategy_config.concurrent_num`).
+    pub concurrency: u32,
+    /// How long the runtime may take to become ready.
+    pub start_timeout: Duration,
+    /// Grace between SIGTERM and SIGKILL at shutdown.
+    pub stop_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokeType {
+    Sync,
+    Async,
+}
+
+impl InvokeType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InvokeType::Sync => "sync",
+            InvokeType::Async => "async",
+        }
+    }
+}
+
+/// One event for the runtime.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub request_id: String,
+    pub body: Bytes,
+    pub invoke_type: InvokeType,
+    /// The function's timeout: the runtime must answer within it.
+    pub timeout: Duration,
+}

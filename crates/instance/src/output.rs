@@ -1,0 +1,176 @@
+//! Capture of a runtime's stdout and stderr (one pipe, so the two keep their order) and its
+//! attribution to request ids.
+//!
+//! A runtime writes its output and then posts its response. The bytes are in the pipe before the
+//! response arrives, but the reader task may not have read them yet; [`Output::drain`] asks the
+//! reader to empty the pipe before an invocation's log is closed, so that a line printed before
+//! the response always belongs to that invocation.
+
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most bytes of log kept for one invocation; the oldest go first.
+const INVOCATION_LOG_MAX: usize = 1024 * 1024;
+/// Most bytes of unattributed output kept (start-up output, shown when a start fails).
+const INSTANCE_TAIL_MAX: usize = 8 * 1024;
+/// How long closing an invocation's log waits for the reader.
+const DRAIN_WAIT: Duration = Duration::from_millis(200);
+
+#[derive(Default)]
+struct State {
+    /// Invocations in flight, with the output attributed to each so far.
+    active: Vec<(String, Vec<u8>)>,
+    /// Output that no single invocation owns.
+    unattributed: Vec<u8>,
+    eof: bool,
+}
+
+pub(crate) struct Output {
+    state: Mutex<State>,
+    drain_tx: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
+    buf.extend_from_slice(data);
+    if buf.len() > cap {
+        let cut = buf.len() - cap;
+        buf.drain(..cut);
+    }
+}
+
+impl Output {
+    /// Starts reading `reader` on a task and returns the shared capture.
+    pub(crate) fn start(reader: std::io::PipeReader) -> std::io::Result<Arc<Output>> {
+        let rx = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
+        let (drain_tx, drain_rx) = mpsc::channel(16);
+        let out = Arc::new(Output {
+            state: Mutex::new(State::default()),
+            drain_tx,
+        });
+        // The reader holds a weak reference: the capture lives as long as its instance does.
+        tokio::spawn(read_loop(rx, Arc::downgrade(&out), drain_rx));
+        Ok(out)
+    }
+
+    pub(crate) fn begin(&self, request_id: &str) {
+        let mut st = self.state.lock().expect("output lock is never poisoned");
+        st.active.push((request_id.to_string(), Vec::new()));
+    }
+
+    /// Empties the pipe into the attributed buffers, then closes and returns `request_id`'s log.
+    pub(crate) async fn finish(&self, request_id: &str) -> Vec<u8> {
+        self.drain().await;
+        let mut st = self.state.lock().expect("output lock is never poisoned");
+        match st.active.iter().position(|(id, _)| id == request_id) {
+            Some(i) => st.active.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    }
+
+    /// Waits until the reader has read everything written to the pipe so far.
+    pub(crate) async fn drain(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.drain_tx.send(tx).await.is_ok() {
+            let _ = tokio::time::timeout(DRAIN_WAIT, rx).await;
+        }
+    }
+
+    /// The last output no invocation owned (e.g. what a runtime printed before it failed to
+    /// start), as text.
+    pub(crate) fn unattributed_tail(&self) -> String {
+        let st = self.state.lock().expect("output lock is never poisoned");
+        String::from_utf8_lossy(&st.unattributed).into_owned()
+    }
+
+    /// Attributes complete lines: to the one invocation in flight, or, when none or several are,
+    /// to the instance (a concurrent runtime's lines cannot be told apart).
+    fn record(&self, lines: &[u8]) {
+        let mut st = self.state.lock().expect("output lock is never poisoned");
+        if st.active.len() == 1 {
+            push_capped(&mut st.active[0].1, lines, INVOCATION_LOG_MAX);
+        } else {
+            push_capped(&mut st.unattributed, lines, INSTANCE_TAIL_MAX);
+        }
+    }
+
+    fn mark_eof(&self) {
+        self.state
+            .lock()
+            .expect("output lock is never poisoned")
+            .eof = true;
+    }
+}
+
+/// Reads whatever the pipe holds now. Returns false at end of file.
+fn read_available(rx: &pipe::Receiver, buf: &mut [u8], partial: &mut Vec<u8>) -> bool {
+    loop {
+        match rx.try_read(buf) {
+            Ok(0) => return false,
+            Ok(n) => partial.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Hands complete lines to the capture; with `all`, the unfinished last line too.
+fn flush_lines(out: &Output, partial: &mut Vec<u8>, all: bool) {
+    let end = if all {
+        partial.len()
+    } else {
+        match partial.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None => return,
+        }
+    };
+    if end == 0 {
+        return;
+    }
+    let mut chunk: Vec<u8> = partial.drain(..end).collect();
+    if chunk.last() != Some(&b'\n') {
+        chunk.push(b'\n');
+    }
+    out.record(&chunk);
+}
+
+async fn read_loop(
+    rx: pipe::Receiver,
+    out: Weak<Output>,
+    mut drain_rx: mpsc::Receiver<oneshot::Sender<()>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut partial = Vec::new();
+    let mut open = true;
+    while open {
+        let (all, ack) = tokio::select! {
+            ready = rx.readable() => {
+                open = ready.is_ok() && read_available(&rx, &mut buf, &mut partial);
+                (!open, None)
+            }
+            ack = drain_rx.recv() => {
+                let Some(ack) = ack else { return };
+                open = read_available(&rx, &mut buf, &mut partial);
+                (true, Some(ack))
+            }
+        };
+        let Some(o) = out.upgrade() else { return };
+        flush_lines(&o, &mut partial, all);
+        if !open {
+            o.mark_eof();
+        }
+        drop(o);
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+    }
+    // The runtime is gone; answer drains at once until the instance is dropped.
+    while let Some(ack) = drain_rx.recv().await {
+        let _ = ack.send(());
+    }
+}

@@ -1,0 +1,291 @@
+//! The instance's own Runtime API (SPEC.md 4), served on a listener only that instance reaches:
+//! the runtime long-polls `GET /v1/runtime/invocation/request` for its next event and posts the
+//! result to `.../response/{id}` or `.../error/{id}`; `POST /v1/runtime/init/error` reports a
+//! failed start.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fgs_core::func_error::codes;
+use fgs_core::limits::SYNC_PAYLOAD_MAX;
+use fgs_core::FunctionError;
+use http::{Method, Request as HttpRequest, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Request;
+use crate::output::Output;
+
+/// An event waiting for the runtime to ask for it.
+pub(crate) struct Pending {
+    pub request: Request,
+    pub reply: oneshot::Sender<RuntimeReply>,
+}
+
+pub(crate) enum RuntimeReply {
+    Response(Bytes),
+    Error(FunctionError),
+}
+
+/// How far the runtime got in starting.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StartState {
+    Starting,
+    /// The runtime asked for its first event.
+    Ready,
+    /// The runtime reported `POST /v1/runtime/init/error`.
+    InitFailed(FunctionError),
+}
+
+pub(crate) struct ApiState {
+    pub queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    /// Events the runtime has taken and not yet answered, by request id.
+    pub inflight: Mutex<HashMap<String, oneshot::Sender<RuntimeReply>>>,
+    pub start: watch::Sender<StartState>,
+    pub output: Arc<Output>,
+}
+
+impl ApiState {
+    fn take_inflight(&self, id: &str) -> Option<oneshot::Sender<RuntimeReply>> {
+        self.inflight
+            .lock()
+            .expect("inflight lock is never poisoned")
+            .remove(id)
+    }
+
+    /// Drops every waiting and in-flight event: their invokers see the runtime gone.
+    pub(crate) async fn abandon_all(&self) {
+        self.inflight
+            .lock()
+            .expect("inflight lock is never poisoned")
+            .clear();
+        let mut q = self.queue.lock().await;
+        q.close();
+        while q.try_recv().is_ok() {}
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
+    json(
+        status,
+        serde_json::json!({"errorType": error_type, "errorMessage": message}).to_string(),
+    )
+}
+
+/// Accepts connections from the instance until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(Arc::clone(&state), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<ApiState>,
+    req: HttpRequest<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let resp = match (&method, path.as_str()) {
+        (&Method::GET, "/v1/runtime/invocation/request") => next_event(&state).await,
+        (&Method::POST, "/v1/runtime/init/error") => {
+            let body = read_body(req, 64 * 1024).await.unwrap_or_default();
+            let err = parse_error(codes::INIT_FAILED, &body);
+            state.start.send_replace(StartState::InitFailed(err));
+            json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+        }
+        (&Method::POST, p) => {
+            if let Some(id) = p.strip_prefix("/v1/runtime/invocation/response/") {
+                respond(&state, id.to_string(), req).await
+            } else if let Some(id) = p.strip_prefix("/v1/runtime/invocation/error/") {
+                let id = id.to_string();
+                let body = read_body(req, SYNC_PAYLOAD_MAX).await.unwrap_or_default();
+                match state.take_inflight(&id) {
+                    Some(tx) => {
+                        let _ = tx.send(RuntimeReply::Error(parse_error(
+                            codes::FUNCTION_RAISED,
+                            &body,
+                        )));
+                        json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+                    }
+                    None => unknown_request(&id),
+                }
+            } else {
+                not_found(&path)
+            }
+        }
+        _ => not_found(&path),
+    };
+    Ok(resp)
+}
+
+fn not_found(path: &str) -> Response<Body> {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("no such runtime API path: {path}"),
+    )
+}
+
+fn unknown_request(id: &str) -> Response<Body> {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "InvalidRequestID",
+        &format!("request id {id:?} is not in flight in this instance"),
+    )
+}
+
+async fn next_event(state: &ApiState) -> Response<Body> {
+    state.start.send_if_modified(|s| {
+        if *s == StartState::Starting {
+            *s = StartState::Ready;
+            true
+        } else {
+            false
+        }
+    });
+    let pending = state.queue.lock().await.recv().await;
+    let Some(Pending { request, reply }) = pending else {
+        return api_error(
+            StatusCode::GONE,
+            "InstanceStopping",
+            "the instance is stopping",
+        );
+    };
+    state.output.begin(&request.request_id);
+    state
+        .inflight
+        .lock()
+        .expect("inflight lock is never poisoned")
+        .insert(request.request_id.clone(), reply);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("X-Cff-Request-Id", &request.request_id)
+        .header("X-CFF-Invoke-Type", request.invoke_type.as_str())
+        .header("X-Cff-Timeout-Ms", request.timeout.as_millis().to_string())
+        .body(Full::new(request.body))
+        .expect("request ids are valid header values")
+}
+
+async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Response<Body> {
+    let body = read_body(req, SYNC_PAYLOAD_MAX).await;
+    let Some(tx) = state.take_inflight(&id) else {
+        return unknown_request(&id);
+    };
+    match body {
+        Ok(b) => {
+            let _ = tx.send(RuntimeReply::Response(b));
+            json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+        }
+        Err(BodyError::TooLarge) => {
+            let msg = format!("response body exceeds the limit of {SYNC_PAYLOAD_MAX} bytes");
+            let _ = tx.send(RuntimeReply::Error(FunctionError::new(
+                codes::RESPONSE_TOO_LARGE,
+                "ResponseTooLarge",
+                &msg,
+            )));
+            api_error(StatusCode::PAYLOAD_TOO_LARGE, "ResponseTooLarge", &msg)
+        }
+        Err(BodyError::Read) => {
+            let _ = tx.send(RuntimeReply::Error(FunctionError::new(
+                codes::RUNTIME_EXITED,
+                "RuntimeError",
+                "the runtime's response could not be read",
+            )));
+            api_error(StatusCode::BAD_REQUEST, "BadBody", "body could not be read")
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Read),
+    }
+}
+
+/// A runtime's `{"errorType","errorMessage","stackTrace"}`; anything else is kept as the message.
+fn parse_error(code: u32, body: &[u8]) -> FunctionError {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        #[serde(rename = "errorType", default)]
+        error_type: Option<String>,
+        #[serde(rename = "errorMessage", default)]
+        error_message: Option<String>,
+        #[serde(rename = "stackTrace", default)]
+        stack_trace: Option<serde_json::Value>,
+    }
+    let mut err = FunctionError::new(code, "Error", String::new());
+    match serde_json::from_slice::<Wire>(body) {
+        Ok(w) => {
+            err.error_type = w.error_type.unwrap_or_else(|| "Error".into());
+            err.message = w.error_message.unwrap_or_default();
+            err.stack_trace = match w.stack_trace {
+                Some(serde_json::Value::Array(a)) => a
+                    .into_iter()
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                Some(serde_json::Value::String(s)) => s.lines().map(str::to_string).collect(),
+                _ => Vec::new(),
+            };
+        }
+        Err(_) => err.message = String::from_utf8_lossy(body).into_owned(),
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        let e = parse_error(
+            4002,
+            br#"{"errorType":"ValueError","errorMessage":"bad","stackTrace":["a","b"]}"#,
+        );
+        assert_eq!(
+            (e.error_type.as_str(), e.message.as_str()),
+            ("ValueError", "bad")
+        );
+        assert_eq!(e.stack_trace, vec!["a", "b"]);
+        let e = parse_error(4002, b"plain text");
+        assert_eq!(e.message, "plain text");
+        assert_eq!(e.code, 4002);
+    }
+}

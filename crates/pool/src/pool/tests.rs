@@ -1,0 +1,186 @@
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+
+struct FakeWorker {
+    id: usize,
+    healthy: AtomicBool,
+    stopped: Arc<AtomicUsize>,
+}
+
+impl Worker for FakeWorker {
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+    async fn stop(&self) {
+        self.stopped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct FakeLauncher {
+    launched: AtomicUsize,
+    stopped: Arc<AtomicUsize>,
+    fail: AtomicBool,
+}
+
+impl Launcher for FakeLauncher {
+    type Worker = FakeWorker;
+    type Error = &'static str;
+    async fn launch(&self) -> Result<FakeWorker, &'static str> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("boom");
+        }
+        Ok(FakeWorker {
+            id: self.launched.fetch_add(1, Ordering::SeqCst),
+            healthy: AtomicBool::new(true),
+            stopped: Arc::clone(&self.stopped),
+        })
+    }
+}
+
+fn limits(max: i32, reserved: u32) -> Limits {
+    Limits {
+        max_instances: max,
+        reserved,
+        concurrency: 1,
+        queue_limit: 1,
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn warm_reuse_after_cold_start() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    let a = pool.acquire().await.unwrap();
+    assert!(a.cold);
+    let id = a.worker().id;
+    drop(a);
+    let b = pool.acquire().await.unwrap();
+    assert!(!b.cold);
+    assert_eq!(b.worker().id, id);
+    assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_scale_out() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    assert_ne!(a.worker().id, b.worker().id);
+    assert_eq!(pool.stats().instances, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_shares_one_instance() {
+    let mut l = limits(-1, 0);
+    l.concurrency = 3;
+    let pool = Pool::new(FakeLauncher::default(), l);
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    let c = pool.acquire().await.unwrap();
+    assert_eq!((a.worker().id, b.worker().id, c.worker().id), (0, 0, 0));
+    let d = pool.acquire().await.unwrap();
+    assert_eq!(d.worker().id, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_instances_queue_then_throttle() {
+    let pool = Pool::new(FakeLauncher::default(), limits(1, 0));
+    let first = pool.acquire().await.unwrap();
+    let p2 = Arc::clone(&pool);
+    let waiter = tokio::spawn(async move { p2.acquire().await.map(|l| l.worker().id) });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(pool.stats().waiting, 1);
+    // The queue holds one caller: the next is refused at once.
+    assert!(matches!(pool.acquire().await, Err(AcquireError::Throttled)));
+    drop(first);
+    assert_eq!(waiter.await.unwrap().unwrap(), 0);
+    assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_max_instances_disables() {
+    let pool = Pool::new(FakeLauncher::default(), limits(0, 0));
+    assert!(matches!(pool.acquire().await, Err(AcquireError::Disabled)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_instances_are_reclaimed_after_the_timeout() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    drop(pool.acquire().await.unwrap());
+    assert_eq!(pool.reclaim_idle(Instant::now()), 0);
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert_eq!(pool.reclaim_idle(Instant::now()), 0);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(pool.reclaim_idle(Instant::now()), 1);
+    tokio::task::yield_now().await;
+    assert_eq!(pool.launcher().stopped.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.stats().instances, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_instances_are_never_reclaimed() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    let lease = pool.acquire().await.unwrap();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(pool.reclaim_idle(Instant::now()), 0);
+    drop(lease);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reserved_instances_start_ahead_and_stay() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 2));
+    pool.ensure_reserved();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(pool.stats().instances, 2);
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(pool.reclaim_idle(Instant::now()), 0);
+    // Both reserved instances serve warm.
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    assert!(!a.cold && !b.cold);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhealthy_instances_are_replaced() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    let a = pool.acquire().await.unwrap();
+    a.worker().healthy.store(false, Ordering::SeqCst);
+    drop(a);
+    tokio::task::yield_now().await;
+    assert_eq!(pool.launcher().stopped.load(Ordering::SeqCst), 1);
+    let b = pool.acquire().await.unwrap();
+    assert!(b.cold);
+    assert_eq!(b.worker().id, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_start_frees_its_place() {
+    let pool = Pool::new(FakeLauncher::default(), limits(1, 0));
+    pool.launcher().fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        pool.acquire().await,
+        Err(AcquireError::Start("boom"))
+    ));
+    pool.launcher().fail.store(false, Ordering::SeqCst);
+    assert!(pool.acquire().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retired_pool_stops_idle_now_and_busy_on_release() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    let busy = pool.acquire().await.unwrap();
+    drop(pool.acquire().await.unwrap());
+    let _ = pool.acquire().await; // takes the idle one again
+    pool.retire();
+    assert!(matches!(pool.acquire().await, Err(AcquireError::Retired)));
+    drop(busy);
+    tokio::task::yield_now().await;
+    assert!(pool.launcher().stopped.load(Ordering::SeqCst) >= 1);
+}

@@ -1,0 +1,84 @@
+//! The errors of the store. They name the operation and the function they concern; the backend's
+//! own error type stays behind a `Box<dyn Error>` so that `fgs-api` maps one enum whichever
+//! database sits underneath.
+
+use std::path::PathBuf;
+
+/// The underlying database error, whatever the backend.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: BackendError,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than version {known} known to this fgs"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migrating database {path} to schema version {version}")]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: BackendError,
+    },
+    #[error("function {project}/{package}/{name} already exists")]
+    FunctionExists {
+        project: String,
+        package: String,
+        name: String,
+    },
+    #[error("project {project} already has the maximum of {limit} functions")]
+    QuotaExceeded { project: String, limit: u64 },
+    #[error("function {project}/{package}/{name} not found")]
+    FunctionNotFound {
+        project: String,
+        package: String,
+        name: String,
+    },
+    #[error(
+        "function {project}/{package}/{name} was changed concurrently: expected revision {expected}"
+    )]
+    Conflict {
+        project: String,
+        package: String,
+        name: String,
+        expected: u64,
+    },
+    #[error("database {op}")]
+    Backend {
+        op: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    #[error("encoding the record of function {project}/{package}/{name}")]
+    Encode {
+        project: String,
+        package: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("decoding the stored record of function {project}/{package}/{name}")]
+    Corrupt {
+        project: String,
+        package: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("database task of {op} did not finish")]
+    Task {
+        op: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}

@@ -1,0 +1,155 @@
+//! The SQLite schema as an ordered list of scripts. Script `i` takes the database from
+//! `user_version` `i` to `i + 1`; scripts are only ever appended, never edited, because a database
+//! on a user's disk may have run any prefix of them.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: functions and settings.
+    r#"
+    CREATE TABLE functions (
+        id          INTEGER PRIMARY KEY,
+        project     TEXT    NOT NULL,
+        package     TEXT    NOT NULL,
+        name        TEXT    NOT NULL,
+        func_id     TEXT    NOT NULL,
+        revision    INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        modified_ms INTEGER NOT NULL,
+        record      TEXT    NOT NULL,
+        UNIQUE (project, package, name)
+    );
+    -- Listing is by project, optionally narrowed to a package, in creation order; `id` breaks
+    -- ties between functions created in the same millisecond so that paging is stable.
+    CREATE INDEX functions_by_project ON functions (project, created_ms, id);
+    CREATE INDEX functions_by_package ON functions (project, package, created_ms, id);
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this binary writes.
+#[cfg(test)]
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database to [`latest`], refusing one that a newer fgs has already migrated further:
+/// running old code over a newer schema could silently drop what the newer code stores.
+pub(crate) fn apply(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    apply_list(conn, path, MIGRATIONS)
+}
+
+fn apply_list(conn: &mut Connection, path: &Path, scripts: &[&str]) -> Result<(), StoreError> {
+    let known = scripts.len() as i64;
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    // IMMEDIATE takes the write lock before reading the version, so two processes opening the
+    // same fresh file cannot both run script 1.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_err)?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (i, script) in scripts.iter().enumerate().skip(found.max(0) as usize) {
+        let version = i as i64 + 1;
+        let migrate_err = |e: rusqlite::Error| StoreError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source: e.into(),
+        };
+        tx.execute_batch(script).map_err(migrate_err)?;
+        // user_version lives in the database header and is written inside the transaction, so
+        // a crash leaves either the old schema and version or the new ones.
+        tx.pragma_update(None, "user_version", version)
+            .map_err(migrate_err)?;
+    }
+    tx.commit().map_err(|e| StoreError::Migrate {
+        path: path.to_path_buf(),
+        version: known,
+        source: e.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("user_version is readable")
+    }
+
+    #[test]
+    fn scripts_run_in_order_and_only_once() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db opens");
+        let path = Path::new(":memory:");
+        apply_list(&mut conn, path, &["CREATE TABLE a (x INTEGER);"]).expect("first migration");
+        assert_eq!(version(&conn), 1);
+        // Re-running with one more script applies only the new one; re-running script 1 would
+        // fail with "table a already exists".
+        let two = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER);"];
+        apply_list(&mut conn, path, &two).expect("second migration");
+        assert_eq!(version(&conn), 2);
+        apply_list(&mut conn, path, &two).expect("nothing to do");
+        assert_eq!(version(&conn), 2);
+    }
+
+    #[test]
+    fn failed_script_rolls_back_the_whole_batch() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db opens");
+        let path = Path::new(":memory:");
+        let scripts = ["CREATE TABLE a (x INTEGER);", "THIS IS NOT SQL;"];
+        let err = apply_list(&mut conn, path, &scripts).expect_err("bad script must fail");
+        assert!(
+            matches!(err, StoreError::Migrate { version: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(version(&conn), 0);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sqlite_master is readable");
+        assert_eq!(tables, 0, "script 1 must be rolled back with script 2");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db opens");
+        conn.pragma_update(None, "user_version", 5)
+            .expect("user_version is writable");
+        let err = apply_list(&mut conn, Path::new(":memory:"), &["SELECT 1;"])
+            .expect_err("newer schema must be refused");
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 5,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
