@@ -1,7 +1,6 @@
 //! One running instance: start, invoke, stop.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +13,7 @@ use fgs_sandbox::{ExecSpec, ProcessHandle, Sandbox, SandboxError, Signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
+use crate::adapters;
 use crate::config::{InstanceConfig, Request};
 use crate::output::Output;
 use crate::runtime_api::{self, ApiState, Pending, RuntimeReply, StartState};
@@ -108,19 +108,7 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
 impl Instance {
     /// Starts a runtime and waits until it is ready to take its first event.
     pub async fn start(sandbox: &Sandbox, cfg: InstanceConfig) -> Result<Instance, StartError> {
-        let (program, args) = match cfg.runtime {
-            Runtime::Custom => {
-                let bootstrap = cfg.code_dir.join("bootstrap");
-                let executable = std::fs::metadata(&bootstrap)
-                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                    .unwrap_or(false);
-                if !executable {
-                    return Err(StartError::BootstrapMissing(bootstrap));
-                }
-                (bootstrap, Vec::new())
-            }
-            other => return Err(StartError::UnsupportedRuntime(other)),
-        };
+        let (program, args) = adapters::command(&cfg)?;
 
         let mut prepared = sandbox.prepare()?;
         let api_addr = prepared.api_addr().to_string();

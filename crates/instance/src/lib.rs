@@ -5,6 +5,7 @@
 //! decides when instances start and stop, this crate makes one work.
 #![forbid(unsafe_code)]
 
+mod adapters;
 mod config;
 mod instance;
 mod output;
