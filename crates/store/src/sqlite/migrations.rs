@@ -33,6 +33,46 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: published versions, aliases and the durable async invocation queue. Rows belong to a
+    // function row and go with it.
+    r#"
+    CREATE TABLE versions (
+        id          INTEGER PRIMARY KEY,
+        function_id INTEGER NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+        version     TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        record      TEXT    NOT NULL,
+        UNIQUE (function_id, version)
+    );
+
+    CREATE TABLE aliases (
+        id          INTEGER PRIMARY KEY,
+        function_id INTEGER NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+        alias       TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        record      TEXT    NOT NULL,
+        UNIQUE (function_id, alias)
+    );
+
+    CREATE TABLE async_invocations (
+        request_id      TEXT    PRIMARY KEY,
+        function_id     INTEGER NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+        qualifier       TEXT    NOT NULL,
+        status          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_ms      INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        started_ms      INTEGER,
+        ended_ms        INTEGER,
+        error_code      INTEGER,
+        error_message   TEXT,
+        body            BLOB    NOT NULL,
+        extra           TEXT    NOT NULL DEFAULT '{}'
+    );
+    -- The dispatcher claims due events in time order; listings are per function, newest first.
+    CREATE INDEX async_due ON async_invocations (status, next_attempt_ms);
+    CREATE INDEX async_by_function ON async_invocations (function_id, created_ms);
+    "#,
 ];
 
 /// The schema version this binary writes.
