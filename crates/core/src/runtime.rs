@@ -1,6 +1,10 @@
-//! Runtime names FunctionGraph accepts (SPEC.md 4) and what family each belongs to.
+//! Runtime names FunctionGraph accepts (SPEC.md 4), what family each belongs to, and the
+//! [`RuntimeTable`] that maps each name to an interpreter installed on the host. Finding the
+//! interpreters is I/O and lives in `fgs-instance`; choosing among them is here.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A runtime name as written in a function's `runtime` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +114,160 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// Which language an interpreter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    Python,
+    NodeJs,
+}
+
+impl Runtime {
+    /// The language of a built-in runtime; `None` for Custom and http, which bring their own.
+    pub fn language(&self) -> Option<(Language, (u32, u32))> {
+        match self {
+            Runtime::Python(v) => Some((Language::Python, v.version())),
+            Runtime::NodeJs(v) => Some((Language::NodeJs, v.version())),
+            Runtime::Custom | Runtime::Http => None,
+        }
+    }
+}
+
+/// An interpreter binary found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    pub language: Language,
+    /// The real binary (symlinks and version-manager shims resolved).
+    pub path: PathBuf,
+    /// `(major, minor, patch)`.
+    pub version: (u32, u32, u32),
+    /// The installation prefix (`sys.base_prefix`, or the dir above node's `bin/`): what an
+    /// instance must see read-only for the interpreter to run.
+    pub prefix: PathBuf,
+}
+
+impl Interpreter {
+    pub fn version_string(&self) -> String {
+        let (a, b, c) = self.version;
+        format!("{a}.{b}.{c}")
+    }
+}
+
+/// What a runtime name runs on here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Custom and http: the function brings its own `bootstrap`.
+    Bootstrap,
+    /// The interpreter of the exact major.minor the name asks for.
+    Exact(Arc<Interpreter>),
+    /// No interpreter of that major.minor; this is the nearest installed one.
+    Nearest(Arc<Interpreter>),
+    /// No interpreter of the language at all: functions of this runtime are refused.
+    Missing,
+}
+
+impl Availability {
+    pub fn interpreter(&self) -> Option<&Arc<Interpreter>> {
+        match self {
+            Availability::Exact(i) | Availability::Nearest(i) => Some(i),
+            Availability::Bootstrap | Availability::Missing => None,
+        }
+    }
+
+    /// The warning a function of `runtime` gets in its log when it runs on another minor.
+    pub fn warning(&self, runtime: Runtime) -> Option<String> {
+        match self {
+            Availability::Nearest(i) => Some(format!(
+                "runtime {runtime} runs on {} {} ({}): no interpreter of that version is installed",
+                lang_name(i.language),
+                i.version_string(),
+                i.path.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn lang_name(l: Language) -> &'static str {
+    match l {
+        Language::Python => "Python",
+        Language::NodeJs => "Node.js",
+    }
+}
+
+/// Every runtime name with what it runs on, decided once at start-up (SPEC.md 4: each name maps
+/// to the interpreter installed on the host; a name with none is refused at create time).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeTable {
+    entries: Vec<(Runtime, Availability)>,
+    installed: Vec<Arc<Interpreter>>,
+}
+
+impl RuntimeTable {
+    /// Maps every runtime name to the best of `installed`: the same major.minor, else the
+    /// same major with the nearest minor (the newer on a tie), else the nearest major.
+    pub fn from_installed(installed: Vec<Interpreter>) -> RuntimeTable {
+        let installed: Vec<Arc<Interpreter>> = installed.into_iter().map(Arc::new).collect();
+        let entries = Runtime::all()
+            .map(|rt| {
+                let Some((lang, (major, minor))) = rt.language() else {
+                    return (rt, Availability::Bootstrap);
+                };
+                let best = installed
+                    .iter()
+                    .filter(|i| i.language == lang)
+                    .min_by_key(|i| {
+                        let (ma, mi, _) = i.version;
+                        (
+                            ma.abs_diff(major),
+                            mi.abs_diff(minor),
+                            // Newer minor first on a tie: it gets security fixes longer.
+                            // Same minor: the first found (system dirs come first).
+                            std::cmp::Reverse((ma, mi)),
+                        )
+                    });
+                let av = match best {
+                    None => Availability::Missing,
+                    Some(i) if (i.version.0, i.version.1) == (major, minor) => {
+                        Availability::Exact(Arc::clone(i))
+                    }
+                    Some(i) => Availability::Nearest(Arc::clone(i)),
+                };
+                (rt, av)
+            })
+            .collect();
+        RuntimeTable { entries, installed }
+    }
+
+    pub fn get(&self, rt: Runtime) -> &Availability {
+        self.entries
+            .iter()
+            .find(|(r, _)| *r == rt)
+            .map(|(_, a)| a)
+            .unwrap_or(&Availability::Missing)
+    }
+
+    /// Every runtime name in FunctionGraph's order, with what it runs on.
+    pub fn entries(&self) -> &[(Runtime, Availability)] {
+        &self.entries
+    }
+
+    /// Every interpreter found, whether a runtime name uses it or not.
+    pub fn installed(&self) -> &[Arc<Interpreter>] {
+        &self.installed
+    }
+
+    /// Whether functions of `rt` can be created here; the reason when not.
+    pub fn check(&self, rt: Runtime) -> Result<(), String> {
+        match (self.get(rt), rt.language()) {
+            (Availability::Missing, Some((lang, _))) => Err(format!(
+                "no {} interpreter is installed on this fgs host; install one (see `fgs runtimes`) and restart fgs",
+                lang_name(lang)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +283,62 @@ mod tests {
             "names are case-sensitive"
         );
         assert_eq!(Runtime::parse("Java8"), None);
+    }
+
+    fn interp(language: Language, version: (u32, u32, u32)) -> Interpreter {
+        Interpreter {
+            language,
+            path: PathBuf::from(format!("/usr/bin/x{}.{}", version.0, version.1)),
+            version,
+            prefix: PathBuf::from("/usr"),
+        }
+    }
+
+    #[test]
+    fn exact_then_nearest_then_missing() {
+        let t = RuntimeTable::from_installed(vec![
+            interp(Language::Python, (3, 11, 2)),
+            interp(Language::Python, (3, 9, 18)),
+            interp(Language::Python, (3, 13, 0)),
+        ]);
+        let py = |v| t.get(Runtime::Python(v)).interpreter().map(|i| i.version);
+        assert!(matches!(
+            t.get(Runtime::Python(PythonVersion::V3_9)),
+            Availability::Exact(_)
+        ));
+        assert_eq!(py(PythonVersion::V3_9), Some((3, 9, 18)));
+        // 3.10 is one minor from both 3.9 and 3.11: the newer wins.
+        assert_eq!(py(PythonVersion::V3_10), Some((3, 11, 2)));
+        assert_eq!(py(PythonVersion::V3_12), Some((3, 13, 0)));
+        assert_eq!(py(PythonVersion::V3_6), Some((3, 9, 18)));
+        let w = t
+            .get(Runtime::Python(PythonVersion::V3_12))
+            .warning(Runtime::Python(PythonVersion::V3_12));
+        assert!(w.unwrap().contains("Python 3.13.0"));
+        assert_eq!(
+            t.get(Runtime::NodeJs(NodeVersion::V20_15)),
+            &Availability::Missing
+        );
+        let msg = t.check(Runtime::NodeJs(NodeVersion::V20_15)).unwrap_err();
+        assert!(msg.contains("Node.js"), "{msg}");
+        assert!(t.check(Runtime::Custom).is_ok());
+        assert_eq!(t.get(Runtime::Http), &Availability::Bootstrap);
+    }
+
+    #[test]
+    fn nearest_major_for_node() {
+        let t = RuntimeTable::from_installed(vec![interp(Language::NodeJs, (20, 20, 2))]);
+        for v in [
+            NodeVersion::V16_17,
+            NodeVersion::V18_15,
+            NodeVersion::V20_15,
+        ] {
+            let i = t.get(Runtime::NodeJs(v)).interpreter().unwrap();
+            assert_eq!(i.version, (20, 20, 2));
+        }
+        assert!(matches!(
+            t.get(Runtime::NodeJs(NodeVersion::V20_15)),
+            Availability::Nearest(_)
+        ));
     }
 }

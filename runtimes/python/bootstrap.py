@@ -1,0 +1,400 @@
+"""fgs runtime for Python 3 handlers (fgs SPEC.md section 4).
+
+Speaks the instance's Runtime API exactly like a Custom runtime would: long-polls
+GET /v1/runtime/invocation/request on one keep-alive connection, runs the `file.func` handler
+named by RUNTIME_HANDLER with the event and a FunctionGraph context object, and posts the result
+to .../response/{id} or .../error/{id}. Standard library only: it runs on every Python 3 an
+operator has installed, without pip.
+
+fgs writes this file into a read-only runtime directory and starts it with the interpreter mapped
+to the function's runtime name, `-u -B`, and cwd at the code root. Output goes to a pipe that fgs
+attributes to the invocation in flight, so everything is written unbuffered.
+"""
+
+import datetime
+import http.client
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+
+ENV = os.environ
+API_ADDR = ENV.get("RUNTIME_API_ADDR", "")
+CODE_ROOT = ENV.get("RUNTIME_CODE_ROOT") or os.getcwd()
+SHIM_FILE = os.path.abspath(__file__) if "__file__" in globals() else ""
+
+# Error codes fgs gives meaning to (SPEC.md 3); a runtime may name them in `errorCode`.
+HANDLER_NOT_FOUND = 4001
+INIT_TIMEOUT = 4211
+
+
+def _user_data():
+    try:
+        data = json.loads(ENV.get("RUNTIME_USERDATA") or "{}")
+        return data if isinstance(data, dict) else {}
+    except ValueError:
+        return {}
+
+
+USER_DATA = _user_data()
+
+
+def _int_env(name, default=0):
+    try:
+        return int(ENV.get(name, default))
+    except ValueError:
+        return default
+
+
+def _now_iso():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+
+
+def _write(text):
+    out = sys.stdout
+    out.write(text)
+    out.flush()
+
+
+def _new_id():
+    h = os.urandom(16).hex()
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+class Logger:
+    """FunctionGraph's logger: `<ISO-8601 UTC with ms> <request id> <LEVEL> <message>`."""
+
+    def __init__(self, request_id):
+        self._request_id = request_id
+
+    def _log(self, level, message, *args):
+        if args:
+            try:
+                message = str(message) % args
+            except TypeError:
+                message = " ".join([str(message)] + [str(a) for a in args])
+        _write("%s %s %s %s\n" % (_now_iso(), self._request_id, level, message))
+
+    def debug(self, message, *args):
+        self._log("DEBUG", message, *args)
+
+    def info(self, message, *args):
+        self._log("INFO", message, *args)
+
+    def warn(self, message, *args):
+        self._log("WARN", message, *args)
+
+    warning = warn
+
+    def error(self, message, *args):
+        self._log("ERROR", message, *args)
+
+    def setLevel(self, level):  # noqa: N802 - FunctionGraph's spelling
+        """Accepted for compatibility; fgs keeps every level."""
+
+
+class Context:
+    """The context object of FunctionGraph's Python runtime (SPEC.md 4)."""
+
+    def __init__(self, request_id, timeout_ms, headers=None):
+        self._request_id = request_id
+        self._deadline = time.monotonic() + timeout_ms / 1000.0
+        self._headers = headers
+        self._logger = Logger(request_id)
+
+    def _header(self, name):
+        if self._headers is None:
+            return ""
+        return self._headers.get(name) or ""
+
+    def getRequestID(self):  # noqa: N802
+        return self._request_id
+
+    def getRemainingTimeInMilliSeconds(self):  # noqa: N802
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def getUserData(self, key, default=None):  # noqa: N802
+        return USER_DATA.get(key, default)
+
+    def getFunctionName(self):  # noqa: N802
+        return ENV.get("RUNTIME_FUNC_NAME", "")
+
+    def getVersion(self):  # noqa: N802
+        return ENV.get("RUNTIME_FUNC_VERSION", "")
+
+    def getMemorySize(self):  # noqa: N802
+        return _int_env("RUNTIME_MEMORY")
+
+    def getCPUNumber(self):  # noqa: N802
+        return _int_env("RUNTIME_CPU")
+
+    def getPackage(self):  # noqa: N802
+        return ENV.get("RUNTIME_PACKAGE", "")
+
+    def getProjectID(self):  # noqa: N802
+        return ENV.get("RUNTIME_PROJECT_ID", "")
+
+    def getRunningTimeInSeconds(self):  # noqa: N802
+        # FunctionGraph's name for the function's timeout, not the time spent so far.
+        return _int_env("RUNTIME_TIMEOUT")
+
+    def getAlias(self):  # noqa: N802
+        return self._header("X-Cff-Alias")
+
+    def getLogger(self):  # noqa: N802
+        return self._logger
+
+    def getAccessKey(self):  # noqa: N802
+        return self._header("X-CFF-Access-Key")
+
+    def getSecretKey(self):  # noqa: N802
+        return self._header("X-CFF-Secret-Key")
+
+    def getToken(self):  # noqa: N802
+        return self._header("X-CFF-Auth-Token")
+
+    def getSecurityAccessKey(self):  # noqa: N802
+        return self._header("X-CFF-Security-Access-Key")
+
+    def getSecuritySecretKey(self):  # noqa: N802
+        return self._header("X-CFF-Security-Secret-Key")
+
+    def getSecurityToken(self):  # noqa: N802
+        return self._header("X-CFF-Security-Token")
+
+
+class RuntimeApi:
+    """One persistent HTTP/1.1 connection to the instance's Runtime API."""
+
+    def __init__(self, addr):
+        self._addr = addr
+        self._conn = None
+
+    def call(self, method, path, body=None):
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self._addr)
+                self._conn.connect()
+                # Request and response are small: do not let Nagle hold them back.
+                self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                self._conn.request(method, path, body=body, headers=headers)
+                resp = self._conn.getresponse()
+                return resp, resp.read()
+            except (OSError, http.client.HTTPException):
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+API = RuntimeApi(API_ADDR)
+
+
+class FunctionFailure(Exception):
+    """An error to report as is: `{"errorCode","errorType","errorMessage","stackTrace"}`."""
+
+    def __init__(self, body):
+        Exception.__init__(self, body.get("errorMessage", ""))
+        self.body = body
+
+
+def _trace(tb):
+    frames = [f for f in traceback.extract_tb(tb) if f.filename != SHIM_FILE]
+    return [line.rstrip("\n") for line in traceback.format_list(frames)]
+
+
+def _error_body(exc):
+    if isinstance(exc, FunctionFailure):
+        return exc.body
+    return {
+        "errorType": type(exc).__name__,
+        "errorMessage": str(exc),
+        "stackTrace": _trace(exc.__traceback__),
+    }
+
+
+def _print_exception(exc):
+    if isinstance(exc, FunctionFailure):
+        return
+    sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    sys.stderr.flush()
+
+
+def _set_paths():
+    # SPEC.md 4: the code root and its `python/` are importable; dependencies come in
+    # PYTHONPATH, which Python has already put on sys.path.
+    for p in (os.path.join(CODE_ROOT, "python"), CODE_ROOT):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
+def _load(spec, what):
+    """The function named `file.func` (or `pkg.file.func`) in the code."""
+    module_name, _, func_name = spec.rpartition(".")
+    if not module_name or not func_name:
+        raise FunctionFailure({
+            "errorCode": HANDLER_NOT_FOUND,
+            "errorType": "HandlerNotFound",
+            "errorMessage": '%s "%s" is not of the form file.function' % (what, spec),
+        })
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module_name.split(".")[0] != e.name.split(".")[0]:
+            raise  # the module exists but imports something missing: its own error
+        raise FunctionFailure({
+            "errorCode": HANDLER_NOT_FOUND,
+            "errorType": "HandlerNotFound",
+            "errorMessage": '%s "%s" is not found: no module "%s" in %s'
+            % (what, spec, module_name, CODE_ROOT),
+        })
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise FunctionFailure({
+            "errorCode": HANDLER_NOT_FOUND,
+            "errorType": "HandlerNotFound",
+            "errorMessage": '%s "%s" is not found: module "%s" has no function "%s"'
+            % (what, spec, module_name, func_name),
+        })
+    return fn
+
+
+class _Deadline(BaseException):
+    """Raised by SIGALRM in the main thread when an initializer or pre-stop overruns."""
+
+
+def _on_alarm(_signum, _frame):
+    raise _Deadline()
+
+
+def _run_with_timeout(fn, arg, seconds):
+    """Runs fn(arg) in the main thread, interrupted after `seconds` (0: no limit)."""
+    if seconds > 0:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn(arg)
+    finally:
+        if seconds > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _init_failed(body):
+    API.call("POST", "/v1/runtime/init/error", json.dumps(body).encode())
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def _initialize():
+    spec = ENV.get("RUNTIME_INITIALIZER_HANDLER", "")
+    if not spec:
+        return
+    timeout = _int_env("RUNTIME_INITIALIZER_TIMEOUT", 0)
+    ctx = Context(_new_id(), timeout * 1000 if timeout > 0 else 86400000)
+    try:
+        fn = _load(spec, "initializer")
+        _run_with_timeout(fn, ctx, timeout)
+    except _Deadline:
+        _init_failed({
+            "errorCode": INIT_TIMEOUT,
+            "errorType": "InitializerTimeout",
+            "errorMessage": "initializer %s timed out after %ds" % (spec, timeout),
+        })
+    except Exception as e:  # noqa: BLE001 - every failure of user code is reported
+        _print_exception(e)
+        body = _error_body(e)
+        body.pop("errorCode", None)  # a missing initializer is an initializer failure (4201)
+        _init_failed(body)
+
+
+def _install_pre_stop():
+    spec = ENV.get("RUNTIME_PRE_STOP_HANDLER", "")
+    if not spec:
+        return
+    timeout = _int_env("RUNTIME_PRE_STOP_TIMEOUT", 3)
+
+    def on_term(_signum, _frame):
+        ctx = Context(_new_id(), timeout * 1000)
+        try:
+            _run_with_timeout(_load(spec, "pre-stop handler"), ctx, timeout)
+        except _Deadline:
+            Logger(ctx.getRequestID()).error("pre-stop handler %s timed out after %ds" % (spec, timeout))
+        except Exception as e:  # noqa: BLE001
+            _print_exception(e)
+        sys.stdout.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _encode(result):
+    # FunctionGraph answers a returned string as it is, anything else as JSON.
+    if isinstance(result, str):
+        return result.encode("utf-8")
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result)
+    return json.dumps(result, ensure_ascii=False).encode("utf-8")
+
+
+def main():
+    if not API_ADDR:
+        sys.stderr.write("RUNTIME_API_ADDR is not set: this runtime is started by fgs\n")
+        sys.exit(2)
+    _set_paths()
+    handler = None
+    handler_error = None
+    try:
+        handler = _load(ENV.get("RUNTIME_HANDLER", ""), "handler")
+    except FunctionFailure as e:
+        handler_error = e  # answered to every event, the instance stays warm
+    except Exception as e:  # noqa: BLE001 - the code raised while loading
+        _print_exception(e)
+        _init_failed(_error_body(e))
+    _initialize()
+    _install_pre_stop()
+    warning = ENV.get("FGS_RUNTIME_WARNING", "")
+
+    while True:
+        resp, body = API.call("GET", "/v1/runtime/invocation/request")
+        if resp.status == 410:
+            return
+        if resp.status != 200:
+            time.sleep(0.05)
+            continue
+        request_id = resp.getheader("X-Cff-Request-Id", "")
+        try:
+            timeout_ms = int(resp.getheader("X-Cff-Timeout-Ms", "0"))
+        except ValueError:
+            timeout_ms = 0
+        if timeout_ms <= 0:
+            timeout_ms = _int_env("RUNTIME_TIMEOUT", 3) * 1000
+        ctx = Context(request_id, timeout_ms, resp.headers)
+        if warning:
+            ctx.getLogger().warn(warning)
+            warning = ""
+        try:
+            if handler_error is not None:
+                raise handler_error
+            try:
+                event = json.loads(body) if body else {}
+            except ValueError:
+                event = body.decode("utf-8", "replace")
+            out = _encode(handler(event, ctx))
+        except Exception as e:  # noqa: BLE001 - every failure of user code is reported
+            _print_exception(e)
+            API.call("POST", "/v1/runtime/invocation/error/" + request_id,
+                     json.dumps(_error_body(e)).encode())
+        else:
+            API.call("POST", "/v1/runtime/invocation/response/" + request_id, out)
+
+
+if __name__ == "__main__":
+    main()
