@@ -26,7 +26,12 @@ fn body_limit(path: &str) -> (usize, &'static str) {
 
 pub async fn authenticate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
+    // Nesting strips `/v2/{project}/fgs` from the URI; the signature covers the whole path.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+    let path = uri.path().to_string();
     let (limit, what) = body_limit(&path);
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -35,7 +40,7 @@ pub async fn authenticate(State(state): State<SharedState>, req: Request, next: 
     let principal = match state.keyring.verify(
         parts.method.as_str(),
         &path,
-        parts.uri.query(),
+        uri.query(),
         &parts.headers,
         &bytes,
         time::OffsetDateTime::now_utc(),

@@ -137,11 +137,35 @@ impl From<StoreError> for ApiError {
             StoreError::QuotaExceeded { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
             }
+            StoreError::VersionNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "FSS.1052", e.to_string())
+            }
+            StoreError::AliasNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "FSS.1053", e.to_string())
+            }
+            StoreError::VersionInUse { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "FSS.1066", e.to_string())
+            }
+            StoreError::VersionExists { .. } | StoreError::AliasExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
+            }
+            StoreError::TooManyVersions { .. } | StoreError::TooManyAliases { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
+            }
+            StoreError::AsyncNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "FSS.0404", e.to_string())
+            }
             StoreError::Conflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "FSS.0409",
                 format!("{e}; retry the request"),
             ),
+            StoreError::TooManyTriggers { .. } | StoreError::TooManyTestEvents { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
+            }
+            StoreError::TestEventExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
+            }
             _ => {
                 tracing::error!(error = %chain(&e), "storage failed");
                 ApiError::internal(chain(&e))
@@ -195,5 +219,11 @@ impl From<InvokeError> for ApiError {
             }
             InvokeError::Platform(m) => ApiError::internal(m),
         }
+    }
+}
+
+impl From<fgs_triggers::TriggerError> for ApiError {
+    fn from(e: fgs_triggers::TriggerError) -> ApiError {
+        ApiError::bad_request(e.to_string())
     }
 }

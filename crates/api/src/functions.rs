@@ -11,6 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use fgs_core::function::{CodeInfo, CodeType, Reserved};
 use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
+use fgs_core::runtime::RuntimeTable;
 use fgs_core::{
     validate, FunctionRecord, FunctionRef, FunctionSpec, Invalid, Qualifier, Runtime,
     StrategyConfig,
@@ -61,11 +62,19 @@ async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<
     match r.qualifier_or_latest() {
         Qualifier::Latest => {}
         Qualifier::Version(v) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "FSS.1052",
-                format!("version {v} of function {} does not exist", r.name),
-            ))
+            // A published version's configuration is its frozen snapshot.
+            return state
+                .store
+                .get_version(project, &r.package, &r.name, &v)
+                .await?
+                .map(|v| v.function)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "FSS.1052",
+                        format!("version {v} of function {} does not exist", r.name),
+                    )
+                });
         }
         Qualifier::Alias(a) => {
             return Err(ApiError::new(
@@ -82,15 +91,12 @@ async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<
         .ok_or_else(|| ApiError::function_not_found(&r.name))
 }
 
-/// A runtime this fgs can start instances of.
-fn runtime_available(rt: Runtime) -> Result<(), Invalid> {
-    match rt {
-        Runtime::Custom => Ok(()),
-        other => Err(Invalid::RuntimeUnavailable(
-            other.to_string(),
-            "this fgs runs Custom runtimes only so far".to_string(),
-        )),
-    }
+/// A runtime this fgs can start instances of: Custom and http always, Python and Node.js when
+/// an interpreter of the language was found at start-up (SPEC.md 4, refused with FSS.1005).
+fn runtime_available(runtimes: &RuntimeTable, rt: Runtime) -> Result<(), Invalid> {
+    runtimes
+        .check(rt)
+        .map_err(|why| Invalid::RuntimeUnavailable(rt.to_string(), why))
 }
 
 /// Decodes `func_code` into the zip that is stored, checking the size limits (SPEC.md 6).
@@ -177,12 +183,18 @@ fn check_dependencies(list: &[String]) -> ApiResult<()> {
 }
 
 /// Applies the fields of a create or config body onto a spec, validating each.
-fn apply_config(spec: &mut FunctionSpec, b: &CreateBody) -> ApiResult<Runtime> {
+fn apply_config(
+    spec: &mut FunctionSpec,
+    b: &CreateBody,
+    runtimes: &RuntimeTable,
+) -> ApiResult<Runtime> {
     if let Some(rt) = &b.runtime {
         spec.runtime = rt.clone();
     }
     let runtime = validate::runtime(&spec.runtime)?;
-    runtime_available(runtime)?;
+    if b.runtime.is_some() {
+        runtime_available(runtimes, runtime)?;
+    }
     if let Some(h) = &b.handler {
         spec.handler = h.clone();
     }
@@ -348,7 +360,7 @@ async fn create_function(
         strategy_config: StrategyConfig::default(),
         max_instance_num: limits::MAX_INSTANCE_NUM_DEFAULT,
     };
-    let runtime = apply_config(&mut spec, b)?;
+    let runtime = apply_config(&mut spec, b, &state.runtimes)?;
     let (code_type, filename, zip) = code_package(
         runtime,
         b.code_type.as_deref(),
@@ -374,6 +386,7 @@ async fn create_function(
         created_ms: now,
         modified_ms: now,
         revision: 1,
+        async_config: None,
     };
     if let Err(e) = state
         .store
@@ -438,7 +451,10 @@ pub async fn get_config(
 
 /// Saves a changed record and tells the invoker; the optimistic revision check makes two
 /// concurrent updates one success and one 409 rather than a lost write.
-async fn save(state: &SharedState, mut rec: FunctionRecord) -> ApiResult<FunctionRecord> {
+pub(crate) async fn save(
+    state: &SharedState,
+    mut rec: FunctionRecord,
+) -> ApiResult<FunctionRecord> {
     let expected = rec.revision;
     rec.revision += 1;
     rec.modified_ms = now_ms();
@@ -464,7 +480,7 @@ pub async fn put_config(
             return Err(Invalid::FuncName(format!("{n} (a function cannot be renamed)")).into());
         }
     }
-    apply_config(&mut rec.spec, &b)?;
+    apply_config(&mut rec.spec, &b, &state.runtimes)?;
     let rec = save(&state, rec).await?;
     Ok(Json(wire::function_json(&rec, &state.region)))
 }
@@ -552,17 +568,22 @@ pub async fn delete(
     Path((project, urn)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let r = function_ref(&project, &urn)?;
-    if let Some(q @ (Qualifier::Version(_) | Qualifier::Alias(_))) = &r.qualifier {
-        // No version or alias can exist yet: naming one is naming nothing.
-        let (code, what) = match q {
-            Qualifier::Alias(_) => ("FSS.1053", "alias"),
-            _ => ("FSS.1052", "version"),
-        };
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            code,
-            format!("{what} {q} of function {} does not exist", r.name),
-        ));
+    match &r.qualifier {
+        Some(Qualifier::Version(v)) => {
+            state
+                .store
+                .delete_version(&project, &r.package, &r.name, v)
+                .await?;
+            state.invoker.function_changed(&key_of(&project, &r));
+            tracing::info!(project, name = r.name, version = v, "version deleted");
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        Some(Qualifier::Alias(a)) => {
+            return Err(ApiError::bad_request(format!(
+                "!{a} names an alias: delete it with DELETE /functions/{{urn}}/aliases/{a}"
+            )));
+        }
+        _ => {}
     }
     let deleted = state
         .store

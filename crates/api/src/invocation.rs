@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
+use fgs_core::urn::qualified_urn;
 use fgs_invoke::{InvokeOptions, Outcome};
 use serde_json::json;
 
@@ -32,6 +33,15 @@ fn tail(log: &[u8]) -> &[u8] {
     }
 }
 
+/// The event is JSON (SPEC.md 3); an empty body is the empty event.
+pub fn event_body(body: Bytes) -> ApiResult<Bytes> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| ApiError::bad_json(&e))?;
+    Ok(body)
+}
+
 pub async fn invoke(
     State(state): State<SharedState>,
     Path((project, urn)): Path<(String, String)>,
@@ -52,14 +62,18 @@ pub async fn invoke(
     };
     let want_tail = header_is(&headers, "x-cff-log-type", "tail");
     let v1 = header_is(&headers, "x-cff-request-version", "v1");
+    let qualifier = r.qualifier_or_latest();
+    let opts = InvokeOptions {
+        invoked_urn: qualified_urn(&state.region, &project, &r.package, &r.name, &qualifier),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        ..InvokeOptions::default()
+    };
     let outcome = state
         .invoker
-        .invoke(
-            &key_of(&project, &r),
-            &r.qualifier_or_latest(),
-            body,
-            InvokeOptions::default(),
-        )
+        .invoke(&key_of(&project, &r), &qualifier, body, opts)
         .await?;
     Ok(respond(outcome, want_tail, v1))
 }

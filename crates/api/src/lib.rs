@@ -4,17 +4,23 @@
 //! shapes and knows nothing of processes: invocations go through `fgs-invoke`.
 #![forbid(unsafe_code)]
 
+mod aliases;
+mod apig;
+mod async_invoke;
 pub mod auth;
 mod authn;
 pub mod error;
 mod functions;
 mod invocation;
 pub mod state;
+mod test_events;
+pub mod triggers;
+mod versions;
 mod wire;
 
 use axum::extract::State;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 
 pub use functions::create_demo_function;
@@ -52,6 +58,35 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/functions/{urn}/invocations", post(invocation::invoke))
         .route(
+            "/functions/{urn}/invocations-async",
+            post(async_invoke::invoke),
+        )
+        .route(
+            "/functions/{urn}/async-invocations",
+            get(async_invoke::list),
+        )
+        .route("/functions/{urn}/cancel", post(async_invoke::cancel))
+        .route(
+            "/functions/{urn}/async-invoke-config",
+            get(async_invoke::get_config)
+                .put(async_invoke::put_config)
+                .delete(async_invoke::delete_config),
+        )
+        .route(
+            "/functions/{urn}/versions",
+            post(versions::publish).get(versions::list),
+        )
+        .route(
+            "/functions/{urn}/aliases",
+            post(aliases::create).get(aliases::list),
+        )
+        .route(
+            "/functions/{urn}/aliases/{alias}",
+            get(aliases::get)
+                .put(aliases::update)
+                .delete(aliases::delete),
+        )
+        .route(
             "/functions/{urn}/config-max-instance",
             put(functions::put_max_instances),
         )
@@ -60,6 +95,28 @@ pub fn router(state: SharedState) -> Router {
             put(functions::put_reserved),
         )
         .route("/quotas", get(functions::quotas))
+        .route(
+            "/functions/{urn}/events",
+            post(test_events::create).get(test_events::list),
+        )
+        .route(
+            "/functions/{urn}/events/{id}",
+            get(test_events::get)
+                .put(test_events::update)
+                .delete(test_events::delete),
+        )
+        .route(
+            "/triggers/{urn}",
+            post(triggers::create)
+                .get(triggers::list)
+                .delete(triggers::delete_all),
+        )
+        .route(
+            "/triggers/{urn}/{type}/{id}",
+            get(triggers::get)
+                .put(triggers::update)
+                .delete(triggers::delete),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -68,6 +125,10 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/v2/{project}/fgs", v2)
+        // APIG routes answer outside the /v2 authentication layer: each route checks its own
+        // `auth` (docs/triggers.md).
+        .route("/apig/{project}", any(apig::serve))
+        .route("/apig/{project}/{*path}", any(apig::serve))
         .fallback(not_found)
         .with_state(state)
 }

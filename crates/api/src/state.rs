@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use fgs_core::Qualifier;
-use fgs_invoke::{FunctionKey, FunctionSource, Invoker, ResolveError, ResolvedFunction};
+use fgs_invoke::{
+    AsyncDispatcher, FunctionKey, FunctionSource, Invoker, Resolution, ResolveError,
+    ResolvedFunction,
+};
 use fgs_package::PackageStore;
 use fgs_store::Store;
 
@@ -15,10 +18,15 @@ pub struct AppState {
     pub store: Store,
     pub packages: PackageStore,
     pub invoker: Arc<Invoker<StoreSource>>,
+    pub dispatcher: Arc<AsyncDispatcher<StoreSource>>,
     pub keyring: Keyring,
     pub region: String,
     /// What the host lets fgs enforce, reported by `GET /healthz`.
     pub isolation: serde_json::Value,
+    /// What each runtime name runs on here; creating a function of a missing one is refused.
+    pub runtimes: Arc<fgs_core::runtime::RuntimeTable>,
+    /// The running side of triggers: APIG routes and the timer scheduler.
+    pub triggers: Arc<crate::triggers::TriggerHub>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -33,28 +41,58 @@ impl FunctionSource for StoreSource {
         &self,
         key: &FunctionKey,
         qualifier: &Qualifier,
-    ) -> Result<ResolvedFunction, ResolveError> {
-        let rec = self
-            .store
-            .get_function(&key.project, &key.package, &key.name)
-            .await
-            .map_err(|e| ResolveError::Internal(chain(&e)))?
-            .ok_or_else(|| ResolveError::FunctionNotFound(key.name.clone()))?;
-        match qualifier {
-            Qualifier::Latest => {}
+    ) -> Result<Resolution, ResolveError> {
+        let internal = |e: fgs_store::StoreError| ResolveError::Internal(chain(&e));
+        let (rec, version) = match qualifier {
+            Qualifier::Latest => {
+                let rec = self
+                    .store
+                    .get_function(&key.project, &key.package, &key.name)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| ResolveError::FunctionNotFound(key.name.clone()))?;
+                (rec, fgs_core::urn::LATEST.to_string())
+            }
             Qualifier::Version(v) => {
-                return Err(ResolveError::VersionNotFound {
-                    name: key.name.clone(),
-                    version: v.clone(),
-                })
+                let found = self
+                    .store
+                    .get_version(&key.project, &key.package, &key.name, v)
+                    .await
+                    .map_err(internal)?;
+                let Some(found) = found else {
+                    return Err(self
+                        .missing(
+                            key,
+                            ResolveError::VersionNotFound {
+                                name: key.name.clone(),
+                                version: v.clone(),
+                            },
+                        )
+                        .await);
+                };
+                (found.function, found.version)
             }
             Qualifier::Alias(a) => {
-                return Err(ResolveError::AliasNotFound {
-                    name: key.name.clone(),
-                    alias: a.clone(),
-                })
+                let aliases = match self
+                    .store
+                    .list_aliases(&key.project, &key.package, &key.name)
+                    .await
+                {
+                    Err(fgs_store::StoreError::FunctionNotFound { .. }) => {
+                        return Err(ResolveError::FunctionNotFound(key.name.clone()))
+                    }
+                    other => other.map_err(internal)?,
+                };
+                return aliases
+                    .into_iter()
+                    .find(|x| &x.name == a)
+                    .map(Resolution::Alias)
+                    .ok_or_else(|| ResolveError::AliasNotFound {
+                        name: key.name.clone(),
+                        alias: a.clone(),
+                    });
             }
-        }
+        };
         let packages = self.packages.clone();
         let sha = rec.code.sha256.clone();
         // Unpacking is file work: keep it off the async workers.
@@ -62,10 +100,24 @@ impl FunctionSource for StoreSource {
             .await
             .map_err(|e| ResolveError::Internal(e.to_string()))?
             .map_err(|e| ResolveError::Internal(chain(&e)))?;
-        Ok(ResolvedFunction {
+        Ok(Resolution::Function(ResolvedFunction {
             record: Arc::new(rec),
-            version: "latest".to_string(),
+            version,
             code_dir,
-        })
+        }))
+    }
+}
+
+impl StoreSource {
+    /// A missing version of an existing function, or a missing function.
+    async fn missing(&self, key: &FunctionKey, version_missing: ResolveError) -> ResolveError {
+        match self
+            .store
+            .get_function(&key.project, &key.package, &key.name)
+            .await
+        {
+            Ok(Some(_)) => version_missing,
+            _ => ResolveError::FunctionNotFound(key.name.clone()),
+        }
     }
 }

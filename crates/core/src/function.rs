@@ -139,4 +139,6 @@ pub struct FunctionRecord {
     /// Grows by one with every change of config or code; instances of an older revision are
     /// drained and replaced.
     pub revision: u64,
+    #[serde(default)]
+    pub async_config: Option<crate::flows::AsyncInvokeConfig>,
 }

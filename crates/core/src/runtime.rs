@@ -187,6 +187,16 @@ impl Availability {
     }
 }
 
+/// Whether an interpreter runs what a runtime name promises: Python minors change the language,
+/// so only the same one does; Node.js minors of one major are backward compatible (semver), so
+/// `Node.js20.15` runs as it should on 20.20.
+fn compatible(lang: Language, (major, minor): (u32, u32), version: (u32, u32, u32)) -> bool {
+    match lang {
+        Language::Python => (version.0, version.1) == (major, minor),
+        Language::NodeJs => version.0 == major && version.1 >= minor,
+    }
+}
+
 fn lang_name(l: Language) -> &'static str {
     match l {
         Language::Python => "Python",
@@ -227,7 +237,7 @@ impl RuntimeTable {
                     });
                 let av = match best {
                     None => Availability::Missing,
-                    Some(i) if (i.version.0, i.version.1) == (major, minor) => {
+                    Some(i) if compatible(lang, (major, minor), i.version) => {
                         Availability::Exact(Arc::clone(i))
                     }
                     Some(i) => Availability::Nearest(Arc::clone(i)),
@@ -338,7 +348,19 @@ mod tests {
         }
         assert!(matches!(
             t.get(Runtime::NodeJs(NodeVersion::V20_15)),
+            Availability::Exact(_)
+        ));
+        assert!(matches!(
+            t.get(Runtime::NodeJs(NodeVersion::V18_15)),
             Availability::Nearest(_)
         ));
+        let t = RuntimeTable::from_installed(vec![interp(Language::NodeJs, (20, 9, 0))]);
+        assert!(
+            matches!(
+                t.get(Runtime::NodeJs(NodeVersion::V20_15)),
+                Availability::Nearest(_)
+            ),
+            "an older minor may lack what the function uses"
+        );
     }
 }

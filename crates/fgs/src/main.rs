@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod runtimes_cmd;
 mod serve;
 
 #[derive(Debug, Parser)]
@@ -19,7 +20,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the platform: the FunctionGraph API, the instance pools, the invokers.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// List the runtime names and the interpreter each runs on here.
+    Runtimes(runtimes_cmd::RuntimesCmd),
 }
 
 fn init_tracing() {
@@ -32,6 +35,13 @@ fn init_tracing() {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The sandbox shim must stay single-threaded: it runs before clap, tracing or tokio exist.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == fgs_sandbox::SHIM_ARG)
+    {
+        fgs_sandbox::shim_main();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -39,7 +49,8 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(serve::run(args))
+            rt.block_on(serve::run(*args))
         }
+        Command::Runtimes(cmd) => runtimes_cmd::run(cmd),
     }
 }

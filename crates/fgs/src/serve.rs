@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use fgs_api::auth::{Credential, Keyring};
 use fgs_api::{AppState, StoreSource};
-use fgs_invoke::{FunctionKey, Invoker, InvokerConfig};
+use fgs_invoke::{AsyncConfig, AsyncDispatcher, FunctionKey, Invoker, InvokerConfig};
 use fgs_package::PackageStore;
-use fgs_sandbox::Sandbox;
+use fgs_sandbox::{Isolation, Sandbox, SandboxConfig};
 use fgs_store::Store;
 
 use crate::demo;
@@ -49,9 +49,58 @@ pub struct ServeArgs {
     /// How long in-flight invocations may take to finish at shutdown.
     #[arg(long, env = "FGS_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Async invocations run at once, across all functions.
+    #[arg(long, env = "FGS_ASYNC_CONCURRENCY", default_value_t = 64)]
+    pub async_concurrency: usize,
+    /// Wait before the first retry of a failed async invocation; each next retry waits twice
+    /// as long.
+    #[arg(long, env = "FGS_ASYNC_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub async_retry_base: Duration,
     /// Create a demo function `hello` (if missing) and print how to invoke it.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub runtimes: crate::runtimes_cmd::RuntimeArgs,
+}
+
+/// How instances are isolated (docs/sandbox.md).
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// `on`: namespaces, cgroups, seccomp; `off`: plain process groups on the host, no isolation
+    /// at all (reported as a warning in the log and in /healthz).
+    #[arg(long = "sandbox", env = "FGS_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
+    pub mode: String,
+    /// Sandboxes kept prepared ahead of need, so that a cold start pays only the runtime's start.
+    #[arg(long, env = "FGS_PREWARM", default_value_t = 2)]
+    pub prewarm: usize,
+    /// Name of the cgroup instance cgroups are created under, at each hierarchy's root.
+    #[arg(long, env = "FGS_CGROUP_PARENT", default_value = "fgs")]
+    pub cgroup_parent: String,
+    /// Host directory for sandbox mount points, namespace files and pasta pid files.
+    #[arg(long, env = "FGS_SANDBOX_RUN_DIR", default_value = "/run/fgs")]
+    pub sandbox_run_dir: PathBuf,
+    /// Give instances no network beyond their own loopback (no egress, no host.fgs.internal).
+    #[arg(long, env = "FGS_NO_EGRESS")]
+    pub no_egress: bool,
+}
+
+impl SandboxArgs {
+    fn config(&self) -> SandboxConfig {
+        SandboxConfig {
+            isolation: if self.mode == "off" {
+                Isolation::Off
+            } else {
+                Isolation::Namespaces
+            },
+            cgroup_parent: self.cgroup_parent.clone(),
+            run_dir: self.sandbox_run_dir.clone(),
+            prewarm: self.prewarm,
+            egress: !self.no_egress,
+            ..SandboxConfig::default()
+        }
+    }
 }
 
 fn parse_credentials(text: &str, origin: &Path) -> Result<Vec<Credential>> {
@@ -173,35 +222,56 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));
 
-    let sandbox = Sandbox::new();
-    tracing::warn!("instances run as plain process groups: no namespaces, cgroups or seccomp yet");
-    let isolation = serde_json::json!({
-        "process_group": true,
-        "namespaces": false,
-        "cgroups": false,
-        "seccomp": false,
-        "warnings": ["instances are not isolated from the host: no namespaces, cgroups or seccomp yet"],
-    });
+    let (runtimes, runtime_dir) = crate::runtimes_cmd::prepare(&args.data_dir, &args.runtimes)?;
+    // Probing, sweeping what a killed fgs left and the first pre-warm block for a moment.
+    let sandbox_cfg = args.sandbox.config();
+    let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_cfg)).await?;
+    let report = sandbox.report();
+    tracing::info!(
+        mode = report.mode,
+        cgroups = report.cgroups.layout,
+        egress = report.egress,
+        prewarm = report.prewarm,
+        warnings = report.warnings.len(),
+        "instance isolation"
+    );
+    let isolation = serde_json::to_value(report).context("serializing the isolation report")?;
 
     let invoker = Invoker::new(
         StoreSource {
             store: store.clone(),
             packages: packages.clone(),
         },
-        sandbox,
+        sandbox.clone(),
         InvokerConfig {
             idle_timeout: args.instance_idle_timeout,
             queue_limit: args.queue_limit,
             stop_grace: Duration::from_secs(3),
+            runtimes: Arc::clone(&runtimes),
+            runtime_dir,
         },
     );
+    // Accepted async events run through the same invoker, at most this many at once.
+    let dispatcher = AsyncDispatcher::new(
+        Arc::clone(&invoker),
+        store.clone(),
+        AsyncConfig {
+            concurrency: args.async_concurrency,
+            retry_base: args.async_retry_base,
+            region: args.region.clone(),
+        },
+    );
+    let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());
     let state = Arc::new(AppState {
         store: store.clone(),
         packages: packages.clone(),
         invoker: Arc::clone(&invoker),
+        dispatcher,
         keyring,
         region: args.region.clone(),
         isolation,
+        runtimes,
+        triggers: fgs_api::triggers::TriggerHub::new(),
     });
 
     if args.demo {
@@ -243,6 +313,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Routes and timers start once the address is known: APIG's invoke_url names it.
+    let timers = fgs_api::triggers::start(&state, format!("http://{addr}"))
+        .await
+        .context("starting triggers")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "fgs serving");
     println!("listening on http://{addr}");
     if args.demo {
@@ -250,7 +324,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = fgs_api::router(state).into_make_service();
+    // With the peer address: APIG events report it as `requestContext.sourceIp`.
+    let app = fgs_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -268,7 +343,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     sweeper.abort();
+    dispatch_task.abort();
+    timers.abort();
     invoker.shutdown().await;
+    tokio::task::spawn_blocking(move || sandbox.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,4 +1,8 @@
 //! Runtime adapters: what process an instance of each runtime starts (SPEC.md 4).
+//!
+//! Python and Node.js run fgs's shims (`runtimes/`), which speak the Runtime API like any Custom
+//! runtime; the shim is found through `FGS_RUNTIME_DIR`, so the same command works on the host
+//! and in a sandbox that mounts the runtime dir at `/opt/function/runtime`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -8,8 +12,29 @@ use fgs_core::Runtime;
 use crate::config::InstanceConfig;
 use crate::instance::StartError;
 
-/// The program and arguments that start a runtime of `cfg`.
-pub(crate) fn command(cfg: &InstanceConfig) -> Result<(PathBuf, Vec<String>), StartError> {
+/// How to start the runtime process of an instance.
+pub(crate) struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Added to the function's environment.
+    pub env: Vec<(String, String)>,
+    /// Host directories an isolated instance must see read-only at the same path: an
+    /// interpreter installed outside the system trees the sandbox shows (pyenv under a home).
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Trees every sandbox shows read-only already (fgs-sandbox's minimal root).
+const SYSTEM_TREES: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// Python: `-u` because stdout is a pipe whose lines fgs attributes to the invocation in flight
+/// (block buffering would move them into the next one); `-B` because the code is read-only.
+const PYTHON_MAIN: &str = "import os,runpy;runpy.run_path(os.environ['FGS_RUNTIME_DIR']+'/python/bootstrap.py',run_name='__main__')";
+const NODE_MAIN: &str = "require(process.env.FGS_RUNTIME_DIR+'/nodejs/bootstrap.js')";
+
+/// The program, arguments and extra environment that start a runtime of `cfg`.
+pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
     match cfg.runtime {
         Runtime::Custom => {
             // SPEC.md 4: an executable `bootstrap` at the code root.
@@ -20,8 +45,65 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<(PathBuf, Vec<String>), St
             if !executable {
                 return Err(StartError::BootstrapMissing(bootstrap));
             }
-            Ok((bootstrap, Vec::new()))
+            Ok(Launch {
+                program: bootstrap,
+                args: Vec::new(),
+                env: Vec::new(),
+                mounts: Vec::new(),
+            })
         }
-        other => Err(StartError::UnsupportedRuntime(other)),
+        Runtime::Http => {
+            // FunctionGraph's HTTP-function `bootstrap` is a shell script, often uploaded
+            // without its executable bit: one that is not executable runs with bash.
+            let bootstrap = cfg.code_dir.join("bootstrap");
+            let meta = std::fs::metadata(&bootstrap)
+                .ok()
+                .filter(|m| m.is_file())
+                .ok_or_else(|| StartError::BootstrapMissing(bootstrap.clone()))?;
+            let (program, args) = if meta.permissions().mode() & 0o111 != 0 {
+                (bootstrap, Vec::new())
+            } else {
+                (
+                    PathBuf::from("/bin/bash"),
+                    vec![bootstrap.to_string_lossy().into_owned()],
+                )
+            };
+            Ok(Launch {
+                program,
+                args,
+                env: Vec::new(),
+                mounts: Vec::new(),
+            })
+        }
+        rt @ (Runtime::Python(_) | Runtime::NodeJs(_)) => {
+            let Some(interp) = cfg.interpreter.interpreter() else {
+                return Err(StartError::UnsupportedRuntime(rt));
+            };
+            let args = match rt {
+                Runtime::Python(_) => {
+                    vec!["-u".into(), "-B".into(), "-c".into(), PYTHON_MAIN.into()]
+                }
+                _ => vec!["-e".into(), NODE_MAIN.into()],
+            };
+            let mut env = vec![(
+                "FGS_RUNTIME_DIR".to_string(),
+                cfg.runtime_dir.to_string_lossy().into_owned(),
+            )];
+            if let Some(w) = cfg.interpreter.warning(rt) {
+                // The shim writes it into the log of the instance's first invocation.
+                env.push(("FGS_RUNTIME_WARNING".into(), w));
+            }
+            let mounts = if SYSTEM_TREES.iter().any(|t| interp.prefix.starts_with(t)) {
+                Vec::new()
+            } else {
+                vec![(interp.prefix.clone(), interp.prefix.clone())]
+            };
+            Ok(Launch {
+                program: interp.path.clone(),
+                args,
+                env,
+                mounts,
+            })
+        }
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fgs_core::runtime::Availability;
 use fgs_core::Runtime;
 
 /// Everything needed to start one instance of a function version.
@@ -23,6 +24,11 @@ pub struct InstanceConfig {
     pub start_timeout: Duration,
     /// Grace between SIGTERM and SIGKILL at shutdown.
     pub stop_grace: Duration,
+    /// The host directory the runtime shims were written to ([`crate::install_shims`]); an
+    /// instance sees it at `FGS_RUNTIME_DIR` (in a sandbox, `/opt/function/runtime`).
+    pub runtime_dir: PathBuf,
+    /// What `runtime` runs on here, from the host's [`fgs_core::runtime::RuntimeTable`].
+    pub interpreter: Availability,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,11 @@ pub struct Request {
     pub request_id: String,
     pub body: Bytes,
     pub invoke_type: InvokeType,
+    /// The URN as the caller invoked it, version or `!alias` included (SPEC.md 5
+    /// `invokedFunctionUrn`).
+    pub invoked_urn: String,
+    /// The alias the caller invoked through, or empty (`context.getAlias()`).
+    pub alias: String,
     /// The function's timeout: the runtime must answer within it.
     pub timeout: Duration,
 }

@@ -1,7 +1,7 @@
 //! One running instance: start, invoke, stop.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,14 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::{FunctionError, Runtime};
-use fgs_sandbox::{ExecSpec, ProcessHandle, Sandbox, SandboxError, Signal};
+use fgs_sandbox::{ExecSpec, ProcessHandle, Sandbox, SandboxError, Signal, RUNTIME_ROOT};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
-use crate::adapters;
 use crate::config::{InstanceConfig, Request};
 use crate::output::Output;
 use crate::runtime_api::{self, ApiState, Pending, RuntimeReply, StartState};
+use crate::{adapters, http_fn};
 
 /// Why an instance could not start. Each becomes the function error of the invocation that
 /// waited for the start ([`StartError::to_function_error`]).
@@ -105,12 +105,72 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
+/// What the sandbox runs for `cfg`: host paths of the code and runtime shims become the paths
+/// the instance sees them at (SPEC.md 4: `RUNTIME_CODE_ROOT=/opt/function/code`), and the
+/// function's memory size and cpu (its `RUNTIME_MEMORY`/`RUNTIME_CPU`) become its limits.
+fn exec_spec(
+    sandbox: &Sandbox,
+    cfg: &InstanceConfig,
+    program: PathBuf,
+    args: Vec<String>,
+    mut env: Vec<(String, String)>,
+) -> ExecSpec {
+    let code_root = sandbox.code_root(&cfg.code_dir);
+    let mut mounts = Vec::new();
+    let isolated = sandbox.isolated();
+    if isolated && cfg.runtime_dir.is_dir() {
+        mounts.push((cfg.runtime_dir.clone(), PathBuf::from(RUNTIME_ROOT)));
+    }
+    let view = |p: &Path| -> PathBuf {
+        if !isolated {
+            return p.to_path_buf();
+        }
+        for (host, inside) in [
+            (&cfg.code_dir, code_root.as_path()),
+            (&cfg.runtime_dir, Path::new(RUNTIME_ROOT)),
+        ] {
+            match p.strip_prefix(host) {
+                Ok(rest) if rest.as_os_str().is_empty() => return inside.to_path_buf(),
+                Ok(rest) => return inside.join(rest),
+                Err(_) => {}
+            }
+        }
+        p.to_path_buf()
+    };
+    for (k, v) in env.iter_mut() {
+        if k == "RUNTIME_CODE_ROOT" || k == "FGS_RUNTIME_DIR" {
+            *v = view(Path::new(v.as_str())).to_string_lossy().into_owned();
+        }
+    }
+    let number = |name: &str| -> Option<u32> {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse().ok())
+    };
+    ExecSpec {
+        program: view(&program),
+        args,
+        memory_mb: number("RUNTIME_MEMORY"),
+        cpu_millicores: number("RUNTIME_CPU"),
+        cwd: code_root,
+        code_dir: cfg.code_dir.clone(),
+        mounts,
+        network: true,
+        env,
+    }
+}
+
 impl Instance {
     /// Starts a runtime and waits until it is ready to take its first event.
     pub async fn start(sandbox: &Sandbox, cfg: InstanceConfig) -> Result<Instance, StartError> {
-        let (program, args) = adapters::command(&cfg)?;
+        let launch = adapters::command(&cfg)?;
 
-        let mut prepared = sandbox.prepare()?;
+        // Set-up blocks for a few milliseconds (less with a pre-warmed sandbox): off the executor.
+        let t0 = tokio::time::Instant::now();
+        let sb = sandbox.clone();
+        let mut prepared = tokio::task::spawn_blocking(move || sb.prepare())
+            .await
+            .expect("sandbox preparation does not panic")?;
         let api_addr = prepared.api_addr().to_string();
         let listener = prepared
             .take_listener()
@@ -118,14 +178,18 @@ impl Instance {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Api)?;
 
         let mut env = cfg.env.clone();
+        env.extend(launch.env);
         env.push(("RUNTIME_API_ADDR".into(), api_addr.clone()));
         env.push(("EXTENSION_API_ADDR".into(), api_addr));
-        let mut running = prepared.spawn(&ExecSpec {
-            program,
-            args,
-            env,
-            cwd: cfg.code_dir.clone(),
-        })?;
+        let mut spec = exec_spec(sandbox, &cfg, launch.program, launch.args, env);
+        if sandbox.isolated() {
+            spec.mounts.extend(launch.mounts);
+        }
+        let prepared_at = t0.elapsed();
+        let mut running = tokio::task::spawn_blocking(move || prepared.spawn(&spec))
+            .await
+            .expect("sandbox spawn does not panic")?;
+        let spawned_at = t0.elapsed();
         let process = running.handle();
         let output = Output::start(
             running
@@ -144,6 +208,17 @@ impl Instance {
             output,
         });
         let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&api)));
+        let mut tasks = vec![server.abort_handle()];
+        if cfg.runtime == Runtime::Http {
+            // fgs plays the runtime of an HTTP function: it forwards events to the server.
+            let drive = http_fn::drive(
+                Arc::clone(&api),
+                process.clone(),
+                concurrency,
+                cfg.env.clone(),
+            );
+            tasks.push(tokio::spawn(drive).abort_handle());
+        }
 
         let (exit_tx, mut exited) = watch::channel(None);
         let api2 = Arc::clone(&api);
@@ -162,7 +237,7 @@ impl Instance {
             process,
             exited: exited.clone(),
             dead: AtomicBool::new(false),
-            tasks: Mutex::new(vec![server.abort_handle()]),
+            tasks: Mutex::new(tasks),
         };
 
         let deadline = tokio::time::sleep(instance.cfg.start_timeout);
@@ -176,7 +251,17 @@ impl Instance {
                     let state = start_rx.borrow_and_update().clone();
                     match state {
                         StartState::Starting => continue,
-                        StartState::Ready => return Ok(instance),
+                        StartState::Ready => {
+                            // The cold-start split docs/sandbox.md reports.
+                            tracing::debug!(
+                                id = %instance.cfg.id,
+                                prepare_us = prepared_at.as_micros() as u64,
+                                spawn_us = (spawned_at - prepared_at).as_micros() as u64,
+                                ready_us = (t0.elapsed() - spawned_at).as_micros() as u64,
+                                "instance ready"
+                            );
+                            return Ok(instance);
+                        }
                         StartState::InitFailed(e) => {
                             instance.kill();
                             return Err(StartError::InitFailed(e));
@@ -220,7 +305,8 @@ impl Instance {
         let timeout = request.timeout;
         let (tx, rx) = oneshot::channel();
         let mut exited = self.exited.clone();
-        let result = if self
+        let oom_before = self.process.oom_kills();
+        let mut result = if self
             .queue_tx
             .send(Pending { request, reply: tx })
             .await
@@ -246,6 +332,13 @@ impl Instance {
             }
         };
         let memory_used_bytes = self.process.memory_used_bytes();
+        if self.process.oom_kills() > oom_before {
+            // The memory cgroup's OOM killer ended a process of this instance while the event
+            // ran (SPEC.md 6): 4205, and the instance is replaced, since any of its processes
+            // may be gone.
+            self.dead.store(true, Ordering::Release);
+            result = Err(FunctionError::memory_limit());
+        }
         if let Err(e) = &result {
             if e.code == codes::RUNTIME_EXITED {
                 self.dead.store(true, Ordering::Release);

@@ -7,9 +7,12 @@
 
 mod adapters;
 mod config;
+mod http_fn;
 mod instance;
 mod output;
 mod runtime_api;
+mod runtimes;
 
 pub use config::{InstanceConfig, InvokeType, Request};
 pub use instance::{Instance, Reply, StartError};
+pub use runtimes::{discover, install_shims, DiscoverOptions};

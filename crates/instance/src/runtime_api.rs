@@ -115,7 +115,7 @@ async fn handle(
         (&Method::GET, "/v1/runtime/invocation/request") => next_event(&state).await,
         (&Method::POST, "/v1/runtime/init/error") => {
             let body = read_body(req, 64 * 1024).await.unwrap_or_default();
-            let err = parse_error(codes::INIT_FAILED, &body);
+            let err = parse_error(codes::INIT_FAILED, &body, &[codes::INIT_TIMEOUT]);
             state.start.send_replace(StartState::InitFailed(err));
             json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
         }
@@ -130,6 +130,7 @@ async fn handle(
                         let _ = tx.send(RuntimeReply::Error(parse_error(
                             codes::FUNCTION_RAISED,
                             &body,
+                            &[codes::HANDLER_NOT_FOUND],
                         )));
                         json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
                     }
@@ -189,6 +190,8 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         .header("X-Cff-Request-Id", &request.request_id)
         .header("X-CFF-Invoke-Type", request.invoke_type.as_str())
         .header("X-Cff-Timeout-Ms", request.timeout.as_millis().to_string())
+        .header("X-Cff-Function-Urn", &request.invoked_urn)
+        .header("X-Cff-Alias", &request.alias)
         .body(Full::new(request.body))
         .expect("request ids are valid header values")
 }
@@ -237,7 +240,9 @@ async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, Bo
 }
 
 /// A runtime's `{"errorType","errorMessage","stackTrace"}`; anything else is kept as the message.
-fn parse_error(code: u32, body: &[u8]) -> FunctionError {
+/// [FGS] An `errorCode` among `allowed` replaces `code`: fgs's own shims report a missing handler
+/// (4001) and an initializer timeout (4211) this way.
+fn parse_error(code: u32, body: &[u8], allowed: &[u32]) -> FunctionError {
     #[derive(serde::Deserialize)]
     struct Wire {
         #[serde(rename = "errorType", default)]
@@ -246,10 +251,15 @@ fn parse_error(code: u32, body: &[u8]) -> FunctionError {
         error_message: Option<String>,
         #[serde(rename = "stackTrace", default)]
         stack_trace: Option<serde_json::Value>,
+        #[serde(rename = "errorCode", default)]
+        error_code: Option<u32>,
     }
     let mut err = FunctionError::new(code, "Error", String::new());
     match serde_json::from_slice::<Wire>(body) {
         Ok(w) => {
+            if let Some(c) = w.error_code.filter(|c| allowed.contains(c)) {
+                err.code = c;
+            }
             err.error_type = w.error_type.unwrap_or_else(|| "Error".into());
             err.message = w.error_message.unwrap_or_default();
             err.stack_trace = match w.stack_trace {
@@ -278,14 +288,22 @@ mod tests {
         let e = parse_error(
             4002,
             br#"{"errorType":"ValueError","errorMessage":"bad","stackTrace":["a","b"]}"#,
+            &[],
         );
         assert_eq!(
             (e.error_type.as_str(), e.message.as_str()),
             ("ValueError", "bad")
         );
         assert_eq!(e.stack_trace, vec!["a", "b"]);
-        let e = parse_error(4002, b"plain text");
+        let e = parse_error(4002, b"plain text", &[]);
         assert_eq!(e.message, "plain text");
         assert_eq!(e.code, 4002);
+        let body = br#"{"errorCode":4001,"errorType":"HandlerNotFound","errorMessage":"x"}"#;
+        assert_eq!(parse_error(4002, body, &[4001]).code, 4001);
+        assert_eq!(
+            parse_error(4002, body, &[]).code,
+            4002,
+            "codes not allowed are ignored"
+        );
     }
 }

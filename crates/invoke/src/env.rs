@@ -49,6 +49,17 @@ pub(crate) fn function_env(
             spec.initializer_timeout.to_string(),
         ));
     }
+    // [FGS] The built-in runtimes run the pre-stop handler on SIGTERM (runtimes/).
+    if !spec.pre_stop_handler.is_empty() {
+        env.push((
+            "RUNTIME_PRE_STOP_HANDLER".into(),
+            spec.pre_stop_handler.clone(),
+        ));
+        env.push((
+            "RUNTIME_PRE_STOP_TIMEOUT".into(),
+            spec.pre_stop_timeout.to_string(),
+        ));
+    }
     // User variables last; their names were checked against the reserved ones at create time,
     // but PATH, LANG and HOME are theirs to override.
     for (k, v) in user {

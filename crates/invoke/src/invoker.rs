@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use fgs_core::flows::AliasRecord;
 use fgs_core::{FunctionError, FunctionRecord, Qualifier};
 use fgs_instance::{InstanceConfig, InvokeType, Request};
 use fgs_pool::{AcquireError, Limits, Pool};
@@ -46,13 +47,26 @@ pub enum ResolveError {
     Internal(String),
 }
 
+/// What a qualifier resolves to: a version that runs, or an alias that routes to versions.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    Function(ResolvedFunction),
+    Alias(AliasRecord),
+}
+
 /// Loads functions from storage; only called when the cache misses.
 pub trait FunctionSource: Send + Sync + 'static {
     fn resolve(
         &self,
         key: &FunctionKey,
         qualifier: &Qualifier,
-    ) -> impl Future<Output = Result<ResolvedFunction, ResolveError>> + Send;
+    ) -> impl Future<Output = Result<Resolution, ResolveError>> + Send;
+}
+
+#[derive(Debug, Clone)]
+enum Cached {
+    Function(Arc<ResolvedFunction>),
+    Alias(Arc<AliasRecord>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +88,10 @@ pub struct InvokerConfig {
     pub queue_limit: usize,
     /// Grace between SIGTERM and SIGKILL when an instance stops.
     pub stop_grace: Duration,
+    /// What each runtime name runs on here, found once at start-up.
+    pub runtimes: Arc<fgs_core::runtime::RuntimeTable>,
+    /// Where the runtime shims were written ([`fgs_instance::install_shims`]).
+    pub runtime_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -81,6 +99,10 @@ pub struct InvokeOptions {
     pub invoke_type: Option<InvokeType>,
     /// A request id chosen by the caller (async invocations keep theirs); new otherwise.
     pub request_id: Option<String>,
+    /// The URN as the caller wrote it (SPEC.md 5 `invokedFunctionUrn`).
+    pub invoked_urn: String,
+    /// Request headers an alias's rules route on.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What a caller sees of one invocation.
@@ -96,6 +118,8 @@ pub struct Outcome {
     pub memory_used_mb: f64,
     /// Whether this invocation started its instance.
     pub cold: bool,
+    /// The version that ran.
+    pub version: String,
 }
 
 type FnPool = Pool<InstanceLauncher>;
@@ -110,7 +134,7 @@ pub struct Invoker<S: FunctionSource> {
     source: S,
     sandbox: Sandbox,
     config: InvokerConfig,
-    resolved: Mutex<HashMap<(FunctionKey, Qualifier), Arc<ResolvedFunction>>>,
+    resolved: Mutex<HashMap<(FunctionKey, Qualifier), Cached>>,
     pools: Mutex<HashMap<PoolKey, Arc<FnPool>>>,
 }
 
@@ -125,26 +149,63 @@ impl<S: FunctionSource> Invoker<S> {
         })
     }
 
-    async fn resolve(
-        &self,
-        key: &FunctionKey,
-        q: &Qualifier,
-    ) -> Result<Arc<ResolvedFunction>, ResolveError> {
+    async fn lookup(&self, key: &FunctionKey, q: &Qualifier) -> Result<Cached, ResolveError> {
         let ck = (key.clone(), q.clone());
-        if let Some(r) = self
+        if let Some(c) = self
             .resolved
             .lock()
             .expect("cache lock is never poisoned")
             .get(&ck)
         {
-            return Ok(Arc::clone(r));
+            return Ok(c.clone());
         }
-        let r = Arc::new(self.source.resolve(key, q).await?);
+        let c = match self.source.resolve(key, q).await? {
+            Resolution::Function(f) => Cached::Function(Arc::new(f)),
+            Resolution::Alias(a) => Cached::Alias(Arc::new(a)),
+        };
         self.resolved
             .lock()
             .expect("cache lock is never poisoned")
-            .insert(ck, Arc::clone(&r));
-        Ok(r)
+            .insert(ck, c.clone());
+        Ok(c)
+    }
+
+    /// The version that serves one invocation: an alias picks by its rules, then its weights.
+    async fn resolve(
+        &self,
+        key: &FunctionKey,
+        q: &Qualifier,
+        headers: &[(String, String)],
+    ) -> Result<Arc<ResolvedFunction>, ResolveError> {
+        match self.lookup(key, q).await? {
+            Cached::Function(f) => Ok(f),
+            Cached::Alias(a) => {
+                let roll = (uuid::Uuid::new_v4().as_u128() % 100) as u32;
+                let version = a.route(headers, roll);
+                let vq = if version == fgs_core::urn::LATEST {
+                    Qualifier::Latest
+                } else {
+                    Qualifier::Version(version.to_string())
+                };
+                match self.lookup(key, &vq).await? {
+                    Cached::Function(f) => Ok(f),
+                    Cached::Alias(_) => Err(ResolveError::Internal(format!(
+                        "alias {} routes to another alias",
+                        a.name
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The function record a reference resolves to (an alias: one of its versions), for callers
+    /// that need its configuration, such as the async dispatcher.
+    pub async fn function_record(
+        &self,
+        key: &FunctionKey,
+        q: &Qualifier,
+    ) -> Result<Arc<FunctionRecord>, ResolveError> {
+        Ok(Arc::clone(&self.resolve(key, q, &[]).await?.record))
     }
 
     fn limits(&self, rec: &FunctionRecord) -> Limits {
@@ -173,7 +234,14 @@ impl<S: FunctionSource> Invoker<S> {
             env: env::function_env(&r.record, &r.version, &code_root),
             concurrency: spec.strategy_config.concurrent_num.max(1),
             start_timeout,
-            stop_grace: self.config.stop_grace,
+            // SPEC.md 5: SIGKILL follows SIGTERM after the pre-stop timeout.
+            stop_grace: if spec.pre_stop_handler.is_empty() || spec.pre_stop_timeout == 0 {
+                self.config.stop_grace
+            } else {
+                Duration::from_secs(u64::from(spec.pre_stop_timeout))
+            },
+            runtime_dir: self.config.runtime_dir.clone(),
+            interpreter: self.config.runtimes.get(spec.runtime()).clone(),
         }
     }
 
@@ -223,7 +291,7 @@ impl<S: FunctionSource> Invoker<S> {
             .request_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         loop {
-            let resolved = self.resolve(key, qualifier).await?;
+            let resolved = self.resolve(key, qualifier, &opts.headers).await?;
             let pool = self.pool_for(&resolved);
             let spec = &resolved.record.spec;
             let lease = match pool.acquire().await {
@@ -250,6 +318,7 @@ impl<S: FunctionSource> Invoker<S> {
                         memory_size_mb: spec.memory_size,
                         memory_used_mb: 0.0,
                         cold: true,
+                        version: resolved.version.clone(),
                     });
                 }
             };
@@ -264,6 +333,11 @@ impl<S: FunctionSource> Invoker<S> {
                     body,
                     invoke_type: opts.invoke_type.unwrap_or(InvokeType::Sync),
                     timeout,
+                    invoked_urn: opts.invoked_urn.clone(),
+                    alias: match qualifier {
+                        Qualifier::Alias(a) => a.clone(),
+                        _ => String::new(),
+                    },
                 })
                 .await;
             let duration = t0.elapsed();
@@ -294,36 +368,66 @@ impl<S: FunctionSource> Invoker<S> {
                 memory_size_mb: spec.memory_size,
                 memory_used_mb,
                 cold: lease.cold,
+                version: resolved.version.clone(),
             });
         }
     }
 
-    /// Forgets what is cached of a function and retires its instances (code or config changed,
-    /// or it was deleted). Reserved instances of the new configuration are started ahead.
+    /// Forgets what is cached of a function (its code, config, versions or aliases changed, or
+    /// it was deleted) and brings its pools in line: a pool whose version is gone or whose
+    /// instances would now start differently is retired; one whose limits changed keeps its
+    /// instances. Reserved instances are started ahead.
     pub fn function_changed(self: &Arc<Self>, key: &FunctionKey) {
         self.resolved
             .lock()
             .expect("cache lock is never poisoned")
             .retain(|(k, _), _| k != key);
-        self.pools
+        let versions: Vec<String> = self
+            .pools
             .lock()
             .expect("pool map lock is never poisoned")
-            .retain(|pk, p| {
-                if &pk.function == key {
-                    p.retire();
-                    false
-                } else {
-                    true
-                }
-            });
+            .keys()
+            .filter(|pk| &pk.function == key)
+            .map(|pk| pk.version.clone())
+            .collect();
         let this = Arc::clone(self);
         let key = key.clone();
-        tokio::spawn(async move { this.warm(&key).await });
+        tokio::spawn(async move {
+            for version in versions {
+                let q = if version == fgs_core::urn::LATEST {
+                    Qualifier::Latest
+                } else {
+                    Qualifier::Version(version.clone())
+                };
+                match this.resolve(&key, &q, &[]).await {
+                    Ok(r) => {
+                        this.pool_for(&r);
+                    }
+                    Err(_) => this.retire(&key, &version),
+                }
+            }
+            this.warm(&key).await;
+        });
+    }
+
+    fn retire(&self, key: &FunctionKey, version: &str) {
+        let pk = PoolKey {
+            function: key.clone(),
+            version: version.to_string(),
+        };
+        if let Some(p) = self
+            .pools
+            .lock()
+            .expect("pool map lock is never poisoned")
+            .remove(&pk)
+        {
+            p.retire();
+        }
     }
 
     /// Starts the reserved instances of a function's `latest` version, if it has any.
     pub async fn warm(&self, key: &FunctionKey) {
-        if let Ok(r) = self.resolve(key, &Qualifier::Latest).await {
+        if let Ok(r) = self.resolve(key, &Qualifier::Latest, &[]).await {
             if r.record.reserved.count > 0 {
                 self.pool_for(&r);
             }

@@ -6,13 +6,15 @@
 //! [`FunctionSource`] the binary wires to storage.
 #![forbid(unsafe_code)]
 
+mod async_dispatch;
 mod env;
 mod invoker;
 mod launcher;
 mod logline;
 
+pub use async_dispatch::{now_ms, AsyncConfig, AsyncDispatcher, NewEvent};
 pub use fgs_instance::InvokeType;
 pub use invoker::{
     FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker, InvokerConfig, Outcome,
-    ResolveError, ResolvedFunction,
+    Resolution, ResolveError, ResolvedFunction,
 };

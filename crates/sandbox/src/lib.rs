@@ -1,14 +1,33 @@
-//! Linux isolation of one instance: the process tree a runtime runs in, how it is started and how
-//! it is ended. This is the only crate that touches namespaces, cgroups and signals, and the only
-//! one with `unsafe`. It knows nothing of functions or HTTP: callers hand it a program, an
-//! environment and directories, and get back a running process tree they can end as a whole.
+//! Linux isolation of one instance: namespaces (mount, pid, net, uts, ipc, cgroup), cgroups (v1,
+//! v2 and the hybrid layout), a minimal read-only root with a private `/tmp`, rlimits, an
+//! unprivileged uid, `no_new_privs` and seccomp, and egress through pasta. It also probes what
+//! the host can give and reports it. This is the only crate that touches namespaces, cgroups and
+//! signals, and the only one with `unsafe`. It knows nothing of functions or HTTP: callers hand
+//! it a program, an environment, directories and limits, and get back a running process tree
+//! they can end as a whole.
 //!
 //! An instance's life here has two steps: [`Sandbox::prepare`] makes the place the instance will
-//! run in (today: the loopback listener its Runtime API is served on), and [`Prepared::spawn`]
-//! starts the runtime inside it. Keeping the steps apart lets later code prepare sandboxes ahead
-//! of need.
+//! run in (a shim waiting in fresh namespaces and cgroups, with the instance's Runtime API
+//! listener already bound on its own loopback), and [`Prepared::spawn`] starts the runtime inside
+//! it. Sandboxes are prepared ahead of need (`prewarm`), so a cold start pays only for `spawn`.
+//! The privileged set-up runs in `fgs __sandbox-exec` ([`shim_main`]), a single-threaded re-exec
+//! of the binary, never in the async server.
 
+mod cgroup;
+mod ctl;
+mod egress;
+mod probe;
 mod process;
+mod sandbox;
+mod shim;
+mod sys;
 
+pub use cgroup::Source as CgroupSource;
 pub use nix::sys::signal::Signal;
-pub use process::{ExecSpec, Prepared, ProcessHandle, Running, Sandbox, SandboxError};
+pub use probe::IsolationReport;
+pub use process::{ExecSpec, Prepared, ProcessHandle, Running, SandboxError};
+pub use sandbox::{Isolation, Sandbox, SandboxConfig, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
+pub use shim::main as shim_main;
+
+/// The first argument that makes `fgs` run as a sandbox shim ([`shim_main`]).
+pub const SHIM_ARG: &str = "__sandbox-exec";

@@ -1,12 +1,26 @@
-//! Starting a runtime as the leader of its own process group and ending the whole group.
+//! The host side of one sandbox: [`Prepared`] (a shim waiting in its namespaces, or a bare
+//! listener when isolation is off), [`Running`] (the runtime's tree) and [`ProcessHandle`].
+//!
+//! Ending is done off the async executor: a dropped [`Running`] or [`Prepared`] hands its
+//! teardown (kill, reap, remove cgroups, stop pasta) to one reaper thread.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+
+use crate::cgroup::{InstanceCgroup, Limits};
+use crate::ctl::{self, Reply, ShimConfig, SpawnMsg, SHIM_CTL_FD};
+use crate::egress::Egress;
+use crate::sandbox::{Inner, CODE_ROOT};
+use crate::sys::{self, PidFd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -20,9 +34,22 @@ pub enum SandboxError {
     },
     #[error("creating the output pipe: {0}")]
     Pipe(#[source] std::io::Error),
+    #[error("creating cgroups of sandbox {id}: {source}")]
+    Cgroup {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the sandbox shim: {0}")]
+    Shim(#[source] std::io::Error),
+    #[error("sandbox set-up failed: {0}")]
+    Setup(String),
+    #[error("egress of sandbox {id}: {message}")]
+    Egress { id: String, message: String },
 }
 
-/// What to run in a prepared sandbox.
+/// What to run in a prepared sandbox. Paths in `program` and `cwd` are as the runtime sees them
+/// ([`crate::Sandbox::code_root`]).
 #[derive(Debug, Clone)]
 pub struct ExecSpec {
     pub program: PathBuf,
@@ -30,41 +57,172 @@ pub struct ExecSpec {
     /// The complete environment; nothing of fgs's own environment leaks in.
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// The code on the host, mounted read-only at [`CODE_ROOT`].
+    pub code_dir: PathBuf,
+    /// More read-only mounts `(host path, sandbox path)`: runtime shims, dependencies.
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// Memory limit, without swap; `None` for none.
+    pub memory_mb: Option<u32>,
+    /// CPU quota in thousandths of a core; `None` for none.
+    pub cpu_millicores: Option<u32>,
+    /// Whether the instance may reach beyond its own loopback.
+    pub network: bool,
 }
 
-/// Starts sandboxes. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct Sandbox {}
-
-impl Sandbox {
-    pub fn new() -> Sandbox {
-        Sandbox {}
-    }
-
-    /// Makes the place an instance will run in: a listener for its Runtime API that the instance
-    /// reaches at [`Prepared::api_addr`].
-    pub fn prepare(&self) -> Result<Prepared, SandboxError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SandboxError::Listen)?;
-        listener
-            .set_nonblocking(true)
-            .map_err(SandboxError::Listen)?;
-        let api_addr = listener.local_addr().map_err(SandboxError::Listen)?;
-        Ok(Prepared {
-            listener: Some(listener),
-            api_addr,
-        })
-    }
-}
+/// SPEC.md 6: 1024 processes+threads and 1024 open files per instance.
+const PIDS_MAX: u32 = 1024;
+const NOFILE: u64 = 1024;
+const TMP_MB: u32 = 512;
+const HOSTNAME: &str = "fgs-instance";
 
 /// A sandbox ready for a runtime.
 #[derive(Debug)]
 pub struct Prepared {
     listener: Option<TcpListener>,
     api_addr: SocketAddr,
+    shim: Option<Shim>,
+}
+
+/// The shim of a prepared sandbox and what belongs to it.
+#[derive(Debug)]
+struct Shim {
+    child: Child,
+    ctl: OwnedFd,
+    output: std::io::PipeReader,
+    cgroup: Option<InstanceCgroup>,
+    egress: Option<Egress>,
+    sandbox: Arc<Inner>,
+}
+
+pub(crate) fn prepare_plain() -> Result<Prepared, SandboxError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SandboxError::Listen)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(SandboxError::Listen)?;
+    let api_addr = listener.local_addr().map_err(SandboxError::Listen)?;
+    Ok(Prepared {
+        listener: Some(listener),
+        api_addr,
+        shim: None,
+    })
+}
+
+pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError> {
+    let id = sys::sandbox_id();
+    let cgroup = if sb.layout.kind() == "none" {
+        None
+    } else {
+        Some(
+            InstanceCgroup::create(&sb.layout, &sb.cfg.cgroup_parent, &id).map_err(|source| {
+                SandboxError::Cgroup {
+                    id: id.clone(),
+                    source,
+                }
+            })?,
+        )
+    };
+    // Whatever fails from here on, the cgroups go.
+    let guard = CgroupGuard(cgroup);
+    let (ours, theirs) = ctl::pair().map_err(|e| SandboxError::Shim(e.into()))?;
+    let (reader, writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
+    let writer2 = writer.try_clone().map_err(SandboxError::Pipe)?;
+    let config = ShimConfig {
+        cgroup_procs: guard
+            .0
+            .as_ref()
+            .map(|c| c.procs_files())
+            .unwrap_or_default(),
+        root_dir: sb.cfg.run_dir.join("root"),
+        hostname: HOSTNAME.into(),
+        hosts: sb.hosts.clone(),
+        api_port: sb.cfg.api_port,
+        tmp_size_mb: TMP_MB,
+    };
+    let mut cmd = std::process::Command::new(&sb.exe);
+    cmd.arg("__sandbox-exec")
+        .arg(serde_json::to_string(&config).expect("shim config serializes"))
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2));
+    let fd = theirs.as_raw_fd();
+    // SAFETY: the closure runs between fork and exec and only calls dup2/fcntl, which are
+    // async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == SHIM_CTL_FD {
+                // Already in place: only clear close-on-exec.
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, SHIM_CTL_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(SandboxError::Shim)?;
+    drop(cmd);
+    drop(theirs);
+    let mut shim = Shim {
+        child,
+        ctl: ours,
+        output: reader,
+        cgroup: guard.take(),
+        egress: None,
+        sandbox: Arc::clone(sb),
+    };
+    let listener = match ctl::recv::<Reply>(shim.ctl.as_fd()) {
+        Ok(Some((Reply::Ready, Some(fd)))) => TcpListener::from(fd),
+        Ok(Some((Reply::Failed { error }, _))) => {
+            teardown_later(Teardown::Shim(shim));
+            return Err(SandboxError::Setup(error));
+        }
+        other => {
+            teardown_later(Teardown::Shim(shim));
+            return Err(SandboxError::Setup(format!(
+                "unexpected answer from the shim: {other:?}"
+            )));
+        }
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(SandboxError::Listen)?;
+    if let Some(pasta) = &sb.pasta {
+        match Egress::start(pasta, &sb.cfg.run_dir, &id, shim.child.id()) {
+            Ok(e) => shim.egress = Some(e),
+            Err(message) => {
+                teardown_later(Teardown::Shim(shim));
+                return Err(SandboxError::Egress { id, message });
+            }
+        }
+    }
+    Ok(Prepared {
+        listener: Some(listener),
+        api_addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, sb.cfg.api_port)),
+        shim: Some(shim),
+    })
+}
+
+struct CgroupGuard(Option<InstanceCgroup>);
+
+impl CgroupGuard {
+    fn take(mut self) -> Option<InstanceCgroup> {
+        self.0.take()
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.remove();
+        }
+    }
 }
 
 impl Prepared {
-    /// The address the instance's processes reach fgs's Runtime and Extension API at.
+    /// The address the instance's processes reach fgs's Runtime and Extension API at (on the
+    /// instance's own loopback when isolated).
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
     }
@@ -75,84 +233,307 @@ impl Prepared {
     }
 
     /// Starts the runtime. Its stdout and stderr both go to the returned pipe, in the order they
-    /// were written, so that log lines keep their order across the two streams.
-    pub fn spawn(self, spec: &ExecSpec) -> Result<Running, SandboxError> {
-        let (reader, writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
-        let writer2 = writer.try_clone().map_err(SandboxError::Pipe)?;
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(writer))
-            .stderr(Stdio::from(writer2))
-            // Its own process group, so that ending the instance ends every process the
-            // runtime started (SPEC.md 5: the process group gets SIGTERM, then SIGKILL).
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
-            program: spec.program.clone(),
-            source,
-        })?;
-        // The command holds the write ends; drop it so the reader sees EOF when the tree exits.
-        drop(cmd);
-        let pid = child.id().expect("a just-spawned child has a pid");
-        Ok(Running {
-            child,
-            pgid: Pid::from_raw(pid as i32),
-            output: Some(reader),
-        })
+    /// were written, so that log lines keep their order across the two streams. Blocks for the
+    /// sandbox's final set-up (mounts, pivot, fork, exec: about a millisecond).
+    pub fn spawn(mut self, spec: &ExecSpec) -> Result<Running, SandboxError> {
+        match self.shim.take() {
+            None => spawn_plain(spec),
+            Some(shim) => spawn_isolated(shim, spec),
+        }
     }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(shim) = self.shim.take() {
+            teardown_later(Teardown::Shim(shim));
+        }
+    }
+}
+
+fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
+    let (reader, writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
+    let writer2 = writer.try_clone().map_err(SandboxError::Pipe)?;
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        // Its own process group, so that ending the instance ends every process the runtime
+        // started (SPEC.md 5: the process group gets SIGTERM, then SIGKILL).
+        .process_group(0);
+    let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+        program: spec.program.clone(),
+        source,
+    })?;
+    // The command holds the write ends; drop it so the reader sees EOF when the tree exits.
+    drop(cmd);
+    let pid = child.id();
+    Ok(Running {
+        child: Some(child),
+        status: None,
+        output: Some(reader),
+        handle: ProcessHandle {
+            inner: Arc::new(HandleInner {
+                pid,
+                kind: Kind::Plain {
+                    pgid: Pid::from_raw(pid as i32),
+                },
+                peak: AtomicU64::new(0),
+                oom_kills: AtomicU64::new(0),
+            }),
+        },
+        cleanup: None,
+    })
+}
+
+fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxError> {
+    if !spec.network {
+        // pasta's tap device goes with it: only the loopback is left.
+        shim.egress = None;
+    }
+    let mut mounts = vec![(spec.code_dir.clone(), PathBuf::from(CODE_ROOT))];
+    mounts.extend(spec.mounts.iter().cloned());
+    let cgroup_writes = match &shim.cgroup {
+        Some(cg) => shim.sandbox.layout.limit_writes(
+            cg,
+            &Limits {
+                memory_mb: spec.memory_mb,
+                cpu_millicores: spec.cpu_millicores,
+                pids: PIDS_MAX,
+            },
+        ),
+        None => Vec::new(),
+    };
+    let msg = SpawnMsg {
+        program: spec.program.clone(),
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone(),
+        mounts,
+        cgroup_writes,
+        uid: shim.sandbox.cfg.uid,
+        gid: shim.sandbox.cfg.gid,
+        nofile: NOFILE,
+    };
+    let fail = |shim: Shim, msg: String| {
+        teardown_later(Teardown::Shim(shim));
+        Err(SandboxError::Setup(msg))
+    };
+    if let Err(e) = ctl::send(shim.ctl.as_fd(), &msg, None) {
+        return fail(shim, format!("sending the exec spec: {e}"));
+    }
+    let (mut init, mut started) = (None, false);
+    while init.is_none() || !started {
+        match ctl::recv::<Reply>(shim.ctl.as_fd()) {
+            Ok(Some((Reply::Init { pid }, _))) => init = Some(pid),
+            Ok(Some((Reply::Started, _))) => started = true,
+            Ok(Some((Reply::Failed { error }, _))) => return fail(shim, error),
+            Ok(Some((Reply::Ready, _))) => {}
+            Ok(None) => return fail(shim, "the sandbox shim exited during set-up".into()),
+            Err(e) => return fail(shim, format!("reading from the shim: {e}")),
+        }
+    }
+    let init = init.expect("loop ends with the init's pid");
+    let pid = shim.child.id();
+    let (init_fd, shim_fd, netns) = match (
+        PidFd::open(init),
+        PidFd::open(pid as i32),
+        std::fs::File::open(format!("/proc/{pid}/ns/net")),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, OwnedFd::from(c)),
+        _ => return fail(shim, "the sandbox ended during start".into()),
+    };
+    let Shim {
+        child,
+        output,
+        cgroup,
+        egress,
+        ctl,
+        ..
+    } = shim;
+    drop(ctl);
+    let handle = ProcessHandle {
+        inner: Arc::new(HandleInner {
+            pid,
+            kind: Kind::Isolated {
+                init: init_fd,
+                shim: shim_fd,
+                cgroup,
+                netns: Mutex::new(Some(netns)),
+            },
+            peak: AtomicU64::new(0),
+            oom_kills: AtomicU64::new(0),
+        }),
+    };
+    Ok(Running {
+        child: Some(child),
+        status: None,
+        output: Some(output),
+        handle,
+        cleanup: egress,
+    })
 }
 
 /// A running runtime process tree.
 #[derive(Debug)]
 pub struct Running {
-    child: tokio::process::Child,
-    pgid: Pid,
+    child: Option<Child>,
+    status: Option<ExitStatus>,
     output: Option<std::io::PipeReader>,
+    handle: ProcessHandle,
+    /// Held until the tree is gone.
+    cleanup: Option<Egress>,
 }
 
 /// A cheap, cloneable handle to signal a running process tree and read its usage.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProcessHandle {
-    pgid: Pid,
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    /// The runtime's pid (isolation off) or its shim's.
+    pid: u32,
+    kind: Kind,
+    /// Last known memory peak and OOM kill count, kept when the cgroup is removed.
+    peak: AtomicU64,
+    oom_kills: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Plain {
+        pgid: Pid,
+    },
+    Isolated {
+        init: PidFd,
+        shim: PidFd,
+        cgroup: Option<InstanceCgroup>,
+        netns: Mutex<Option<OwnedFd>>,
+    },
 }
 
 impl ProcessHandle {
     pub fn pid(&self) -> u32 {
-        self.pgid.as_raw() as u32
+        self.inner.pid
     }
 
-    /// Sends a signal to the whole process group. A group that is already gone is not an error.
+    /// Sends a signal to every process of the tree. A tree that is already gone is not an
+    /// error. In a sandbox the init forwards it to every process of the namespace.
     pub fn signal(&self, sig: Signal) {
-        let _ = killpg(self.pgid, sig);
+        match &self.inner.kind {
+            Kind::Plain { pgid } => {
+                let _ = killpg(*pgid, sig);
+            }
+            Kind::Isolated { init, .. } => init.signal(sig),
+        }
     }
 
     /// Kills the whole process tree at once.
     pub fn kill(&self) {
-        self.signal(Signal::SIGKILL);
+        match &self.inner.kind {
+            Kind::Plain { pgid } => {
+                let _ = killpg(*pgid, Signal::SIGKILL);
+            }
+            Kind::Isolated {
+                init, shim, cgroup, ..
+            } => {
+                if let Some(c) = cgroup {
+                    c.kill();
+                }
+                // The init's death takes the whole pid namespace with it.
+                init.signal(Signal::SIGKILL);
+                shim.signal(Signal::SIGKILL);
+            }
+        }
     }
 
-    /// Resident memory of the runtime's main process, in bytes (0 once it is gone).
+    fn remember(&self) {
+        if let Kind::Isolated {
+            cgroup: Some(c), ..
+        } = &self.inner.kind
+        {
+            if let Some(p) = c.memory_peak() {
+                self.inner.peak.fetch_max(p, Ordering::Relaxed);
+            }
+            self.inner
+                .oom_kills
+                .fetch_max(c.oom_kills(), Ordering::Relaxed);
+        }
+    }
+
+    /// Memory of the tree in bytes: the cgroup's peak in a sandbox, the main process's resident
+    /// set otherwise (0 once it is gone).
     pub fn memory_used_bytes(&self) -> u64 {
-        // statm's second field is the resident set in pages.
-        std::fs::read_to_string(format!("/proc/{}/statm", self.pgid))
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map(|pages| pages * 4096)
-            .unwrap_or(0)
+        match &self.inner.kind {
+            Kind::Plain { pgid } => std::fs::read_to_string(format!("/proc/{pgid}/statm"))
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .map(|pages| pages * 4096)
+                .unwrap_or(0),
+            Kind::Isolated { .. } => {
+                self.remember();
+                self.inner.peak.load(Ordering::Relaxed)
+            }
+        }
+    }
+
+    /// How many processes of the tree the kernel's OOM killer has killed (always 0 without a
+    /// memory cgroup).
+    pub fn oom_kills(&self) -> u64 {
+        self.remember();
+        self.inner.oom_kills.load(Ordering::Relaxed)
+    }
+
+    /// A TCP connection to `127.0.0.1:port` inside the instance's network namespace (the
+    /// host's loopback when isolation is off).
+    pub fn connect(&self, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let Kind::Isolated { netns, .. } = &self.inner.kind else {
+            return TcpStream::connect_timeout(&addr, timeout);
+        };
+        let ns = netns
+            .lock()
+            .expect("netns lock is never poisoned")
+            .as_ref()
+            .map(|f| f.try_clone())
+            .transpose()?
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "the instance has ended")
+            })?;
+        // setns changes only the calling thread's namespace: a short-lived thread makes the
+        // socket there, and the socket keeps its namespace after the thread is gone.
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                TcpStream::connect_timeout(&addr, timeout)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("connect thread panicked")))
+        })
+    }
+
+    fn release(&self) {
+        self.remember();
+        if let Kind::Isolated { netns, .. } = &self.inner.kind {
+            netns.lock().expect("netns lock is never poisoned").take();
+        }
     }
 }
 
 impl Running {
     pub fn pid(&self) -> u32 {
-        self.pgid.as_raw() as u32
+        self.handle.pid()
     }
 
     pub fn handle(&self) -> ProcessHandle {
-        ProcessHandle { pgid: self.pgid }
+        self.handle.clone()
     }
 
     /// The read end of the combined stdout/stderr pipe. Taken once.
@@ -160,38 +541,135 @@ impl Running {
         self.output.take()
     }
 
-    /// Waits for the runtime's main process to exit.
-    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait().await
+    /// Waits for the runtime's main process to exit (in a sandbox, the shim exits as it did).
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let child = self.child.as_mut().expect("the child is kept until drop");
+        let fd: OwnedFd = PidFd::open(child.id() as i32)?.into();
+        // SAFETY: the AsyncFd owns `fd`, an open pidfd that stays open and the same until the
+        // AsyncFd drops it.
+        let afd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }
+        .map_err(std::io::Error::from)?;
+        // A pidfd becomes readable when its process exits.
+        let _ = afd.readable().await?;
+        let status = child.wait()?;
+        self.status = Some(status);
+        Ok(status)
     }
 
-    /// Sends a signal to the whole process group. A group that is already gone is not an error.
+    /// Sends a signal to the whole tree. A tree that is already gone is not an error.
     pub fn signal(&self, sig: Signal) {
-        let _ = killpg(self.pgid, sig);
+        self.handle.signal(sig);
     }
 
     /// Kills the whole process tree at once.
     pub fn kill(&self) {
-        self.signal(Signal::SIGKILL);
+        self.handle.kill();
     }
 
-    /// SIGTERM to the group, then SIGKILL once `grace` has passed (SPEC.md 5 shutdown).
+    /// SIGTERM to the tree, then SIGKILL once `grace` has passed (SPEC.md 5 shutdown).
     pub async fn terminate(&mut self, grace: Duration) {
         self.signal(Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, self.wait()).await.is_err() {
             self.kill();
-            let _ = self.child.wait().await;
+            let _ = self.wait().await;
         }
-        // Children of the runtime may outlive it in the group; they go too.
+        // Children of the runtime may outlive it; they go too.
         self.kill();
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.kill();
+        self.handle.kill();
+        if let Some(child) = self.child.take() {
+            teardown_later(Teardown::Tree {
+                child,
+                reaped: self.status.is_some(),
+                handle: self.handle.clone(),
+                egress: self.cleanup.take(),
+            });
+        }
     }
+}
+
+/// What the reaper thread ends.
+enum Teardown {
+    Shim(Shim),
+    Tree {
+        child: Child,
+        reaped: bool,
+        handle: ProcessHandle,
+        egress: Option<Egress>,
+    },
+    Flush(mpsc::Sender<()>),
+}
+
+impl Teardown {
+    fn run(self) {
+        match self {
+            Teardown::Shim(mut shim) => {
+                drop(shim.egress.take());
+                let _ = shim.child.kill();
+                let _ = shim.child.wait();
+                if let Some(c) = &shim.cgroup {
+                    c.kill();
+                    c.remove();
+                }
+            }
+            Teardown::Tree {
+                mut child,
+                reaped,
+                handle,
+                egress,
+            } => {
+                handle.kill();
+                if !reaped {
+                    let _ = child.wait();
+                }
+                handle.release();
+                drop(egress);
+                if let Kind::Isolated {
+                    cgroup: Some(c), ..
+                } = &handle.inner.kind
+                {
+                    c.remove();
+                }
+            }
+            Teardown::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+fn teardown_later(t: Teardown) {
+    static REAPER: OnceLock<Mutex<mpsc::Sender<Teardown>>> = OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Teardown>();
+        std::thread::Builder::new()
+            .name("fgs-sandbox-reaper".into())
+            .spawn(move || {
+                for t in rx {
+                    t.run();
+                }
+            })
+            .expect("spawning the sandbox reaper thread");
+        Mutex::new(tx)
+    });
+    let _ = tx
+        .lock()
+        .expect("reaper sender lock is never poisoned")
+        .send(t);
+}
+
+/// Waits until every teardown handed over so far is done (at shutdown, and in tests).
+pub(crate) fn flush_teardowns() {
+    let (tx, rx) = mpsc::channel();
+    teardown_later(Teardown::Flush(tx));
+    let _ = rx.recv_timeout(Duration::from_secs(10));
 }

@@ -53,6 +53,26 @@ pub enum StoreError {
         name: String,
         expected: u64,
     },
+    #[error("version {version} of function {name} already exists")]
+    VersionExists { name: String, version: String },
+    #[error("version {version} of function {name} does not exist")]
+    VersionNotFound { name: String, version: String },
+    #[error("version {version} of function {name} is used by alias {alias}")]
+    VersionInUse {
+        name: String,
+        version: String,
+        alias: String,
+    },
+    #[error("function {name} already has the maximum of {limit} versions")]
+    TooManyVersions { name: String, limit: usize },
+    #[error("alias {alias} of function {name} already exists")]
+    AliasExists { name: String, alias: String },
+    #[error("alias {alias} of function {name} does not exist")]
+    AliasNotFound { name: String, alias: String },
+    #[error("function {name} already has the maximum of {limit} aliases")]
+    TooManyAliases { name: String, limit: usize },
+    #[error("async invocation {request_id} does not exist")]
+    AsyncNotFound { request_id: String },
     #[error("database {op}")]
     Backend {
         op: &'static str,
@@ -81,4 +101,20 @@ pub enum StoreError {
         #[source]
         source: tokio::task::JoinError,
     },
+    #[error("version {qualifier} of function {name} already has the maximum of {limit} triggers")]
+    TooManyTriggers {
+        name: String,
+        qualifier: String,
+        limit: u64,
+    },
+    #[error("decoding the stored event data of trigger {trigger_id}")]
+    CorruptTrigger {
+        trigger_id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("function {name} already has a test event named {event}")]
+    TestEventExists { name: String, event: String },
+    #[error("function {name} already has the maximum of {limit} test events")]
+    TooManyTestEvents { name: String, limit: u64 },
 }

@@ -1,7 +1,10 @@
 //! The SQLite backend: the default for a single node. Everything here is blocking and runs on
 //! tokio's blocking pool; [`Sqlite`] hands each call its own `spawn_blocking` task.
 
+mod flows;
 mod migrations;
+mod test_events;
+mod triggers;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,7 @@ pub(crate) struct Sqlite {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::Backend {
         op,
         source: e.into(),
@@ -32,7 +35,7 @@ fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 
 /// SQLite integers are signed; counts and offsets beyond `i64::MAX` cannot occur in practice,
 /// so saturating keeps `LIMIT`/`OFFSET` meaning "all" instead of wrapping negative.
-fn int(v: u64) -> i64 {
+pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -381,7 +384,9 @@ impl Sqlite {
             // A full scan is fine: this runs when collecting garbage, never on the hot path.
             conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM functions
-                 WHERE json_extract(record, '$.code.sha256') = ?1)",
+                 WHERE json_extract(record, '$.code.sha256') = ?1)
+                 OR EXISTS (SELECT 1 FROM versions
+                 WHERE json_extract(record, '$.function.code.sha256') = ?1)",
                 params![sha256],
                 |row| row.get(0),
             )

@@ -41,6 +41,7 @@ fn record(project: &str, package: &str, name: &str, created_ms: i64) -> Function
         created_ms,
         modified_ms: created_ms,
         revision: 1,
+        async_config: None,
     }
 }
 
@@ -444,4 +445,210 @@ async fn concurrent_creates_respect_the_quota() {
         }
     }
     assert_eq!(ok, 3);
+}
+
+mod flows {
+    use std::collections::BTreeMap;
+
+    use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
+
+    use super::*;
+
+    fn version(rec: &FunctionRecord, v: &str, at: i64) -> VersionRecord {
+        VersionRecord {
+            version: v.to_owned(),
+            description: String::new(),
+            created_ms: at,
+            function: rec.clone(),
+        }
+    }
+
+    fn alias(name: &str, v: &str, extra: Option<&str>) -> AliasRecord {
+        AliasRecord {
+            name: name.to_owned(),
+            version: v.to_owned(),
+            description: String::new(),
+            additional_version_weights: extra
+                .map(|e| BTreeMap::from([(e.to_owned(), 10)]))
+                .unwrap_or_default(),
+            additional_version_strategy: BTreeMap::new(),
+            created_ms: 1,
+            modified_ms: 1,
+        }
+    }
+
+    fn row(id: &str, rec: &FunctionRecord, at: i64) -> AsyncRow {
+        AsyncRow {
+            request_id: id.to_owned(),
+            project: rec.project.clone(),
+            package: rec.package.clone(),
+            name: rec.name.clone(),
+            qualifier: "latest".to_owned(),
+            status: AsyncStatus::Wait,
+            attempts: 0,
+            created_ms: at,
+            next_attempt_ms: at,
+            started_ms: None,
+            ended_ms: None,
+            error_code: None,
+            error_message: String::new(),
+            body: b"{}".to_vec(),
+            extra: "{}".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_publish_limit_and_alias_guard() {
+        let d = db();
+        let rec = record("p", "default", "f", 1);
+        d.store.create_function(rec.clone(), 10).await.unwrap();
+        d.store
+            .publish_version(version(&rec, "v1", 2), 2)
+            .await
+            .unwrap();
+        assert!(matches!(
+            d.store.publish_version(version(&rec, "v1", 3), 2).await,
+            Err(StoreError::VersionExists { .. })
+        ));
+        d.store
+            .publish_version(version(&rec, "v2", 3), 2)
+            .await
+            .unwrap();
+        assert!(matches!(
+            d.store.publish_version(version(&rec, "v3", 4), 2).await,
+            Err(StoreError::TooManyVersions { .. })
+        ));
+        let names: Vec<_> = d
+            .store
+            .list_versions("p", "default", "f")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(names, ["v1", "v2"]);
+
+        // An alias may route only to versions that exist; a version it routes to stays.
+        assert!(matches!(
+            d.store
+                .put_alias("p", "default", "f", alias("a", "v9", None), true, 10)
+                .await,
+            Err(StoreError::VersionNotFound { .. })
+        ));
+        d.store
+            .put_alias("p", "default", "f", alias("a", "v1", Some("v2")), true, 10)
+            .await
+            .unwrap();
+        assert!(matches!(
+            d.store.delete_version("p", "default", "f", "v2").await,
+            Err(StoreError::VersionInUse { .. })
+        ));
+        d.store
+            .put_alias("p", "default", "f", alias("a", "latest", None), false, 10)
+            .await
+            .unwrap();
+        d.store
+            .delete_version("p", "default", "f", "v2")
+            .await
+            .unwrap();
+        assert!(d
+            .store
+            .get_version("p", "default", "f", "v2")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(matches!(
+            d.store
+                .put_alias("p", "default", "f", alias("a", "v1", None), true, 10)
+                .await,
+            Err(StoreError::AliasExists { .. })
+        ));
+
+        // Deleting the function takes its versions and aliases with it.
+        d.store.delete_function("p", "default", "f").await.unwrap();
+        d.store.create_function(rec.clone(), 10).await.unwrap();
+        assert!(d
+            .store
+            .list_versions("p", "default", "f")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(d
+            .store
+            .list_aliases("p", "default", "f")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn async_queue_claims_due_events_once_and_requeues_after_a_crash() {
+        let d = db();
+        let rec = record("p", "default", "f", 1);
+        d.store.create_function(rec.clone(), 10).await.unwrap();
+        let res = d
+            .store
+            .insert_async(vec![
+                row("a", &rec, 10),
+                row("b", &rec, 20),
+                row("c", &rec, 30),
+            ])
+            .await
+            .unwrap();
+        assert!(res.iter().all(Result::is_ok));
+        let mut ghost = row("g", &rec, 5);
+        ghost.name = "nosuch".into();
+        let res = d.store.insert_async(vec![ghost]).await.unwrap();
+        assert!(matches!(res[0], Err(StoreError::FunctionNotFound { .. })));
+
+        let claimed = d.store.claim_due_async(25, 10).await.unwrap();
+        let ids: Vec<_> = claimed.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(
+            d.store.claim_due_async(25, 10).await.unwrap().is_empty(),
+            "claimed once"
+        );
+        assert_eq!(d.store.next_due_async().await.unwrap(), Some(30));
+
+        let mut done = claimed[0].clone();
+        done.status = AsyncStatus::Success;
+        done.attempts = 1;
+        done.ended_ms = Some(40);
+        d.store.update_async(done).await.unwrap();
+
+        // Reopen as after kill -9: `b` was RUNNING and runs again.
+        let reopened = Store::open(&d.path).unwrap();
+        assert_eq!(reopened.requeue_running_async().await.unwrap(), 1);
+        let again = reopened.claim_due_async(100, 10).await.unwrap();
+        let ids: Vec<_> = again.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+
+        let (list, count) = reopened
+            .list_async(AsyncFilter {
+                project: "p".into(),
+                package: "default".into(),
+                name: "f".into(),
+                status: Some(AsyncStatus::Success),
+                limit: 10,
+                ..AsyncFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (count, list[0].request_id.as_str(), list[0].attempts),
+            (1, "a", 1)
+        );
+
+        assert_eq!(
+            reopened
+                .cancel_async("p", "default", "f", "a", 50)
+                .await
+                .unwrap(),
+            AsyncStatus::Success
+        );
+        assert!(matches!(
+            reopened.cancel_async("p", "default", "f", "zz", 50).await,
+            Err(StoreError::AsyncNotFound { .. })
+        ));
+    }
 }

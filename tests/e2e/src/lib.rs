@@ -1,1 +1,64 @@
-//! e2e harness
+//! End-to-end harness for fgs: starts the real `fgs serve` binary on a free port with a temp
+//! data dir ([`Server`]), talks to it over HTTP signed exactly as the official SDK signs
+//! ([`Req`], built on `fgs_api::auth::sign`), and builds fixture functions in memory
+//! ([`fixture`]). It builds nothing itself: `scripts/test` runs `cargo build -p fgs` first, and
+//! `FGS_BIN` points at another binary.
+//!
+//! The tests live in `tests/*.rs`, one file per area of the API.
+
+mod client;
+pub mod fixture;
+mod server;
+
+use std::time::{Duration, Instant};
+
+pub use client::{Auth, Req, Resp};
+pub use fixture::{b64, unb64, unique};
+pub use server::{fgs_bin, test_credential, Server, ServerOpts};
+
+pub use fgs_api::auth::Credential;
+pub use serde_json::{json, Value};
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes; whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// PIDs of processes whose command line contains `pattern` (`pgrep -f`).
+pub fn pgrep(pattern: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(pattern)
+        .output()
+        .expect("pgrep runs (procps is installed)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone: it runs nothing).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// The instances of a fixture function started with this `FX_MARK`.
+pub fn instances(mark: &str) -> Vec<u32> {
+    pgrep(&format!("fxmark-{mark}"))
+}

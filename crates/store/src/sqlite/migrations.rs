@@ -73,6 +73,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX async_due ON async_invocations (status, next_attempt_ms);
     CREATE INDEX async_by_function ON async_invocations (function_id, created_ms);
     "#,
+    // 3: triggers and saved test events, which also go with their function row. A timer's
+    // plan (`next_fire_ms`) is a column so that firing is one compare-and-set.
+    r#"
+    CREATE TABLE triggers (
+        id           INTEGER PRIMARY KEY,
+        trigger_id   TEXT    NOT NULL UNIQUE,
+        function_id  INTEGER NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+        qualifier    TEXT    NOT NULL,
+        type_code    TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        event_data   TEXT    NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        updated_ms   INTEGER NOT NULL,
+        next_fire_ms INTEGER,
+        last_fire_ms INTEGER
+    );
+    CREATE INDEX triggers_by_function ON triggers (function_id, qualifier, created_ms, id);
+
+    CREATE TABLE test_events (
+        id          INTEGER PRIMARY KEY,
+        event_id    TEXT    NOT NULL UNIQUE,
+        function_id INTEGER NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+        name        TEXT    NOT NULL,
+        content     TEXT    NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        modified_ms INTEGER NOT NULL,
+        UNIQUE (function_id, name)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,284 @@
+//! Async invocation (SPEC.md 2, 3): `POST /functions/{urn}/invocations-async` (202 once the
+//! event is on disk), `GET .../async-invocations`, `POST .../cancel`, and
+//! `GET`/`PUT`/`DELETE .../async-invoke-config`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use fgs_core::flows::{
+    AsyncInvokeConfig, AsyncStatus, DestinationConfig, ASYNC_AGE_DEFAULT, ASYNC_AGE_MAX,
+    ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
+};
+use fgs_core::urn::qualified_urn;
+use fgs_core::{FunctionRef, Qualifier};
+use fgs_invoke::NewEvent;
+use fgs_store::AsyncFilter;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::functions::{function_ref, key_of, now_ms, parse_json};
+use crate::state::SharedState;
+use crate::wire;
+
+pub async fn invoke(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let r = function_ref(&project, &urn)?;
+    let body = crate::invocation::event_body(body)?;
+    let request_id = state
+        .dispatcher
+        .submit(
+            NewEvent {
+                key: key_of(&project, &r),
+                qualifier: r.qualifier_or_latest(),
+                body,
+                source: "api".into(),
+            },
+            None,
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"request_id": request_id})),
+    )
+        .into_response())
+}
+
+fn parse_time(s: &str) -> ApiResult<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(s, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "time {s:?} is invalid: use RFC 3339 or Unix milliseconds"
+            ))
+        })
+}
+
+pub async fn list(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
+    let num = |k: &str, d: u64| -> ApiResult<u64> {
+        get(k).map_or(Ok(d), |v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("{k} {v:?} is not a number")))
+        })
+    };
+    let status = match get("status") {
+        None => None,
+        Some(s) => Some(AsyncStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status {s:?} is invalid: use WAIT, RUNNING, SUCCESS, FAIL or DISCARD"
+            ))
+        })?),
+    };
+    let filter = AsyncFilter {
+        project: project.clone(),
+        package: r.package.clone(),
+        name: r.name.clone(),
+        request_id: get("request_id").cloned(),
+        status,
+        begin_ms: get("query_begin_time").map(|s| parse_time(s)).transpose()?,
+        end_ms: get("query_end_time").map(|s| parse_time(s)).transpose()?,
+        marker: num("marker", 0)?,
+        limit: num("limit", 100)?.clamp(1, 500),
+    };
+    let marker = filter.marker;
+    let (rows, count) = state.store.list_async(filter).await?;
+    let next = marker + rows.len() as u64;
+    let invocations: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "request_id": row.request_id,
+                "status": row.status.as_str(),
+                "error_message": row.error_message,
+                "error_code": row.error_code.unwrap_or(0),
+                "start_time": wire::rfc3339_ms(row.started_ms.unwrap_or(row.created_ms)),
+                "end_time": row.ended_ms.map(wire::rfc3339_ms).unwrap_or_default(),
+                "attempts": row.attempts,
+                "created_time": wire::rfc3339_ms(row.created_ms),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"invocations": invocations, "count": count, "next_marker": next}),
+    ))
+}
+
+pub async fn cancel(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    #[derive(serde::Deserialize)]
+    struct B {
+        request_id: Option<String>,
+    }
+    let r = function_ref(&project, &urn)?;
+    let b: B = parse_json(&body)?;
+    let id = b
+        .request_id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("request_id is required"))?;
+    let before = state
+        .store
+        .cancel_async(&project, &r.package, &r.name, &id, now_ms())
+        .await?;
+    if before != AsyncStatus::Wait {
+        return Err(ApiError::bad_request(format!(
+            "async invocation {id} is {}: only a waiting invocation can be cancelled",
+            before.as_str()
+        )));
+    }
+    Ok(Json(
+        json!({"request_id": id, "status": AsyncStatus::Discard.as_str()}),
+    ))
+}
+
+fn config_json(c: &AsyncInvokeConfig, func_urn: &str) -> Value {
+    json!({
+        "func_urn": func_urn,
+        "max_async_event_age_in_seconds": c.max_async_event_age_in_seconds,
+        "max_async_retry_attempts": c.max_async_retry_attempts,
+        "destination_config": c.destination_config,
+        "created_time": wire::rfc3339_ms(c.created_ms),
+        "last_modified": wire::rfc3339_ms(c.modified_ms),
+        "enable_async_status_log": false,
+    })
+}
+
+fn latest_urn(state: &SharedState, project: &str, r: &FunctionRef) -> String {
+    qualified_urn(
+        &state.region,
+        project,
+        &r.package,
+        &r.name,
+        &Qualifier::Latest,
+    )
+}
+
+pub async fn get_config(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let rec = state
+        .store
+        .get_function(&project, &r.package, &r.name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let c = rec.async_config.ok_or_else(|| {
+        ApiError::not_found(format!("function {} has no async invoke config", r.name))
+    })?;
+    Ok(Json(config_json(&c, &latest_urn(&state, &project, &r))))
+}
+
+fn check_destinations(d: &DestinationConfig) -> ApiResult<()> {
+    for dest in [&d.on_success, &d.on_failure].into_iter().flatten() {
+        let param: Value = serde_json::from_str(&dest.param).map_err(|e| {
+            ApiError::bad_request(format!("destination param is not a JSON object: {e}"))
+        })?;
+        match dest.destination.as_str() {
+            "FunctionGraph" => {
+                let urn = param.get("func_urn").and_then(Value::as_str).unwrap_or("");
+                FunctionRef::parse(urn).map_err(|e| {
+                    ApiError::bad_request(format!("destination func_urn {urn:?} is invalid: {e}"))
+                })?;
+            }
+            "HTTP" => {
+                let url = param.get("url").and_then(Value::as_str).unwrap_or("");
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ApiError::bad_request(format!(
+                        "destination url {url:?} is invalid: use http:// or https://"
+                    )));
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "destination {other:?} is not supported: use FunctionGraph or HTTP"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn put_config(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    #[derive(serde::Deserialize)]
+    struct B {
+        max_async_event_age_in_seconds: Option<i64>,
+        max_async_retry_attempts: Option<i64>,
+        destination_config: Option<DestinationConfig>,
+    }
+    let r = function_ref(&project, &urn)?;
+    let b: B = parse_json(&body)?;
+    let age = b
+        .max_async_event_age_in_seconds
+        .unwrap_or(i64::from(ASYNC_AGE_DEFAULT));
+    if !(1..=i64::from(ASYNC_AGE_MAX)).contains(&age) {
+        return Err(ApiError::bad_request(format!(
+            "max_async_event_age_in_seconds {age} is invalid: use 1 to 86400"
+        )));
+    }
+    let retries = b
+        .max_async_retry_attempts
+        .unwrap_or(i64::from(ASYNC_RETRY_DEFAULT));
+    if !(0..=i64::from(ASYNC_RETRY_MAX)).contains(&retries) {
+        return Err(ApiError::bad_request(format!(
+            "max_async_retry_attempts {retries} is invalid: use 0 to 3"
+        )));
+    }
+    let destinations = b.destination_config.unwrap_or_default();
+    check_destinations(&destinations)?;
+    let mut rec = state
+        .store
+        .get_function(&project, &r.package, &r.name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let now = now_ms();
+    let created = rec.async_config.as_ref().map_or(now, |c| c.created_ms);
+    let c = AsyncInvokeConfig {
+        max_async_event_age_in_seconds: age as u32,
+        max_async_retry_attempts: retries as u32,
+        destination_config: destinations,
+        created_ms: created,
+        modified_ms: now,
+    };
+    rec.async_config = Some(c.clone());
+    crate::functions::save(&state, rec).await?;
+    Ok(Json(config_json(&c, &latest_urn(&state, &project, &r))))
+}
+
+pub async fn delete_config(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let r = function_ref(&project, &urn)?;
+    let mut rec = state
+        .store
+        .get_function(&project, &r.package, &r.name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    if rec.async_config.take().is_some() {
+        crate::functions::save(&state, rec).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

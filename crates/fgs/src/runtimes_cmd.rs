@@ -1,0 +1,96 @@
+//! The built-in runtimes of this host: `fgs runtimes` lists which interpreter each runtime name
+//! runs on, and `fgs serve` discovers them once at start through [`prepare`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use fgs_core::runtime::{Availability, RuntimeTable};
+use fgs_instance::DiscoverOptions;
+
+/// Where fgs looks for interpreters; shared by `fgs serve` and `fgs runtimes`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// Directories holding `python3.N` and `node` binaries, in order of preference
+    /// (colon-separated in the environment). Default: /usr/local/bin, /usr/bin, /bin, then
+    /// pyenv and nvm installations.
+    #[arg(long = "runtime-path", env = "FGS_RUNTIME_PATH", value_delimiter = ':')]
+    pub runtime_path: Option<Vec<PathBuf>>,
+}
+
+impl RuntimeArgs {
+    fn discover(&self) -> RuntimeTable {
+        fgs_instance::discover(&DiscoverOptions {
+            dirs: self.runtime_path.clone(),
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RuntimesCmd {
+    #[command(flatten)]
+    pub runtimes: RuntimeArgs,
+}
+
+/// Discovers the interpreters, reports the runtime names that fall back or are missing, and
+/// writes the shims into `<data_dir>/runtime/`.
+pub fn prepare(data_dir: &Path, args: &RuntimeArgs) -> Result<(Arc<RuntimeTable>, PathBuf)> {
+    let table = args.discover();
+    for (rt, av) in table.entries() {
+        match av {
+            Availability::Nearest(_) => {
+                tracing::warn!("{}", av.warning(*rt).unwrap_or_default());
+            }
+            Availability::Missing => {
+                tracing::warn!(runtime = %rt, "no interpreter installed: functions of this runtime are refused");
+            }
+            Availability::Exact(i) => {
+                tracing::debug!(runtime = %rt, interpreter = %i.path.display(), "runtime available");
+            }
+            Availability::Bootstrap => {}
+        }
+    }
+    let dir = fgs_instance::install_shims(&data_dir.join("runtime"))
+        .with_context(|| format!("writing the runtime shims under {}", data_dir.display()))?;
+    Ok((Arc::new(table), dir))
+}
+
+/// `fgs runtimes`: one line per runtime name.
+pub fn run(cmd: RuntimesCmd) -> Result<()> {
+    let table = cmd.runtimes.discover();
+    println!(
+        "{:<14} {:<9} {:<9} INTERPRETER",
+        "RUNTIME", "STATUS", "VERSION"
+    );
+    for (rt, av) in table.entries() {
+        let (status, version, path) = match av {
+            Availability::Bootstrap => (
+                "builtin",
+                "-".to_string(),
+                "bootstrap (the function's own)".to_string(),
+            ),
+            Availability::Exact(i) => ("ok", i.version_string(), i.path.display().to_string()),
+            Availability::Nearest(i) => {
+                ("nearest", i.version_string(), i.path.display().to_string())
+            }
+            Availability::Missing => (
+                "missing",
+                "-".to_string(),
+                "refused at create (FSS.1005)".to_string(),
+            ),
+        };
+        println!("{:<14} {status:<9} {version:<9} {path}", rt.as_str());
+    }
+    let warnings: Vec<String> = table
+        .entries()
+        .iter()
+        .filter_map(|(rt, av)| av.warning(*rt))
+        .collect();
+    if !warnings.is_empty() {
+        println!();
+        for w in warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(())
+}

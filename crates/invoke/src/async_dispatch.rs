@@ -1,0 +1,418 @@
+//! Durable async invocation (SPEC.md 3): events are on disk before they are accepted, run within
+//! the function's instance limits, retried with exponential back-off, aged out, and their outcome
+//! sent to the configured destinations. At-least-once: events a stopped fgs left running are
+//! queued again at the next start.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fgs_core::flows::{AsyncStatus, Destination, ASYNC_AGE_DEFAULT, ASYNC_RETRY_DEFAULT};
+use fgs_core::{FunctionRef, Qualifier};
+use fgs_instance::InvokeType;
+use fgs_store::{AsyncRow, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+
+use crate::invoker::{FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct AsyncConfig {
+    /// Events run at once, across functions.
+    pub concurrency: usize,
+    /// The first retry waits this long; each next one twice as long.
+    pub retry_base: Duration,
+    pub region: String,
+}
+
+/// An event to queue.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub key: FunctionKey,
+    pub qualifier: Qualifier,
+    pub body: Bytes,
+    /// What submitted it (`api`, `timer:<id>`, `destination:<request id>`).
+    pub source: String,
+}
+
+type Pending = (AsyncRow, oneshot::Sender<Result<(), StoreError>>);
+
+pub struct AsyncDispatcher<S: FunctionSource> {
+    invoker: Arc<Invoker<S>>,
+    store: Store,
+    config: AsyncConfig,
+    wake: Notify,
+    slots: Arc<Semaphore>,
+    writer: mpsc::Sender<Pending>,
+    http: reqwest::Client,
+}
+
+/// Writes queued events in batches: one transaction, so one fsync, for all events that arrived
+/// while the previous batch was being written.
+async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (rows, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        match store.insert_async(rows).await {
+            Ok(results) => {
+                for (ack, r) in acks.into_iter().zip(results) {
+                    let _ = ack.send(r);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for ack in acks {
+                    let _ = ack.send(Err(StoreError::Backend {
+                        op: "insert async invocations",
+                        source: msg.clone().into(),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl<S: FunctionSource> AsyncDispatcher<S> {
+    pub fn new(invoker: Arc<Invoker<S>>, store: Store, config: AsyncConfig) -> Arc<Self> {
+        let (writer, rx) = mpsc::channel(4096);
+        tokio::spawn(write_batches(store.clone(), rx));
+        Arc::new(AsyncDispatcher {
+            invoker,
+            store,
+            slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            config,
+            wake: Notify::new(),
+            writer,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a plain HTTP client builds"),
+        })
+    }
+
+    /// Queues an event; returns its request id once it is on disk.
+    pub async fn submit(
+        &self,
+        ev: NewEvent,
+        request_id: Option<String>,
+    ) -> Result<String, InvokeError> {
+        // The function must exist now: an unknown one is the caller's error, not a FAIL later.
+        self.invoker.function_record(&ev.key, &ev.qualifier).await?;
+        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let now = now_ms();
+        let row = AsyncRow {
+            request_id: request_id.clone(),
+            project: ev.key.project,
+            package: ev.key.package,
+            name: ev.key.name,
+            qualifier: ev.qualifier.to_string(),
+            status: AsyncStatus::Wait,
+            attempts: 0,
+            created_ms: now,
+            next_attempt_ms: now,
+            started_ms: None,
+            ended_ms: None,
+            error_code: None,
+            error_message: String::new(),
+            body: ev.body.to_vec(),
+            extra: serde_json::json!({"source": ev.source}).to_string(),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((row, tx))
+            .await
+            .map_err(|_| InvokeError::Platform("the async queue writer stopped".into()))?;
+        rx.await
+            .map_err(|_| InvokeError::Platform("the async queue writer stopped".into()))?
+            .map_err(|e| InvokeError::Platform(format!("storing the async event: {e}")))?;
+        self.wake.notify_one();
+        Ok(request_id)
+    }
+
+    /// Runs the dispatcher until the task is aborted.
+    pub async fn run(self: Arc<Self>) {
+        match self.store.requeue_running_async().await {
+            Ok(n) if n > 0 => tracing::info!(events = n, "async events requeued after a restart"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "requeueing async events failed"),
+        }
+        loop {
+            let free = self.slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self.store.claim_due_async(now_ms(), free).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming async events failed");
+                        Vec::new()
+                    }
+                }
+            };
+            if claimed.is_empty() {
+                let wait = match self.store.next_due_async().await {
+                    Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64),
+                    _ => Duration::from_secs(1),
+                };
+                let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+                continue;
+            }
+            for row in claimed {
+                let permit = Arc::clone(&self.slots)
+                    .acquire_owned()
+                    .await
+                    .expect("the slot semaphore is never closed");
+                let this = Arc::clone(&self);
+                tokio::spawn(async move {
+                    this.process(row).await;
+                    drop(permit);
+                    this.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    async fn process(&self, mut row: AsyncRow) {
+        let key = FunctionKey {
+            project: row.project.clone(),
+            package: row.package.clone(),
+            name: row.name.clone(),
+        };
+        let qualifier = Qualifier::parse(&row.qualifier).unwrap_or(Qualifier::Latest);
+        let invoked_urn = fgs_core::urn::qualified_urn(
+            &self.config.region,
+            &key.project,
+            &key.package,
+            &key.name,
+            &qualifier,
+        );
+        let config = match self.invoker.function_record(&key, &qualifier).await {
+            Ok(rec) => rec.async_config.clone(),
+            Err(e) => {
+                // The function or version is gone: nothing can run this event.
+                self.finish(&mut row, AsyncStatus::Fail, None, e.to_string())
+                    .await;
+                return;
+            }
+        };
+        let max_age_ms = i64::from(
+            config
+                .as_ref()
+                .map_or(ASYNC_AGE_DEFAULT, |c| c.max_async_event_age_in_seconds),
+        ) * 1000;
+        let retries = config
+            .as_ref()
+            .map_or(ASYNC_RETRY_DEFAULT, |c| c.max_async_retry_attempts);
+        let destinations = config.map(|c| c.destination_config).unwrap_or_default();
+
+        if now_ms() - row.created_ms > max_age_ms {
+            self.finish(
+                &mut row,
+                AsyncStatus::Discard,
+                None,
+                "event age exceeded".into(),
+            )
+            .await;
+            self.deliver(
+                &destinations.on_failure,
+                &row,
+                &invoked_urn,
+                "EventAgeExceeded",
+                None,
+            )
+            .await;
+            return;
+        }
+        let outcome = self
+            .invoker
+            .invoke(
+                &key,
+                &qualifier,
+                Bytes::from(row.body.clone()),
+                InvokeOptions {
+                    invoke_type: Some(InvokeType::Async),
+                    request_id: Some(row.request_id.clone()),
+                    invoked_urn: invoked_urn.clone(),
+                    headers: Vec::new(),
+                },
+            )
+            .await;
+        match outcome {
+            Ok(o) => {
+                row.attempts += 1;
+                match o.result {
+                    Ok(result) => {
+                        self.finish(&mut row, AsyncStatus::Success, None, String::new())
+                            .await;
+                        self.deliver(
+                            &destinations.on_success,
+                            &row,
+                            &invoked_urn,
+                            "Success",
+                            Some(result),
+                        )
+                        .await;
+                    }
+                    Err(fe) => {
+                        if row.attempts <= retries {
+                            self.retry(&mut row, Some(fe.code), fe.message).await;
+                        } else {
+                            self.finish(
+                                &mut row,
+                                AsyncStatus::Fail,
+                                Some(fe.code),
+                                fe.message.clone(),
+                            )
+                            .await;
+                            let payload = Bytes::from(serde_json::to_vec(&fe).unwrap_or_default());
+                            self.deliver(
+                                &destinations.on_failure,
+                                &row,
+                                &invoked_urn,
+                                "RetriesExhausted",
+                                Some(payload),
+                            )
+                            .await;
+                        }
+                    }
+                }
+            }
+            // Throttling is not the function's failure: try again soon, without using up an
+            // attempt, until the event ages out.
+            Err(e @ (InvokeError::Throttled(_) | InvokeError::Disabled(_))) => {
+                row.status = AsyncStatus::Wait;
+                row.next_attempt_ms = now_ms() + 1000;
+                row.error_message = e.to_string();
+                self.save(&row).await;
+            }
+            Err(e) => {
+                row.attempts += 1;
+                if row.attempts <= retries {
+                    self.retry(&mut row, None, e.to_string()).await;
+                } else {
+                    self.finish(&mut row, AsyncStatus::Fail, None, e.to_string())
+                        .await;
+                    self.deliver(
+                        &destinations.on_failure,
+                        &row,
+                        &invoked_urn,
+                        "RetriesExhausted",
+                        None,
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn retry(&self, row: &mut AsyncRow, code: Option<u32>, message: String) {
+        let backoff = self.config.retry_base * 2u32.saturating_pow(row.attempts.saturating_sub(1));
+        row.status = AsyncStatus::Wait;
+        row.next_attempt_ms = now_ms() + backoff.as_millis() as i64;
+        row.error_code = code;
+        row.error_message = message;
+        self.save(row).await;
+    }
+
+    async fn finish(
+        &self,
+        row: &mut AsyncRow,
+        status: AsyncStatus,
+        code: Option<u32>,
+        message: String,
+    ) {
+        row.status = status;
+        row.ended_ms = Some(now_ms());
+        row.error_code = code;
+        row.error_message = message;
+        self.save(row).await;
+    }
+
+    async fn save(&self, row: &AsyncRow) {
+        if let Err(e) = self.store.update_async(row.clone()).await {
+            tracing::error!(request_id = row.request_id, error = %e, "recording an async event's state failed");
+        }
+    }
+
+    /// Sends an outcome to a destination (SPEC.md 3): another function, as a new async event, or
+    /// an HTTP webhook. A failed delivery is logged; it never changes the event's own status.
+    async fn deliver(
+        &self,
+        dest: &Option<Destination>,
+        row: &AsyncRow,
+        invoked_urn: &str,
+        condition: &str,
+        response: Option<Bytes>,
+    ) {
+        let Some(dest) = dest else { return };
+        let as_json = |b: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
+            })
+        };
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": crate::logline::now_iso(),
+            "request_id": row.request_id,
+            "func_urn": invoked_urn,
+            "condition": condition,
+            "approximate_invoke_count": row.attempts,
+            "error_code": row.error_code,
+            "error_message": row.error_message,
+            "request_payload": as_json(&row.body),
+            "response_payload": response.as_deref().map(as_json),
+        });
+        let param: serde_json::Value = serde_json::from_str(&dest.param).unwrap_or_default();
+        let result = match dest.destination.as_str() {
+            "FunctionGraph" => {
+                let target = param.get("func_urn").and_then(|v| v.as_str()).unwrap_or("");
+                match FunctionRef::parse(target) {
+                    Ok(r) if r.project.as_deref().is_none_or(|p| p == row.project) => {
+                        let ev = NewEvent {
+                            key: FunctionKey {
+                                project: row.project.clone(),
+                                package: r.package.clone(),
+                                name: r.name.clone(),
+                            },
+                            qualifier: r.qualifier_or_latest(),
+                            body: Bytes::from(record.to_string()),
+                            source: format!("destination:{}", row.request_id),
+                        };
+                        Box::pin(self.submit(ev, None))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                    Ok(_) => Err(format!(
+                        "destination function {target} is in another project"
+                    )),
+                    Err(e) => Err(format!("destination func_urn {target:?}: {e}")),
+                }
+            }
+            "HTTP" => {
+                let url = param.get("url").and_then(|v| v.as_str()).unwrap_or("");
+                match self.http.post(url).json(&record).send().await {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("webhook {url} answered {}", r.status())),
+                    Err(e) => Err(format!("webhook {url}: {e}")),
+                }
+            }
+            other => Err(format!("destination type {other} is not supported")),
+        };
+        if let Err(e) = result {
+            tracing::warn!(request_id = row.request_id, error = %e, "async destination delivery failed");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The control channel between fgs and a sandbox shim: a `SOCK_SEQPACKET` socketpair carrying one
+//! JSON message per packet, and the Runtime API listener as an `SCM_RIGHTS` file descriptor.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use serde::{Deserialize, Serialize};
+
+/// The fd number the shim finds its end of the control socket at.
+pub(crate) const SHIM_CTL_FD: RawFd = 3;
+
+/// Largest message: an exec spec with a 4 KB environment and a few mounts fits many times over.
+const MAX_MSG: usize = 256 * 1024;
+
+/// What the shim is started with (its one argument, as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ShimConfig {
+    /// `cgroup.procs` files to join before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// An empty host directory the sandbox's root tmpfs is mounted on (in its own mount ns).
+    pub root_dir: PathBuf,
+    pub hostname: String,
+    /// The whole `/etc/hosts` of the sandbox.
+    pub hosts: String,
+    /// Port of the Runtime API listener on the sandbox's 127.0.0.1.
+    pub api_port: u16,
+    pub tmp_size_mb: u32,
+}
+
+/// The second step: what to run, with which mounts and limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpawnMsg {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// Read-only bind mounts `(host path, sandbox path)`.
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// cgroup files to write before the runtime starts `(file, value)`.
+    pub cgroup_writes: Vec<(PathBuf, String)>,
+    pub uid: u32,
+    pub gid: u32,
+    pub nofile: u64,
+}
+
+/// What the shim answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The sandbox is prepared; the listener travels with this message.
+    Ready,
+    /// The sandbox's init process runs, with this pid in fgs's pid namespace.
+    Init {
+        pid: i32,
+    },
+    /// The runtime process was started.
+    Started,
+    Failed {
+        error: String,
+    },
+}
+
+pub(crate) fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+pub(crate) fn send<T: Serialize>(
+    fd: BorrowedFd<'_>,
+    msg: &T,
+    pass: Option<RawFd>,
+) -> nix::Result<()> {
+    let bytes = serde_json::to_vec(msg).expect("control messages serialize");
+    let iov = [IoSlice::new(&bytes)];
+    let fds;
+    let cmsgs: &[ControlMessage] = match pass {
+        Some(f) => {
+            fds = [f];
+            &[ControlMessage::ScmRights(&fds)]
+        }
+        None => &[],
+    };
+    sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+/// Receives one message and a passed fd if any; `Ok(None)` at end of stream.
+pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<Option<(T, Option<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_MSG];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let (n, passed) = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = loop {
+            match recvmsg::<()>(
+                fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.map_err(std::io::Error::from)?,
+            }
+        };
+        let mut passed = None;
+        for c in msg.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for f in fds {
+                    // SAFETY: the kernel just installed this fd in our table for us; nothing
+                    // else owns it.
+                    let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                    passed.get_or_insert(owned);
+                }
+            }
+        }
+        (msg.bytes, passed)
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let v = serde_json::from_slice(&buf[..n])
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Some((v, passed)))
+}

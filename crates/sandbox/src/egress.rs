@@ -1,0 +1,163 @@
+//! Egress of a sandbox's network namespace through `pasta` (Debian's `passt` package).
+//!
+//! pasta connects the namespace to the host's network in user space: it copies the host's
+//! address and default route into the namespace on a tap device and turns the namespace's TCP
+//! and UDP flows into ordinary host sockets. Connections to the gateway address are mapped to
+//! the host's loopback, which is what `host.fgs.internal` names. Chosen over a veth pair with NAT
+//! because it changes nothing on the host (no `ip_forward`, no `route_localnet`, no nftables
+//! rules to leak after a `kill -9`) and needs no addresses of its own. Its cost is one process per
+//! instance; see docs/sandbox.md for the numbers.
+//!
+//! pasta refuses `/proc/<pid>/ns/net` once it has dropped privileges, so the namespace is bound to
+//! a file under the run dir for it (removed with the instance, swept at start-up).
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::signal::Signal;
+
+use crate::sys::PidFd;
+
+/// The pasta of one sandbox.
+#[derive(Debug)]
+pub(crate) struct Egress {
+    pasta: Option<PidFd>,
+    ns_file: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Egress {
+    /// Starts pasta for the network namespace of `pid`; it has configured the namespace when
+    /// this returns.
+    pub(crate) fn start(
+        pasta: &Path,
+        run_dir: &Path,
+        id: &str,
+        pid: u32,
+    ) -> Result<Egress, String> {
+        let ns_file = run_dir.join("netns").join(id);
+        let pid_file = run_dir.join("pasta").join(format!("{id}.pid"));
+        fs::write(&ns_file, b"").map_err(|e| format!("creating {}: {e}", ns_file.display()))?;
+        let mut eg = Egress {
+            pasta: None,
+            ns_file,
+            pid_file,
+        };
+        mount(
+            Some(Path::new(&format!("/proc/{pid}/ns/net"))),
+            &eg.ns_file,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("binding the network namespace: {e}"))?;
+        let out = Command::new(pasta)
+            .args(["--quiet", "--config-net", "--runas", "0:0"])
+            // No inbound port forwarding: the namespace's ports are fgs's to reach, not the host's.
+            .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
+            .arg("--netns")
+            .arg(&eg.ns_file)
+            .arg("--pid")
+            .arg(&eg.pid_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("starting {}: {e}", pasta.display()))?;
+        if !out.status.success() {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            let msg: Vec<&str> = msg.lines().filter(|l| !l.contains("syslog")).collect();
+            return Err(format!("pasta failed ({}): {}", out.status, msg.join("; ")));
+        }
+        let pid: i32 = fs::read_to_string(&eg.pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| "pasta wrote no pid file".to_string())?;
+        eg.pasta = Some(PidFd::open(pid).map_err(|e| format!("pidfd of pasta: {e}"))?);
+        Ok(eg)
+    }
+}
+
+impl Drop for Egress {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pasta {
+            p.signal(Signal::SIGKILL);
+        }
+        let _ = umount2(&self.ns_file, MntFlags::MNT_DETACH);
+        let _ = fs::remove_file(&self.ns_file);
+        let _ = fs::remove_file(&self.pid_file);
+    }
+}
+
+/// Ends the pastas and namespace files a killed fgs left in `run_dir`; how many.
+pub(crate) fn sweep(run_dir: &Path) -> usize {
+    let mut n = 0;
+    let stale = |e: &fs::DirEntry| crate::sys::owner_is_gone(&e.file_name().to_string_lossy());
+    if let Ok(entries) = fs::read_dir(run_dir.join("pasta")) {
+        for e in entries.flatten().filter(stale) {
+            let pid = fs::read_to_string(e.path())
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "pasta" {
+                    if let Ok(fd) = PidFd::open(pid) {
+                        fd.signal(Signal::SIGKILL);
+                    }
+                }
+            }
+            let _ = fs::remove_file(e.path());
+            n += 1;
+        }
+    }
+    if let Ok(entries) = fs::read_dir(run_dir.join("netns")) {
+        for e in entries.flatten().filter(stale) {
+            let _ = umount2(&e.path(), MntFlags::MNT_DETACH);
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    n
+}
+
+/// The host's IPv4 default gateway (from `/proc/net/route`): inside a namespace pasta
+/// configured, connections to it reach the host's loopback.
+pub(crate) fn default_gateway() -> Option<Ipv4Addr> {
+    parse_gateway(&fs::read_to_string("/proc/net/route").ok()?)
+}
+
+fn parse_gateway(table: &str) -> Option<Ipv4Addr> {
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 || f[1] != "00000000" {
+            return None;
+        }
+        // Hex in host byte order (little-endian on the machines we run on).
+        let v = u32::from_str_radix(f[2], 16).ok()?;
+        (v != 0).then(|| Ipv4Addr::from(v.to_le_bytes()))
+    })
+}
+
+/// Where pasta is installed, if it is.
+pub(crate) fn find_pasta() -> Option<PathBuf> {
+    ["/usr/bin/pasta", "/usr/local/bin/pasta", "/bin/pasta"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_from_route_table() {
+        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                 eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\n\
+                 eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
+        assert_eq!(parse_gateway(t), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(parse_gateway("Iface\tDestination\n"), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! [`Sandbox`]: the probe at start-up, the sweep of what a killed fgs left, and the pool of
+//! pre-warmed sandboxes that makes a cold start pay only for [`Prepared::spawn`].
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::cgroup::{self, CgroupLayout, Source};
+use crate::egress;
+use crate::probe::{self, CgroupReport, IsolationReport, Namespaces};
+use crate::process::{self, Prepared, SandboxError};
+
+/// Where the function's code appears inside a sandbox (SPEC.md 4: `RUNTIME_CODE_ROOT`).
+pub const CODE_ROOT: &str = "/opt/function/code";
+/// Where runtime shims (Python, Node.js) are mounted.
+pub const RUNTIME_ROOT: &str = "/opt/function/runtime";
+/// Where dependencies are mounted (SPEC.md 4).
+pub const DEPENDENCY_ROOT: &str = "/opt/function/dependency";
+
+/// How instances are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Namespaces, cgroups, seccomp, a minimal root: the sandbox.
+    Namespaces,
+    /// A plain process group on the host: no isolation at all (reported loudly).
+    Off,
+}
+
+/// The sandbox's configuration; defaults match FunctionGraph.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub isolation: Isolation,
+    /// Name of the cgroup every instance cgroup is created under, at each hierarchy's root.
+    pub cgroup_parent: String,
+    /// Host directory for the sandboxes' mount point, namespace files and pasta pid files.
+    pub run_dir: PathBuf,
+    /// The unprivileged user function processes run as (FunctionGraph uses 1003).
+    pub uid: u32,
+    pub gid: u32,
+    /// Sandboxes kept prepared ahead of need.
+    pub prewarm: usize,
+    /// Give instances egress and `host.fgs.internal` (through pasta).
+    pub egress: bool,
+    /// Port of the Runtime API on each instance's own 127.0.0.1 (not 8000 or 8081-8090, which
+    /// belong to the function and its extensions, SPEC.md 5).
+    pub api_port: u16,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            isolation: Isolation::Namespaces,
+            cgroup_parent: "fgs".into(),
+            run_dir: PathBuf::from("/run/fgs"),
+            uid: 1003,
+            gid: 1003,
+            prewarm: 2,
+            egress: true,
+            api_port: 9001,
+        }
+    }
+}
+
+/// Starts sandboxes. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub cfg: SandboxConfig,
+    pub report: IsolationReport,
+    pub isolated: bool,
+    pub layout: CgroupLayout,
+    pub pasta: Option<PathBuf>,
+    pub exe: PathBuf,
+    pub hosts: String,
+    pool: Mutex<PoolState>,
+    pool_cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    ready: Vec<Prepared>,
+    closed: bool,
+}
+
+impl Default for Sandbox {
+    /// No isolation: for tests of other crates.
+    fn default() -> Sandbox {
+        Sandbox::new(SandboxConfig {
+            isolation: Isolation::Off,
+            prewarm: 0,
+            ..SandboxConfig::default()
+        })
+    }
+}
+
+impl Sandbox {
+    /// Probes the host, sweeps what a killed fgs left behind, and starts pre-warming. Never
+    /// fails: what the host cannot give is listed in [`IsolationReport::warnings`].
+    pub fn new(cfg: SandboxConfig) -> Sandbox {
+        let sandbox = Sandbox::build(cfg);
+        for w in &sandbox.inner.report.warnings {
+            tracing::warn!("isolation: {w}");
+        }
+        if sandbox.inner.isolated && sandbox.inner.cfg.prewarm > 0 {
+            let s = sandbox.clone();
+            std::thread::Builder::new()
+                .name("fgs-prewarm".into())
+                .spawn(move || s.refill())
+                .expect("spawning the pre-warm thread");
+        }
+        sandbox
+    }
+
+    fn build(cfg: SandboxConfig) -> Sandbox {
+        let namespaces = Namespaces::probe();
+        let layout = CgroupLayout::detect();
+        let root = probe::is_root();
+        let mut warnings = Vec::new();
+        let mut isolated = cfg.isolation == Isolation::Namespaces;
+        if !isolated {
+            warnings.push("sandbox off: instances run as plain process groups on the host, with no namespaces, cgroups, seccomp or private /tmp".to_string());
+        } else if !root {
+            isolated = false;
+            warnings.push("fgs does not run as root: instances run as plain process groups without isolation (user-namespace sandboxes are not implemented yet)".to_string());
+        } else if !namespaces.all_but_user() {
+            isolated = false;
+            warnings.push("the kernel lacks mount, pid, net, uts, ipc or cgroup namespaces: instances run without isolation".to_string());
+        }
+        let mut pasta = None;
+        let mut gateway = None;
+        if isolated {
+            if let Err(e) = layout.ensure_parent(&cfg.cgroup_parent) {
+                warnings.push(format!(
+                    "creating the cgroup parent {:?}: {e}",
+                    cfg.cgroup_parent
+                ));
+            }
+            let swept = cgroup::sweep(&layout, &cfg.cgroup_parent, crate::sys::owner_is_gone)
+                + egress::sweep(&cfg.run_dir);
+            if swept > 0 {
+                tracing::info!(swept, "removed sandboxes left by an earlier fgs");
+            }
+            for d in ["root", "netns", "pasta"] {
+                if let Err(e) = std::fs::create_dir_all(cfg.run_dir.join(d)) {
+                    warnings.push(format!("creating {}: {e}", cfg.run_dir.join(d).display()));
+                }
+            }
+            if layout.memory() == Source::None {
+                warnings.push("no memory cgroup controller: memory_size is not enforced and 4205 is never answered".into());
+            }
+            if layout.pids() == Source::None {
+                warnings.push("no pids cgroup controller: fork bombs are not contained".into());
+            }
+            if layout.cpu() == Source::None {
+                warnings.push("no cpu cgroup controller: cpu quotas are not enforced".into());
+            }
+            if !layout.has_kill(&cfg.cgroup_parent) {
+                warnings.push(
+                    "no cgroup.kill: instance trees are ended through their pid namespace's init"
+                        .into(),
+                );
+            }
+            if !probe::seccomp_available() {
+                warnings.push(
+                    "the kernel has no seccomp filters: system calls are not restricted".into(),
+                );
+            }
+            if cfg.egress {
+                pasta = egress::find_pasta();
+                gateway = egress::default_gateway();
+                match (&pasta, gateway) {
+                    (None, _) => warnings.push("pasta is not installed (Debian package passt): instances have only their own loopback, no egress and no host.fgs.internal".into()),
+                    (Some(_), None) => {
+                        pasta = None;
+                        warnings.push("the host has no IPv4 default route: instances get no egress and no host.fgs.internal".into());
+                    }
+                    _ => {}
+                }
+            } else {
+                warnings.push("egress disabled: instances have only their own loopback".into());
+            }
+        }
+        let hosts = hosts_file(gateway.filter(|_| pasta.is_some()));
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let report = IsolationReport {
+            mode: if isolated {
+                "namespaces"
+            } else {
+                "process-group"
+            },
+            root,
+            namespaces,
+            cgroups: CgroupReport::new(&layout, &cfg.cgroup_parent),
+            seccomp: isolated && probe::seccomp_available(),
+            egress: if pasta.is_some() { "pasta" } else { "none" },
+            host_address: gateway.filter(|_| pasta.is_some()).map(|g| g.to_string()),
+            uid: cfg.uid,
+            gid: cfg.gid,
+            prewarm: if isolated { cfg.prewarm } else { 0 },
+            warnings,
+        };
+        let mut sandbox = Sandbox {
+            inner: Arc::new(Inner {
+                cfg,
+                report,
+                isolated,
+                layout,
+                pasta,
+                exe,
+                hosts,
+                pool: Mutex::new(PoolState::default()),
+                pool_cv: Condvar::new(),
+            }),
+        };
+        if isolated {
+            sandbox = sandbox.self_test();
+        }
+        sandbox
+    }
+
+    /// Prepares one sandbox to prove the whole path works; on failure, degrades (without
+    /// egress first, then to no isolation) and says why.
+    fn self_test(self) -> Sandbox {
+        let err = match process::prepare_isolated(&self.inner) {
+            Ok(p) => {
+                self.inner.pool.lock().expect("pool lock").ready.push(p);
+                return self;
+            }
+            Err(e) => e,
+        };
+        let mut cfg = self.inner.cfg.clone();
+        let mut report = self.inner.report.clone();
+        if matches!(err, SandboxError::Egress { .. }) {
+            report.warnings.push(format!(
+                "egress through pasta failed ({err}): instances get no egress"
+            ));
+            cfg.egress = false;
+        } else {
+            report.warnings.push(format!(
+                "the sandbox does not work on this host ({err}): instances run without isolation"
+            ));
+            cfg.isolation = Isolation::Off;
+        }
+        let next = Sandbox::build(cfg);
+        // Keep the earlier findings next to the new ones.
+        let mut inner = Arc::try_unwrap(next.inner).expect("a fresh sandbox has no clones");
+        for w in inner.report.warnings.drain(..) {
+            if !report.warnings.contains(&w) {
+                report.warnings.push(w);
+            }
+        }
+        report.mode = inner.report.mode;
+        report.egress = inner.report.egress;
+        report.host_address = inner.report.host_address.clone();
+        report.seccomp = inner.report.seccomp;
+        report.prewarm = inner.report.prewarm;
+        inner.report = report;
+        Sandbox {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// What isolation instances get, for the log and `/healthz`.
+    pub fn report(&self) -> &IsolationReport {
+        &self.inner.report
+    }
+
+    /// Whether instances run in namespaces (and see their code at [`CODE_ROOT`]).
+    pub fn isolated(&self) -> bool {
+        self.inner.isolated
+    }
+
+    /// Where a host code directory appears to the instance's processes.
+    pub fn code_root(&self, host_code_dir: &Path) -> PathBuf {
+        if self.inner.isolated {
+            PathBuf::from(CODE_ROOT)
+        } else {
+            host_code_dir.to_path_buf()
+        }
+    }
+
+    /// A sandbox ready for [`Prepared::spawn`]: a pre-warmed one when there is one. Blocks for
+    /// the set-up otherwise (a few milliseconds): call it off the async executor.
+    pub fn prepare(&self) -> Result<Prepared, SandboxError> {
+        if !self.inner.isolated {
+            return process::prepare_plain();
+        }
+        let taken = {
+            let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
+            let p = pool.ready.pop();
+            self.inner.pool_cv.notify_all();
+            p
+        };
+        match taken {
+            Some(p) => Ok(p),
+            None => process::prepare_isolated(&self.inner),
+        }
+    }
+
+    /// Stops pre-warming and ends the pre-warmed sandboxes.
+    pub fn shutdown(&self) {
+        let ready = {
+            let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
+            pool.closed = true;
+            self.inner.pool_cv.notify_all();
+            std::mem::take(&mut pool.ready)
+        };
+        drop(ready);
+        process::flush_teardowns();
+    }
+
+    /// The pre-warm loop: keeps `prewarm` sandboxes ready.
+    fn refill(self) {
+        let target = self.inner.cfg.prewarm;
+        loop {
+            {
+                let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
+                while !pool.closed && pool.ready.len() >= target {
+                    pool = self
+                        .inner
+                        .pool_cv
+                        .wait(pool)
+                        .expect("pool lock is never poisoned");
+                }
+                if pool.closed {
+                    return;
+                }
+            }
+            match process::prepare_isolated(&self.inner) {
+                Ok(p) => {
+                    let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
+                    if pool.closed {
+                        return;
+                    }
+                    pool.ready.push(p);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pre-warming a sandbox failed");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// The sandbox's `/etc/hosts`: its own loopback names, and the host as `host.fgs.internal`.
+fn hosts_file(host: Option<Ipv4Addr>) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost fgs-instance\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    if let Some(h) = host {
+        s.push_str(&format!("{h}\thost.fgs.internal\n"));
+    }
+    s
+}

@@ -1,0 +1,188 @@
+//! `fgs __sandbox-exec`: the single-threaded shim that builds one sandbox and execs the runtime
+//! in it, in the manner of Firecracker's jailer. fgs starts it (before any tokio runtime exists
+//! in this process) with a control socket at fd 3 and its [`ShimConfig`] as the one argument.
+//!
+//! Prepare (ahead of need): join the instance's cgroups, unshare mount, pid, net, uts, ipc and
+//! cgroup namespaces, bring `lo` up, bind the Runtime API listener inside the new network
+//! namespace and pass it to fgs, build the base root; then wait.
+//!
+//! Spawn (when fgs sends a [`SpawnMsg`]): write the cgroup limits, add the function's mounts,
+//! pivot into the root, fork the pid namespace's init, which mounts `/proc`, detaches the host
+//! root and forks the runtime: new session, rlimits, uid/gid 1003, `no_new_privs`, seccomp, exec.
+//! The shim waits for the init and exits as the runtime did, so fgs sees the runtime's status.
+
+mod init;
+mod root;
+mod seccomp;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+use crate::ctl::{self, Reply, ShimConfig, SpawnMsg, SHIM_CTL_FD};
+
+pub(crate) type ShimResult<T> = Result<T, String>;
+
+/// Adds what was being done to an error.
+pub(crate) trait Ctx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> ShimResult<T>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: impl FnOnce() -> String) -> ShimResult<T> {
+        self.map_err(|e| format!("{}: {e}", what()))
+    }
+}
+
+/// The shim's entry point; never returns.
+pub fn main() -> ! {
+    // SAFETY: fgs started us with our end of the control socket at fd 3 (see `Sandbox::prepare`);
+    // nothing else in this fresh process owns it.
+    let ctl = unsafe { OwnedFd::from_raw_fd(SHIM_CTL_FD) };
+    let code = match run(&ctl) {
+        Ok(code) => code,
+        Err(error) => {
+            let _ = ctl::send(
+                ctl.as_fd(),
+                &Reply::Failed {
+                    error: error.clone(),
+                },
+                None,
+            );
+            eprintln!("fgs-sandbox: {error}");
+            125
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run(ctl: &OwnedFd) -> ShimResult<i32> {
+    // The runtime must never inherit the control socket (dup2 cleared close-on-exec).
+    nix::fcntl::fcntl(
+        ctl.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .ctx(|| "fcntl".into())?;
+    let arg = std::env::args()
+        .nth(2)
+        .ok_or_else(|| "missing the shim configuration argument".to_string())?;
+    let cfg: ShimConfig =
+        serde_json::from_str(&arg).ctx(|| "parsing the shim configuration".into())?;
+
+    let pid = std::process::id().to_string();
+    for f in &cfg.cgroup_procs {
+        std::fs::write(f, &pid).ctx(|| format!("joining {}", f.display()))?;
+    }
+    unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWCGROUP,
+    )
+    .ctx(|| "unshare".into())?;
+    nix::unistd::sethostname(&cfg.hostname).ctx(|| "sethostname".into())?;
+    // Nothing mounted here may reach the host's mount table.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "making mounts private".into())?;
+    loopback_up()?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.api_port))
+        .ctx(|| format!("binding 127.0.0.1:{}", cfg.api_port))?;
+    root::build_base(&cfg)?;
+    ctl::send(ctl.as_fd(), &Reply::Ready, Some(listener.as_raw_fd()))
+        .ctx(|| "sending the listener".into())?;
+    drop(listener);
+
+    let spawn: SpawnMsg = match ctl::recv(ctl.as_fd()).ctx(|| "reading the exec spec".into())? {
+        Some((msg, _)) => msg,
+        // fgs let the prepared sandbox go (pool shrink, shutdown): nothing to run.
+        None => return Ok(0),
+    };
+    for (file, value) in &spawn.cgroup_writes {
+        // memsw exists only with swap accounting; everything else must take.
+        if !file.exists() && file.ends_with("memory.memsw.limit_in_bytes") {
+            continue;
+        }
+        std::fs::write(file, value).ctx(|| format!("writing {value} to {}", file.display()))?;
+    }
+    root::add_mounts(&cfg.root_dir, &spawn.mounts)?;
+    let programs = seccomp::programs()?;
+    root::pivot(&cfg.root_dir)?;
+
+    // SAFETY: this process is single-threaded (the shim never starts threads), so the child may
+    // run arbitrary code after fork.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => init::run(ctl, &spawn, &programs),
+        ForkResult::Parent { child } => {
+            ctl::send(
+                ctl.as_fd(),
+                &Reply::Init {
+                    pid: child.as_raw(),
+                },
+                None,
+            )
+            .ctx(|| "reporting the init".into())?;
+            loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => {
+                        // The init exits 128+N for a runtime killed by signal N, like a shell.
+                        if (129..=128 + 64).contains(&code) {
+                            if let Ok(sig) = nix::sys::signal::Signal::try_from(code - 128) {
+                                init::die_by(sig);
+                            }
+                        }
+                        return Ok(code);
+                    }
+                    Ok(WaitStatus::Signaled(_, sig, _)) => init::die_by(sig),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => continue,
+                    Err(e) => return Err(format!("waiting for the init: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// Brings up `lo` in the new network namespace (a new namespace starts with it down).
+fn loopback_up() -> ShimResult<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket for ioctl".into())?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own, which lives across
+    // the calls; the fd is a valid socket.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(format!(
+                "reading lo flags: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(format!(
+                "bringing lo up: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! The sandbox's minimal root file system, built in the shim's private mount namespace.
+//!
+//! A tmpfs root holds: the host's `/usr`, `/bin`, `/sbin`, `/lib*` and `/etc` read-only (or the
+//! same symlinks where the host has merged /usr), a minimal `/dev`, a private 512 MB `/tmp`
+//! (SPEC.md 4 and 6), `/etc/hosts` naming `host.fgs.internal`, and at spawn the read-only mounts of
+//! the code, runtime shims and dependencies under `/opt/function`. Nothing else of the host is
+//! there: not the data dir, not home directories.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::pivot_root;
+
+use super::{Ctx, ShimResult};
+use crate::ctl::ShimConfig;
+
+/// Host trees every runtime needs: interpreters, libraries, certificates and resolver config.
+const HOST_TREES: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+fn flags_ro() -> MsFlags {
+    MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+}
+
+/// Bind-mounts `src` read-only at `dst`, creating the mount point (a file for a file).
+pub(crate) fn bind_ro(src: &Path, dst: &Path) -> ShimResult<()> {
+    let meta = fs::metadata(src).ctx(|| format!("stat {}", src.display()))?;
+    if meta.is_dir() {
+        fs::create_dir_all(dst).ctx(|| format!("mkdir {}", dst.display()))?;
+    } else {
+        if let Some(p) = dst.parent() {
+            fs::create_dir_all(p).ctx(|| format!("mkdir {}", p.display()))?;
+        }
+        if !dst.exists() {
+            fs::write(dst, b"").ctx(|| format!("create {}", dst.display()))?;
+        }
+    }
+    mount(
+        Some(src),
+        dst,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} at {}", src.display(), dst.display()))?;
+    mount(None::<&str>, dst, None::<&str>, flags_ro(), None::<&str>)
+        .ctx(|| format!("remount {} read-only", dst.display()))?;
+    Ok(())
+}
+
+fn tmpfs(dst: &Path, opts: &str, extra: MsFlags) -> ShimResult<()> {
+    fs::create_dir_all(dst).ctx(|| format!("mkdir {}", dst.display()))?;
+    mount(
+        Some("tmpfs"),
+        dst,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
+        Some(opts),
+    )
+    .ctx(|| format!("mount tmpfs at {}", dst.display()))
+}
+
+/// The part of the root that does not depend on the function: done while pre-warming.
+pub(crate) fn build_base(cfg: &ShimConfig) -> ShimResult<()> {
+    let root = &cfg.root_dir;
+    tmpfs(root, "mode=0755,size=16m", MsFlags::empty())?;
+    for t in HOST_TREES {
+        let host = Path::new("/").join(t);
+        let Ok(meta) = fs::symlink_metadata(&host) else {
+            continue;
+        };
+        let dst = root.join(t);
+        if meta.file_type().is_symlink() {
+            // Merged /usr (Debian 12: /bin -> usr/bin): the same link, resolved inside.
+            let target = fs::read_link(&host).ctx(|| format!("readlink {}", host.display()))?;
+            symlink(&target, &dst).ctx(|| format!("symlink {}", dst.display()))?;
+        } else if meta.is_dir() {
+            bind_ro(&host, &dst)?;
+        }
+    }
+    build_dev(&root.join("dev"))?;
+    // SPEC.md 4 and 6: /tmp is writable, per instance, 512 MB. Its pages count against the
+    // instance's memory cgroup, as on FunctionGraph.
+    tmpfs(
+        &root.join("tmp"),
+        &format!("mode=1777,size={}m", cfg.tmp_size_mb),
+        MsFlags::empty(),
+    )?;
+    fs::create_dir_all(root.join("proc")).ctx(|| "mkdir /proc".into())?;
+    for d in [
+        "opt/function/code",
+        "opt/function/runtime",
+        "opt/function/dependency",
+    ] {
+        fs::create_dir_all(root.join(d)).ctx(|| format!("mkdir {d}"))?;
+    }
+    // /etc/hosts of our own over the host's read-only one.
+    let hosts = root.join("run/fgs/hosts");
+    fs::create_dir_all(root.join("run/fgs")).ctx(|| "mkdir /run/fgs".into())?;
+    fs::write(&hosts, &cfg.hosts).ctx(|| "write hosts".into())?;
+    if root.join("etc/hosts").exists() {
+        bind_ro(&hosts, &root.join("etc/hosts"))?;
+    }
+    Ok(())
+}
+
+fn build_dev(dev: &Path) -> ShimResult<()> {
+    tmpfs(dev, "mode=0755,size=64k", MsFlags::MS_NOEXEC)?;
+    for d in DEVICES {
+        let host = Path::new("/dev").join(d);
+        if host.exists() {
+            let dst = dev.join(d);
+            fs::write(&dst, b"").ctx(|| format!("create {}", dst.display()))?;
+            mount(
+                Some(&host),
+                &dst,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind {}", host.display()))?;
+        }
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(name)).ctx(|| format!("symlink /dev/{name}"))?;
+    }
+    tmpfs(&dev.join("shm"), "mode=1777,size=64m", MsFlags::MS_NOEXEC)?;
+    Ok(())
+}
+
+/// The function's read-only mounts (code, runtime shims, dependencies).
+pub(crate) fn add_mounts(root: &Path, mounts: &[(PathBuf, PathBuf)]) -> ShimResult<()> {
+    for (host, inside) in mounts {
+        let rel = inside.strip_prefix("/").unwrap_or(inside);
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!(
+                "mount target {} escapes the root",
+                inside.display()
+            ));
+        }
+        bind_ro(host, &root.join(rel))?;
+    }
+    Ok(())
+}
+
+/// Makes `root` the root of the mount namespace, keeping the old one at `/.oldroot` until the
+/// init has mounted `/proc` (see [`finish`]).
+pub(crate) fn pivot(root: &Path) -> ShimResult<()> {
+    let old = root.join(".oldroot");
+    fs::create_dir_all(&old).ctx(|| "mkdir .oldroot".into())?;
+    pivot_root(root, &old).ctx(|| "pivot_root".into())?;
+    std::env::set_current_dir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// In the new pid namespace: its own `/proc`, the host's root detached, the root read-only.
+pub(crate) fn finish() -> ShimResult<()> {
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .ctx(|| "mount /proc".into())?;
+    umount2("/.oldroot", MntFlags::MNT_DETACH).ctx(|| "detach the host root".into())?;
+    fs::remove_dir("/.oldroot").ctx(|| "rmdir /.oldroot".into())?;
+    for (dir, extra) in [("/", MsFlags::empty()), ("/dev", MsFlags::MS_NOEXEC)] {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | extra,
+            None::<&str>,
+        )
+        .ctx(|| format!("remount {dir} read-only"))?;
+    }
+    Ok(())
+}

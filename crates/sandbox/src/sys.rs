@@ -1,0 +1,80 @@
+//! Small system calls nix does not wrap: pidfds, and a random id.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::signal::Signal;
+
+/// A pidfd: a handle on one process that never names another, even after its pid is reused.
+#[derive(Debug)]
+pub(crate) struct PidFd(OwnedFd);
+
+impl PidFd {
+    pub(crate) fn open(pid: i32) -> std::io::Result<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Sends `sig`; a process that is gone is not an error.
+    pub(crate) fn signal(&self, sig: Signal) {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, no flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig as i32,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+impl From<PidFd> for OwnedFd {
+    fn from(p: PidFd) -> OwnedFd {
+        p.0
+    }
+}
+
+/// A sandbox id: `<pid of this fgs>-<16 hex digits>`. The owner's pid lets a starting fgs sweep
+/// only what a dead fgs left, never the live sandboxes of another fgs on the same host.
+pub(crate) fn sandbox_id() -> String {
+    format!("{}-{}", std::process::id(), random_hex())
+}
+
+/// Whether `name` (a sandbox id, or a file named after one) belongs to an fgs that is gone.
+pub(crate) fn owner_is_gone(name: &str) -> bool {
+    let Some(pid) = name.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+        // Not ours to judge: named by something else.
+        return false;
+    };
+    if pid as u32 == std::process::id() {
+        return false;
+    }
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// 16 hex digits from the kernel's random source.
+fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()) << 40;
+        b = n.to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
