@@ -152,6 +152,10 @@ impl From<StoreError> for ApiError {
             StoreError::TooManyVersions { .. } | StoreError::TooManyAliases { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
             }
+            StoreError::DependencyNotFound { .. } => ApiError::not_found(e.to_string()),
+            StoreError::DependencyInUse { .. } => ApiError::bad_request(format!(
+                "{e}: remove it from the function's depend_version_list first"
+            )),
             StoreError::AsyncNotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "FSS.0404", e.to_string())
             }

@@ -171,15 +171,42 @@ async fn discard_package(state: &SharedState, sha256: &str) {
     }
 }
 
+/// The shape of `depend_version_list`: at most 20 ids (SPEC.md 6), none twice.
 fn check_dependencies(list: &[String]) -> ApiResult<()> {
-    match list.first() {
-        None => Ok(()),
-        Some(id) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "FSS.0404",
-            format!("dependency version {id} does not exist"),
-        )),
+    use fgs_core::dependency::DEPENDENCIES_PER_FUNCTION;
+    if list.len() > DEPENDENCIES_PER_FUNCTION {
+        return Err(ApiError::bad_request(format!(
+            "depend_version_list has {} entries, over the limit of {DEPENDENCIES_PER_FUNCTION}",
+            list.len()
+        )));
     }
+    for (i, id) in list.iter().enumerate() {
+        if list[..i].contains(id) {
+            return Err(ApiError::bad_request(format!(
+                "dependency version {id} is listed twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every listed dependency version exists in the project.
+async fn dependencies_exist(state: &SharedState, project: &str, list: &[String]) -> ApiResult<()> {
+    for id in list {
+        if state
+            .store
+            .get_dependency_version(project, id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "FSS.0404",
+                format!("dependency version {id} does not exist"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Applies the fields of a create or config body onto a spec, validating each.
@@ -361,6 +388,7 @@ async fn create_function(
         max_instance_num: limits::MAX_INSTANCE_NUM_DEFAULT,
     };
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
+    dependencies_exist(state, &project, &spec.depend_version_list).await?;
     let (code_type, filename, zip) = code_package(
         runtime,
         b.code_type.as_deref(),
@@ -481,6 +509,7 @@ pub async fn put_config(
         }
     }
     apply_config(&mut rec.spec, &b, &state.runtimes)?;
+    dependencies_exist(&state, &project, &rec.spec.depend_version_list).await?;
     let rec = save(&state, rec).await?;
     Ok(Json(wire::function_json(&rec, &state.region)))
 }
@@ -534,6 +563,7 @@ pub async fn put_code(
     let mut rec = load(&state, &project, &r).await?;
     if let Some(list) = &b.depend_version_list {
         check_dependencies(list)?;
+        dependencies_exist(&state, &project, list).await?;
     }
     let (code_type, filename, zip) = code_package(
         rec.spec.runtime(),

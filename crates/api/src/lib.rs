@@ -9,6 +9,7 @@ mod apig;
 mod async_invoke;
 pub mod auth;
 mod authn;
+mod dependencies;
 pub mod error;
 mod functions;
 mod invocation;
@@ -95,6 +96,16 @@ pub fn router(state: SharedState) -> Router {
             put(functions::put_reserved),
         )
         .route("/quotas", get(functions::quotas))
+        .route("/dependencies", get(dependencies::list))
+        .route("/dependencies/version", post(dependencies::create))
+        .route(
+            "/dependencies/{dep}/version",
+            get(dependencies::list_versions),
+        )
+        .route(
+            "/dependencies/{dep}/version/{version}",
+            get(dependencies::get).delete(dependencies::delete),
+        )
         .route(
             "/functions/{urn}/events",
             post(test_events::create).get(test_events::list),

@@ -93,17 +93,44 @@ impl FunctionSource for StoreSource {
                     });
             }
         };
+        let mut dep_shas = Vec::new();
+        for id in &rec.spec.depend_version_list {
+            let dv = self
+                .store
+                .get_dependency_version(&key.project, id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| {
+                    ResolveError::Internal(format!("dependency version {id} no longer exists"))
+                })?;
+            dep_shas.push(dv.sha256);
+        }
         let packages = self.packages.clone();
         let sha = rec.code.sha256.clone();
         // Unpacking is file work: keep it off the async workers.
-        let code_dir = tokio::task::spawn_blocking(move || packages.unpack(&sha))
-            .await
-            .map_err(|e| ResolveError::Internal(e.to_string()))?
-            .map_err(|e| ResolveError::Internal(chain(&e)))?;
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let code_dir = packages.unpack(&sha)?;
+            let deps = dep_shas
+                .iter()
+                .map(|s| packages.unpack(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let merged = if dep_shas.is_empty() {
+                None
+            } else {
+                Some(packages.merged(&dep_shas)?)
+            };
+            Ok::<_, fgs_package::PackageError>((code_dir, deps, merged))
+        })
+        .await
+        .map_err(|e| ResolveError::Internal(e.to_string()))?
+        .map_err(|e| ResolveError::Internal(chain(&e)))?;
+        let (code_dir, dependencies, dependency_dir) = unpacked;
         Ok(Resolution::Function(ResolvedFunction {
             record: Arc::new(rec),
             version,
             code_dir,
+            dependency_dir,
+            dependencies,
         }))
     }
 }

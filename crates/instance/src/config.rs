@@ -15,6 +15,10 @@ pub struct InstanceConfig {
     pub runtime: Runtime,
     /// The unpacked, read-only code tree on the host.
     pub code_dir: PathBuf,
+    /// The function's dependencies merged into one read-only tree (SPEC.md 4), if any.
+    pub dependency_dir: Option<PathBuf>,
+    /// Each dependency's own unpacked tree, in the function's list order.
+    pub dependencies: Vec<PathBuf>,
     /// The function's environment: the `RUNTIME_*` variables and the user's (SPEC.md 4). The
     /// API addresses are added by the instance, which alone knows them.
     pub env: Vec<(String, String)>,

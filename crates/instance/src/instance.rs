@@ -105,6 +105,9 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
+/// Where a function's merged dependencies appear inside its sandbox (SPEC.md 4).
+pub const DEPENDENCY_ROOT: &str = "/opt/function/dependency";
+
 /// What the sandbox runs for `cfg`: host paths of the code and runtime shims become the paths
 /// the instance sees them at (SPEC.md 4: `RUNTIME_CODE_ROOT=/opt/function/code`), and the
 /// function's memory size and cpu (its `RUNTIME_MEMORY`/`RUNTIME_CPU`) become its limits.
@@ -120,6 +123,19 @@ fn exec_spec(
     let isolated = sandbox.isolated();
     if isolated && cfg.runtime_dir.is_dir() {
         mounts.push((cfg.runtime_dir.clone(), PathBuf::from(RUNTIME_ROOT)));
+    }
+    if let Some(dep) = cfg.dependency_dir.as_ref().filter(|_| isolated) {
+        mounts.push((dep.clone(), PathBuf::from(DEPENDENCY_ROOT)));
+        // The module paths name the merged tree by its host path; inside it is at the root.
+        let host = dep.to_string_lossy().into_owned();
+        for (k, v) in env.iter_mut() {
+            if matches!(
+                k.as_str(),
+                "PATH" | "PYTHONPATH" | "NODE_PATH" | "LD_LIBRARY_PATH"
+            ) {
+                *v = v.replace(&host, DEPENDENCY_ROOT);
+            }
+        }
     }
     let view = |p: &Path| -> PathBuf {
         if !isolated {

@@ -32,6 +32,8 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         id: "t".into(),
         runtime: rt,
         code_dir: code.to_path_buf(),
+        dependency_dir: None,
+        dependencies: Vec::new(),
         env: e,
         concurrency: 1,
         start_timeout: Duration::from_secs(10),

@@ -19,6 +19,8 @@ fn config(code: &Path, concurrency: u32) -> InstanceConfig {
         id: "h".into(),
         runtime: Runtime::Http,
         code_dir: code.to_path_buf(),
+        dependency_dir: None,
+        dependencies: Vec::new(),
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),
             ("RUNTIME_CODE_ROOT".into(), code.display().to_string()),

@@ -9,6 +9,7 @@ pub(crate) fn function_env(
     rec: &FunctionRecord,
     version: &str,
     code_root: &str,
+    dependency_root: Option<&str>,
 ) -> Vec<(String, String)> {
     let spec = &rec.spec;
     let user = spec.user_env();
@@ -59,6 +60,22 @@ pub(crate) fn function_env(
             "RUNTIME_PRE_STOP_TIMEOUT".into(),
             spec.pre_stop_timeout.to_string(),
         ));
+    }
+    // SPEC.md 4: merged dependencies go on every module path.
+    if let Some(dep) = dependency_root {
+        for (k, v) in [
+            ("PYTHONPATH", format!("{dep}/python:{dep}")),
+            (
+                "NODE_PATH",
+                format!("{dep}/nodejs/node_modules:{dep}/node_modules"),
+            ),
+            ("LD_LIBRARY_PATH", format!("{dep}/lib")),
+        ] {
+            env.push((k.into(), v));
+        }
+        if let Some((_, path)) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            *path = format!("{dep}/bin:{path}");
+        }
     }
     // User variables last; their names were checked against the reserved ones at create time,
     // but PATH, LANG and HOME are theirs to override.

@@ -33,6 +33,10 @@ pub struct ResolvedFunction {
     /// The version name the reference resolved to (`latest`, or a published version).
     pub version: String,
     pub code_dir: PathBuf,
+    /// The function's dependencies merged into one read-only tree, if it has any.
+    pub dependency_dir: Option<PathBuf>,
+    /// Each dependency's own tree, in list order (extensions are found in these).
+    pub dependencies: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +235,14 @@ impl<S: FunctionSource> Invoker<S> {
             id: String::new(),
             runtime: spec.runtime(),
             code_dir: r.code_dir.clone(),
-            env: env::function_env(&r.record, &r.version, &code_root),
+            dependency_dir: r.dependency_dir.clone(),
+            dependencies: r.dependencies.clone(),
+            env: env::function_env(
+                &r.record,
+                &r.version,
+                &code_root,
+                r.dependency_dir.as_deref().and_then(|d| d.to_str()),
+            ),
             concurrency: spec.strategy_config.concurrent_num.max(1),
             start_timeout,
             // SPEC.md 5: SIGKILL follows SIGTERM after the pre-stop timeout.

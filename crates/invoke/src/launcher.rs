@@ -45,6 +45,7 @@ impl Launcher for InstanceLauncher {
 pub(crate) fn same_template(a: &InstanceConfig, b: &InstanceConfig) -> bool {
     a.runtime == b.runtime
         && a.code_dir == b.code_dir
+        && a.dependency_dir == b.dependency_dir
         && a.env == b.env
         && a.concurrency == b.concurrency
         && a.start_timeout == b.start_timeout

@@ -13,6 +13,7 @@ mod archive;
 mod entry;
 mod error;
 mod extract;
+mod merge;
 mod walk;
 
 use std::fs::{self, OpenOptions};
@@ -214,7 +215,7 @@ impl PackageStore {
 }
 
 /// Package ids become file names, so only the exact shape of a sha256 is let through.
-fn check_id(sha256: &str) -> Result<(), PackageError> {
+pub(crate) fn check_id(sha256: &str) -> Result<(), PackageError> {
     let hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
     if sha256.len() == 64 && sha256.as_bytes().iter().all(hex) {
         Ok(())
@@ -225,12 +226,12 @@ fn check_id(sha256: &str) -> Result<(), PackageError> {
     }
 }
 
-fn tmp_name() -> String {
+pub(crate) fn tmp_name() -> String {
     format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Whether `path` is a directory, not following a symlink there.
-fn is_dir(path: &Path) -> Result<bool, PackageError> {
+pub(crate) fn is_dir(path: &Path) -> Result<bool, PackageError> {
     match fs::symlink_metadata(path) {
         Ok(meta) => Ok(meta.is_dir()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
@@ -240,7 +241,7 @@ fn is_dir(path: &Path) -> Result<bool, PackageError> {
 
 /// Best-effort removal of a temporary tree on an error path; the original error is the one worth
 /// reporting, and the sweep at the next start gets whatever is left.
-fn discard(tmp: &Path) {
+pub(crate) fn discard(tmp: &Path) {
     if let Err(e) = extract::remove_tree(tmp) {
         tracing::warn!(error = %e, "could not remove temporary package tree");
     }

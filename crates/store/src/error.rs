@@ -73,6 +73,10 @@ pub enum StoreError {
     TooManyAliases { name: String, limit: usize },
     #[error("async invocation {request_id} does not exist")]
     AsyncNotFound { request_id: String },
+    #[error("dependency version {id} does not exist")]
+    DependencyNotFound { id: String },
+    #[error("dependency version {id} is used by function {function}")]
+    DependencyInUse { id: String, function: String },
     #[error("database {op}")]
     Backend {
         op: &'static str,

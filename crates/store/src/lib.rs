@@ -505,5 +505,48 @@ impl Store {
     }
 }
 
+/// Dependency versions.
+impl Store {
+    /// Adds the next version of a dependency (a new dependency at version 1).
+    pub async fn create_dependency_version(
+        &self,
+        dv: fgs_core::dependency::DependencyVersion,
+    ) -> Result<fgs_core::dependency::DependencyVersion, StoreError> {
+        self.sqlite().create_dependency_version(dv).await
+    }
+
+    pub async fn get_dependency_version(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<fgs_core::dependency::DependencyVersion>, StoreError> {
+        self.sqlite().get_dependency_version(project, id).await
+    }
+
+    /// Versions of one dependency, or the newest of each without `dep_id`.
+    pub async fn list_dependency_versions(
+        &self,
+        project: &str,
+        dep_id: Option<&str>,
+    ) -> Result<Vec<fgs_core::dependency::DependencyVersion>, StoreError> {
+        self.sqlite()
+            .list_dependency_versions(project, dep_id)
+            .await
+    }
+
+    /// Deletes a version no function lists (`DependencyInUse` otherwise).
+    pub async fn delete_dependency_version(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.sqlite().delete_dependency_version(project, id).await
+    }
+
+    pub async fn dependency_package_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
+        self.sqlite().dependency_package_referenced(sha256).await
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The SQLite backend: the default for a single node. Everything here is blocking and runs on
 //! tokio's blocking pool; [`Sqlite`] hands each call its own `spawn_blocking` task.
 
+mod dependencies;
 mod flows;
 mod migrations;
 mod test_events;

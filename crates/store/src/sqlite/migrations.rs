@@ -102,6 +102,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UNIQUE (function_id, name)
     );
     "#,
+    // 4: dependency versions. They belong to a project, not to a function: functions name them
+    // by id in `depend_version_list`, and a version in use cannot be deleted.
+    r#"
+    CREATE TABLE dependency_versions (
+        id         TEXT    PRIMARY KEY,
+        dep_id     TEXT    NOT NULL,
+        project    TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        version    INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        record     TEXT    NOT NULL,
+        UNIQUE (project, name, version)
+    );
+    CREATE INDEX dependency_versions_by_dep ON dependency_versions (project, dep_id, version);
+    "#,
 ];
 
 /// The schema version this binary writes.
