@@ -186,19 +186,30 @@ fn firings(s: &Server, urn: &str) -> u64 {
 /// `lag_ms` of the scheduler's `timer fired` lines (`FGS_LOG=fgs_triggers=debug`): planned
 /// instant to the invocation being queued.
 fn scheduler_lags(s: &Server) -> Vec<i64> {
-    s.stderr()
+    strip_ansi(&s.stderr())
         .lines()
         .filter(|l| l.contains("timer fired"))
-        .filter_map(|l| l.split("lag_ms").nth(1))
-        .filter_map(|v| {
-            let digits: String = v
-                .chars()
-                .skip_while(|c| !c.is_ascii_digit())
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        })
+        .filter_map(|l| l.split("lag_ms=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
         .collect()
+}
+
+/// The log without its colour codes (`ESC [ ... m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[test]
