@@ -92,10 +92,10 @@ impl Drop for Egress {
     }
 }
 
-/// Ends the pastas and namespace files a killed fgs left in `run_dir`; how many.
-pub(crate) fn sweep(run_dir: &Path) -> usize {
+/// Ends the pastas and namespace files in `run_dir` whose names `owned` picks; how many.
+pub(crate) fn sweep(run_dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
     let mut n = 0;
-    let stale = |e: &fs::DirEntry| crate::sys::owner_is_gone(&e.file_name().to_string_lossy());
+    let stale = |e: &fs::DirEntry| owned(&e.file_name().to_string_lossy());
     if let Ok(entries) = fs::read_dir(run_dir.join("pasta")) {
         for e in entries.flatten().filter(stale) {
             let pid = fs::read_to_string(e.path())

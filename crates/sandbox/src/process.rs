@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -162,6 +162,7 @@ pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError
         });
     }
     let child = cmd.spawn().map_err(SandboxError::Shim)?;
+    LIVE.fetch_add(1, Ordering::SeqCst);
     drop(cmd);
     drop(theirs);
     let mut shim = Shim {
@@ -597,6 +598,13 @@ impl Drop for Running {
     }
 }
 
+/// Sandboxes whose shim was started and whose teardown has not finished.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) fn live() -> usize {
+    LIVE.load(Ordering::SeqCst)
+}
+
 /// What the reaper thread ends.
 enum Teardown {
     Shim(Shim),
@@ -620,6 +628,7 @@ impl Teardown {
                     c.kill();
                     c.remove();
                 }
+                LIVE.fetch_sub(1, Ordering::SeqCst);
             }
             Teardown::Tree {
                 mut child,
@@ -633,11 +642,11 @@ impl Teardown {
                 }
                 handle.release();
                 drop(egress);
-                if let Kind::Isolated {
-                    cgroup: Some(c), ..
-                } = &handle.inner.kind
-                {
-                    c.remove();
+                if let Kind::Isolated { cgroup, .. } = &handle.inner.kind {
+                    if let Some(c) = cgroup {
+                        c.remove();
+                    }
+                    LIVE.fetch_sub(1, Ordering::SeqCst);
                 }
             }
             Teardown::Flush(done) => {

@@ -79,6 +79,9 @@ pub(crate) struct Inner {
     pub hosts: String,
     pool: Mutex<PoolState>,
     pool_cv: Condvar,
+    /// The pre-warm thread, joined at shutdown so that a sandbox it is preparing is not left
+    /// behind when the process exits.
+    refill: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Debug, Default)]
@@ -108,10 +111,15 @@ impl Sandbox {
         }
         if sandbox.inner.isolated && sandbox.inner.cfg.prewarm > 0 {
             let s = sandbox.clone();
-            std::thread::Builder::new()
+            let t = std::thread::Builder::new()
                 .name("fgs-prewarm".into())
                 .spawn(move || s.refill())
                 .expect("spawning the pre-warm thread");
+            *sandbox
+                .inner
+                .refill
+                .lock()
+                .expect("refill lock is never poisoned") = Some(t);
         }
         sandbox
     }
@@ -141,7 +149,7 @@ impl Sandbox {
                 ));
             }
             let swept = cgroup::sweep(&layout, &cfg.cgroup_parent, crate::sys::owner_is_gone)
-                + egress::sweep(&cfg.run_dir);
+                + egress::sweep(&cfg.run_dir, crate::sys::owner_is_gone);
             if swept > 0 {
                 tracing::info!(swept, "removed sandboxes left by an earlier fgs");
             }
@@ -215,6 +223,7 @@ impl Sandbox {
                 hosts,
                 pool: Mutex::new(PoolState::default()),
                 pool_cv: Condvar::new(),
+                refill: Mutex::new(None),
             }),
         };
         if isolated {
@@ -311,7 +320,36 @@ impl Sandbox {
             std::mem::take(&mut pool.ready)
         };
         drop(ready);
+        let refill = self
+            .inner
+            .refill
+            .lock()
+            .expect("refill lock is never poisoned")
+            .take();
+        if let Some(t) = refill {
+            let _ = t.join();
+        }
         process::flush_teardowns();
+        if self.inner.isolated {
+            // Instances still running now (a stop that did not finish) must not outlive fgs.
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while process::live() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                process::flush_teardowns();
+            }
+            let left = cgroup::sweep(
+                &self.inner.layout,
+                &self.inner.cfg.cgroup_parent,
+                crate::sys::owned_by_us,
+            ) + egress::sweep(&self.inner.cfg.run_dir, crate::sys::owned_by_us);
+            if left > 0 {
+                tracing::warn!(left, "sandboxes still running at shutdown were killed");
+            }
+            // The parents go too when no other fgs uses them (rmdir fails on a non-empty cgroup).
+            for p in self.inner.layout.parent_dirs(&self.inner.cfg.cgroup_parent) {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
     }
 
     /// The pre-warm loop: keeps `prewarm` sandboxes ready.

@@ -62,6 +62,11 @@ pub(crate) fn owner_is_gone(name: &str) -> bool {
     )
 }
 
+/// Whether `name` belongs to this fgs.
+pub(crate) fn owned_by_us(name: &str) -> bool {
+    name.split('-').next() == Some(std::process::id().to_string().as_str())
+}
+
 /// 16 hex digits from the kernel's random source.
 fn random_hex() -> String {
     let mut b = [0u8; 8];

@@ -1,0 +1,399 @@
+//! The instance sandbox (issue 3, docs/sandbox.md): memory limit and 4205, fork bombs, private
+//! `/tmp`, no view of the host, egress to the host's loopback through `host.fgs.internal`, an own
+//! 127.0.0.1:8000 per instance, and no leaks. These need root (namespaces, cgroups); without it
+//! they say so and pass. Each test runs its own fgs with its own cgroup parent and run dir, so
+//! that what it counts afterwards is its own.
+//!
+//! The fixture is a Custom runtime in sh + curl that runs the event's `cmd` (base64 of a shell
+//! script) and answers `{"code": exit status, "out": base64 of its output}`.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fgs_e2e::fixture::{bootstrap_zip, custom_zip_body};
+use fgs_e2e::{b64, json, unb64, unique, wait_until, Server, ServerOpts, Value};
+
+const SHELL_RUNTIME: &str = r#"#!/bin/sh
+API="http://${RUNTIME_API_ADDR}/v1/runtime"
+T=/tmp/fx.$$
+while :; do
+  curl -sS -D "$T.h" -o "$T.ev" "$API/invocation/request" || exit 1
+  RID=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' "$T.h" | tr -d '\r\n')
+  sed -n 's/.*"cmd":"\([^"]*\)".*/\1/p' "$T.ev" | base64 -d >"$T.sh"
+  sh "$T.sh" >"$T.out" 2>&1; rc=$?
+  printf '{"code":%d,"out":"%s"}' "$rc" "$(base64 -w0 <"$T.out")" >"$T.resp"
+  curl -sS -X POST --data-binary @"$T.resp" "$API/invocation/response/$RID" >/dev/null || exit 1
+done
+"#;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A server of its own, or `None` (and a note) where the sandbox cannot run.
+struct Sandboxed {
+    server: Option<Server>,
+    run_dir: PathBuf,
+    parents: Vec<PathBuf>,
+    _temp: tempfile::TempDir,
+}
+
+fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
+    if !is_root() {
+        eprintln!("skipped {test}: the sandbox needs root (namespaces and cgroups)");
+        return None;
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("fgs-sbx-")
+        .tempdir()
+        .expect("temp dir");
+    let run_dir = temp.path().join("run");
+    let mut opts = ServerOpts::default()
+        .flag("--cgroup-parent", unique("fgs-e2e-"))
+        .flag("--sandbox-run-dir", run_dir.display().to_string())
+        .env("FGS_LOG", "info,fgs_instance=debug");
+    for (k, v) in extra {
+        opts = opts.flag(k, *v);
+    }
+    let server = Server::start(opts);
+    let iso = healthz(&server)["isolation"].clone();
+    assert_eq!(
+        iso["mode"], "namespaces",
+        "running as root, instances must be sandboxed: {iso}"
+    );
+    let parents = iso["cgroups"]["parents"]
+        .as_array()
+        .expect("cgroup parents are listed")
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().expect("a path")))
+        .collect();
+    Some(Sandboxed {
+        server: Some(server),
+        run_dir,
+        parents,
+        _temp: temp,
+    })
+}
+
+fn healthz(s: &Server) -> Value {
+    let r = reqwest::blocking::get(format!("{}/healthz", s.base_url())).expect("GET /healthz");
+    r.json().expect("healthz is JSON")
+}
+
+impl Sandboxed {
+    fn s(&self) -> &Server {
+        self.server.as_ref().expect("the server runs until finish")
+    }
+
+    fn create(&self, name: &str, fields: Value) {
+        let mut body = custom_zip_body(name, &bootstrap_zip(SHELL_RUNTIME));
+        if let Value::Object(f) = fields {
+            for (k, v) in f {
+                body[k] = v;
+            }
+        }
+        self.s().post("/functions", &body).expect(200);
+    }
+
+    /// Runs `script` in an instance of `name`: its exit status and output, or the function
+    /// error's code.
+    fn run(&self, name: &str, script: &str) -> Result<(i64, String), u64> {
+        let r = self
+            .s()
+            .invoke(name, &json!({"cmd": b64(script.as_bytes())}));
+        r.expect(200);
+        let v = r.json();
+        if r.header("x-is-func-err").as_deref() == Some("true") {
+            return Err(v["errorCode"].as_u64().unwrap_or(0));
+        }
+        let out =
+            String::from_utf8_lossy(&unb64(v["out"].as_str().unwrap_or_default())).into_owned();
+        Ok((v["code"].as_i64().unwrap_or(-1), out))
+    }
+
+    #[track_caller]
+    fn ok(&self, name: &str, script: &str) -> String {
+        match self.run(name, script) {
+            Ok((0, out)) => out,
+            other => panic!("{script:?} failed: {other:?}"),
+        }
+    }
+
+    /// Stops the server and asserts it left nothing: no cgroup, mount, namespace file, pasta
+    /// or shim process.
+    fn finish(mut self) {
+        let server = self.server.take().expect("finish once");
+        drop(server);
+        let run = self.run_dir.display().to_string();
+        let leftovers = || -> Vec<String> {
+            let mut left = Vec::new();
+            for p in &self.parents {
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        left.push(format!("cgroup {}", e.path().display()));
+                    }
+                }
+            }
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            left.extend(
+                mounts
+                    .lines()
+                    .filter(|l| l.contains(&run))
+                    .map(|l| format!("mount {l}")),
+            );
+            for d in ["netns", "pasta"] {
+                for e in std::fs::read_dir(self.run_dir.join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    left.push(format!("{d} file {}", e.path().display()));
+                }
+            }
+            left.extend(
+                fgs_e2e::pgrep(&run)
+                    .into_iter()
+                    .map(|pid| format!("process {pid}: {}", cmdline(pid))),
+            );
+            left
+        };
+        let clean = wait_until(Duration::from_secs(10), || leftovers().is_empty());
+        assert!(clean, "the sandbox leaked: {:#?}", leftovers());
+        for p in &self.parents {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+#[test]
+fn memory_beyond_the_limit_gives_4205_and_the_next_call_works() {
+    let Some(sb) = start("memory limit", &[]) else {
+        return;
+    };
+    sb.create("hog", json!({"memory_size": 128}));
+    // A 400 MB shell variable in a 128 MB instance.
+    let r = sb.run(
+        "hog",
+        r#"x=$(head -c 400000000 /dev/zero | tr '\0' a); echo ${#x}"#,
+    );
+    assert_eq!(r, Err(4205), "expected runtime memory limit exceeded");
+    assert_eq!(sb.ok("hog", "echo fine"), "fine\n");
+    sb.finish();
+}
+
+#[test]
+fn a_fork_bomb_is_contained_and_fgs_keeps_serving() {
+    let Some(sb) = start("fork bomb", &[]) else {
+        return;
+    };
+    sb.create("bomb", json!({"timeout": 5}));
+    sb.create("bystander", json!({}));
+    let t0 = Instant::now();
+    let r = sb.run("bomb", "bomb() { bomb | bomb & }; bomb; sleep 30");
+    assert!(r.is_err(), "a fork bomb cannot finish: {r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(healthz(sb.s())["status"], "ok");
+    assert_eq!(sb.ok("bystander", "echo serving"), "serving\n");
+    assert_eq!(sb.ok("bomb", "echo recovered"), "recovered\n");
+    sb.finish();
+}
+
+#[test]
+fn tmp_is_private_to_each_instance() {
+    let Some(sb) = start("private /tmp", &[]) else {
+        return;
+    };
+    sb.create("tmp-a", json!({}));
+    sb.create("tmp-b", json!({}));
+    sb.ok("tmp-a", "echo secret >/tmp/a-was-here");
+    assert_eq!(sb.ok("tmp-a", "cat /tmp/a-was-here"), "secret\n");
+    assert_eq!(
+        sb.ok("tmp-b", "ls /tmp | grep -c a-was-here || true"),
+        "0\n"
+    );
+    // Two instances of one function at once: each sees only its own file.
+    let script =
+        "touch /tmp/inst-$(cat /proc/sys/kernel/random/uuid); sleep 2; ls /tmp | grep -c inst-";
+    let outs: Vec<String> = thread::scope(|sc| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| sc.spawn(|| sb.ok("tmp-b", script)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("invoke thread"))
+            .collect()
+    });
+    assert_eq!(outs, ["1\n", "1\n"]);
+    sb.finish();
+}
+
+#[test]
+fn an_instance_sees_neither_the_data_dir_nor_host_processes() {
+    let Some(sb) = start("no host view", &[]) else {
+        return;
+    };
+    sb.create("peek", json!({}));
+    let data = sb.s().data_dir().display().to_string();
+    let out = sb.ok(
+        "peek",
+        &format!(
+            "id -u; ls /proc | grep -cE '^[0-9]+$'; [ -e '{data}' ] && echo data-visible; \
+             ls /root /home 2>/dev/null | head -3; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+             echo $RUNTIME_CODE_ROOT; pwd; ls /"
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1003", "functions run as uid 1003: {out}");
+    let procs: usize = lines[1].parse().expect("a count");
+    // init, bootstrap, the script's sh and ls, grep: far fewer than the host's processes.
+    assert!(procs <= 8, "the instance sees {procs} processes: {out}");
+    assert!(
+        !out.contains("data-visible"),
+        "the data dir is visible: {out}"
+    );
+    assert!(
+        out.contains("__sandbox-exec"),
+        "pid 1 is the sandbox's init: {out}"
+    );
+    assert!(
+        out.contains("/opt/function/code\n/opt/function/code\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("\nroot\n") && !out.contains("\nhome\n"),
+        "{out}"
+    );
+    sb.finish();
+}
+
+#[test]
+fn host_fgs_internal_reaches_a_server_on_the_hosts_loopback() {
+    let Some(sb) = start("host.fgs.internal", &[]) else {
+        return;
+    };
+    if healthz(sb.s())["isolation"]["egress"] != "pasta" {
+        eprintln!("skipped host.fgs.internal: no egress here (install Debian's passt)");
+        sb.finish();
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a host server");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\nConnection: close\r\n\r\nhello-from-host",
+            );
+        }
+    });
+    sb.create("egress", json!({}));
+    let out = sb.ok(
+        "egress",
+        &format!("curl -sS -m 5 http://host.fgs.internal:{port}/"),
+    );
+    assert_eq!(out, "hello-from-host");
+    sb.finish();
+}
+
+#[test]
+fn two_instances_listen_on_127_0_0_1_8000_at_once() {
+    let Some(sb) = start("own loopback", &[]) else {
+        return;
+    };
+    sb.create("web", json!({"memory_size": 256}));
+    let script = "/usr/bin/python3.11 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 & \
+                  for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8000/ && break; sleep 0.1; done; \
+                  curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/; sleep 2; kill $!";
+    let outs: Vec<String> = thread::scope(|sc| {
+        let hs: Vec<_> = (0..2).map(|_| sc.spawn(|| sb.ok("web", script))).collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("invoke thread"))
+            .collect()
+    });
+    assert_eq!(outs, ["200", "200"]);
+    sb.finish();
+}
+
+/// The cold-start split for docs/sandbox.md: `cargo test -p fgs-e2e --test sandbox -- --ignored
+/// --nocapture cold_start`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cold_start_split() {
+    for prewarm in ["0", "2"] {
+        let Some(sb) = start("cold start", &[("--prewarm", prewarm)]) else {
+            return;
+        };
+        let n = 50;
+        for i in 0..n {
+            let name = format!("cold{i}");
+            sb.create(&name, json!({}));
+            sb.ok(&name, "true");
+            // Let the pre-warm thread refill, as between two cold starts in real life.
+            thread::sleep(Duration::from_millis(100));
+        }
+        let log = sb.s().stderr();
+        let mut cols: [Vec<u64>; 3] = Default::default();
+        for line in log.lines().filter(|l| l.contains("instance ready")) {
+            for (i, key) in ["prepare_us=", "spawn_us=", "ready_us="].iter().enumerate() {
+                if let Some(v) = field(line, key) {
+                    cols[i].push(v);
+                }
+            }
+        }
+        let med = |v: &mut Vec<u64>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        let [mut p, mut s, mut r] = cols;
+        println!(
+            "prewarm={prewarm} starts={} median prepare={}us spawn={}us runtime-ready={}us",
+            p.len(),
+            med(&mut p),
+            med(&mut s),
+            med(&mut r)
+        );
+        sb.finish();
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    // tracing's fmt writes `key=value`, possibly wrapped in ANSI colour codes.
+    let plain: String = strip_ansi(line);
+    let rest = &plain[plain.find(key)? + key.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
