@@ -2,6 +2,9 @@
 //! refusals, TIMER firings (counts, accuracy, disable, restart), APIG routes (round trip with
 //! query, headers and body; NONE vs IAM; prefix match; bad answers), and `/events` CRUD.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fgs_e2e::fixture::{bootstrap_zip, custom_zip_body, user_data};
@@ -15,6 +18,18 @@ while :; do
   curl -sS -D "$T.h" -o "$T.ev" "$API/invocation/request" || exit 1
   id=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' "$T.h" | tr -d '\r\n')
   curl -sS -X POST --data-binary '{}' "$API/invocation/response/$id" >/dev/null || exit 1
+done
+"#;
+
+/// A Custom runtime that answers `{"received_ns": <its clock when the event arrived>}`.
+const STAMP: &str = r#"#!/bin/sh
+API="http://${RUNTIME_API_ADDR}/v1/runtime"
+T="${TMPDIR:-/tmp}/stamp.$$"
+while :; do
+  curl -sS -D "$T.h" -o "$T.ev" "$API/invocation/request" || exit 1
+  now=$(date +%s%N)
+  id=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' "$T.h" | tr -d '\r\n')
+  curl -sS -X POST --data-binary "{\"received_ns\":$now}" "$API/invocation/response/$id" >/dev/null || exit 1
 done
 "#;
 
@@ -279,6 +294,85 @@ fn timer_fires_each_second_stops_when_disabled_and_survives_restart() {
         (secs - 1..=secs + 1).contains(&n),
         "{n} firings in {secs} s after the restart"
     );
+}
+
+/// A loopback HTTP server that hands over the JSON body of each POST (an async destination).
+fn webhook(max: usize) -> (String, mpsc::Receiver<Value>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/hook", l.local_addr().expect("local addr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(max) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
+    });
+    (url, rx)
+}
+
+fn unix_ms(rfc3339: &str) -> i128 {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("time {rfc3339:?}: {e}"));
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+/// The timer event reaches the function, and how late: each firing's outcome goes to an HTTP
+/// destination carrying the event (`request_payload`) and the function's own clock reading
+/// when it got it (`response_payload`).
+#[test]
+fn timer_events_reach_the_function_on_time() {
+    let s = Server::start(ServerOpts::default());
+    let urn = create_function(&s, &unique("stamp"), STAMP, &[]);
+    let (url, hook) = webhook(16);
+    s.put(
+        &format!("/functions/{urn}/async-invoke-config"),
+        &json!({"max_async_retry_attempts": 0, "destination_config": {
+            "on_success": {"destination": "HTTP", "param": json!({"url": url}).to_string()}}}),
+    )
+    .expect(200);
+    create_trigger(&s, &urn, timer("stamp", "Cron", "*/1 * * * * *")).expect(201);
+    let mut lags = Vec::new();
+    for _ in 0..8 {
+        let rec = hook
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a firing reached the destination within 30 s");
+        let ev = &rec["request_payload"];
+        assert_eq!(ev["trigger_type"], "TIMER", "{rec}");
+        assert_eq!(ev["trigger_name"], "stamp", "{rec}");
+        assert_eq!(ev["user_event"], "tick", "{rec}");
+        assert_eq!(ev["version"], "v1.0", "{rec}");
+        let got = rec["response_payload"]["received_ns"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no received_ns: {rec}")) as i128;
+        lags.push(got / 1_000_000 - unix_ms(ev["time"].as_str().expect("time")));
+    }
+    // The first waited for the cold start.
+    let mut warm = lags[1..].to_vec();
+    warm.sort_unstable();
+    eprintln!(
+        "timer accuracy, planned instant -> function got the event: cold {} ms; warm min {} ms, median {} ms, max {} ms ({} firings)",
+        lags[0],
+        warm[0],
+        warm[warm.len() / 2],
+        warm[warm.len() - 1],
+        warm.len()
+    );
+    assert!(warm[warm.len() / 2] < 1000, "median lag {warm:?}");
 }
 
 fn now_ms() -> u128 {
