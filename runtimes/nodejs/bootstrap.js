@@ -14,7 +14,6 @@ const http = require('http');
 const path = require('path');
 const fs = require('fs');
 const util = require('util');
-const crypto = require('crypto');
 const Module = require('module');
 
 const ENV = process.env;
@@ -239,6 +238,8 @@ function encode(result) {
 }
 
 function newId() {
+  // Only initializers and pre-stop handlers need one: crypto loads lazily.
+  const crypto = require('crypto');
   return crypto.randomUUID ? crypto.randomUUID() : crypto.randomBytes(16).toString('hex');
 }
 

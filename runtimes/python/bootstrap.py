@@ -11,8 +11,6 @@ to the function's runtime name, `-u -B`, and cwd at the code root. Output goes t
 attributes to the invocation in flight, so everything is written unbuffered.
 """
 
-import datetime
-import http.client
 import importlib
 import json
 import os
@@ -20,7 +18,6 @@ import signal
 import socket
 import sys
 import time
-import traceback
 
 ENV = os.environ
 API_ADDR = ENV.get("RUNTIME_API_ADDR", "")
@@ -51,8 +48,8 @@ def _int_env(name, default=0):
 
 
 def _now_iso():
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (int(now * 1000) % 1000)
 
 
 def _write(text):
@@ -110,7 +107,7 @@ class Context:
     def _header(self, name):
         if self._headers is None:
             return ""
-        return self._headers.get(name) or ""
+        return self._headers.get(name.lower()) or ""
 
     def getRequestID(self):  # noqa: N802
         return self._request_id
@@ -169,27 +166,81 @@ class Context:
 
 
 class RuntimeApi:
-    """One persistent HTTP/1.1 connection to the instance's Runtime API."""
+    """One persistent HTTP/1.1 connection to the instance's Runtime API.
+
+    A minimal client on a plain socket rather than http.client: importing http.client (email
+    parsing, ssl) costs ~35 ms of a ~110 ms cold start (measured with -X importtime on 3.10),
+    and the Runtime API is one well-known server that answers with Content-Length.
+    """
 
     def __init__(self, addr):
-        self._addr = addr
-        self._conn = None
+        host, _, port = addr.rpartition(":")
+        self._addr = (host, int(port or 0))
+        self._sock = None
+        self._rfile = None
+
+    def _close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._rfile = None
+
+    def _connect(self):
+        sock = socket.create_connection(self._addr)
+        # Requests and responses are small: do not let Nagle hold them back.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._rfile = sock.makefile("rb")
+
+    def _read_response(self):
+        line = self._rfile.readline(65537)
+        if not line:
+            raise ConnectionError("the runtime API closed the connection")
+        status = int(line.split(None, 2)[1])
+        headers = {}
+        while True:
+            h = self._rfile.readline(65537)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self._rfile.readline(65537).split(b";")[0], 16)
+                if size == 0:
+                    while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self._rfile.read(size))
+                self._rfile.readline(65537)
+            body = b"".join(chunks)
+        else:
+            n = int(headers.get("content-length") or 0)
+            body = self._rfile.read(n) if n else b""
+            if len(body) != n:
+                raise ConnectionError("the runtime API closed the connection mid-body")
+        if headers.get("connection", "").lower() == "close":
+            self._close()
+        return status, headers, body
 
     def call(self, method, path, body=None):
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, API_ADDR)
+        if body is not None:
+            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        data = head.encode("latin-1") + b"\r\n" + (body or b"")
         for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(self._addr)
-                self._conn.connect()
-                # Request and response are small: do not let Nagle hold them back.
-                self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                self._conn.request(method, path, body=body, headers=headers)
-                resp = self._conn.getresponse()
-                return resp, resp.read()
-            except (OSError, http.client.HTTPException):
-                self._conn.close()
-                self._conn = None
+                if self._sock is None:
+                    self._connect()
+                self._sock.sendall(data)
+                return self._read_response()
+            except (OSError, ValueError, IndexError):
+                # A kept-alive connection closed under us: one fresh try.
+                self._close()
                 if attempt:
                     raise
         raise RuntimeError("unreachable")
@@ -207,6 +258,8 @@ class FunctionFailure(Exception):
 
 
 def _trace(tb):
+    import traceback  # only errors pay for it
+
     frames = [f for f in traceback.extract_tb(tb) if f.filename != SHIM_FILE]
     return [line.rstrip("\n") for line in traceback.format_list(frames)]
 
@@ -224,6 +277,8 @@ def _error_body(exc):
 def _print_exception(exc):
     if isinstance(exc, FunctionFailure):
         return
+    import traceback
+
     sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     sys.stderr.flush()
 
@@ -363,20 +418,20 @@ def main():
     warning = ENV.get("FGS_RUNTIME_WARNING", "")
 
     while True:
-        resp, body = API.call("GET", "/v1/runtime/invocation/request")
-        if resp.status == 410:
+        status, headers, body = API.call("GET", "/v1/runtime/invocation/request")
+        if status == 410:
             return
-        if resp.status != 200:
+        if status != 200:
             time.sleep(0.05)
             continue
-        request_id = resp.getheader("X-Cff-Request-Id", "")
+        request_id = headers.get("x-cff-request-id", "")
         try:
-            timeout_ms = int(resp.getheader("X-Cff-Timeout-Ms", "0"))
+            timeout_ms = int(headers.get("x-cff-timeout-ms", "0"))
         except ValueError:
             timeout_ms = 0
         if timeout_ms <= 0:
             timeout_ms = _int_env("RUNTIME_TIMEOUT", 3) * 1000
-        ctx = Context(request_id, timeout_ms, resp.headers)
+        ctx = Context(request_id, timeout_ms, headers)
         if warning:
             ctx.getLogger().warn(warning)
             warning = ""

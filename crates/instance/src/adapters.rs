@@ -45,35 +45,17 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
             if !executable {
                 return Err(StartError::BootstrapMissing(bootstrap));
             }
-            Ok(Launch {
-                program: bootstrap,
-                args: Vec::new(),
-                env: Vec::new(),
-                mounts: Vec::new(),
-            })
+            Ok(bootstrap_launch(bootstrap, true))
         }
         Runtime::Http => {
-            // FunctionGraph's HTTP-function `bootstrap` is a shell script, often uploaded
-            // without its executable bit: one that is not executable runs with bash.
+            // FunctionGraph's HTTP-function `bootstrap` is a shell command line, often uploaded
+            // without its executable bit.
             let bootstrap = cfg.code_dir.join("bootstrap");
-            let meta = std::fs::metadata(&bootstrap)
-                .ok()
-                .filter(|m| m.is_file())
-                .ok_or_else(|| StartError::BootstrapMissing(bootstrap.clone()))?;
-            let (program, args) = if meta.permissions().mode() & 0o111 != 0 {
-                (bootstrap, Vec::new())
-            } else {
-                (
-                    PathBuf::from("/bin/bash"),
-                    vec![bootstrap.to_string_lossy().into_owned()],
-                )
+            let executable = match std::fs::metadata(&bootstrap) {
+                Ok(m) if m.is_file() => m.permissions().mode() & 0o111 != 0,
+                _ => return Err(StartError::BootstrapMissing(bootstrap)),
             };
-            Ok(Launch {
-                program,
-                args,
-                env: Vec::new(),
-                mounts: Vec::new(),
-            })
+            Ok(bootstrap_launch(bootstrap, executable))
         }
         rt @ (Runtime::Python(_) | Runtime::NodeJs(_)) => {
             let Some(interp) = cfg.interpreter.interpreter() else {
@@ -105,5 +87,29 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
                 mounts,
             })
         }
+    }
+}
+
+/// Starts `bootstrap` itself when the kernel can (executable, and a binary or `#!` script);
+/// otherwise runs it with bash, as a shell would: FunctionGraph's bootstraps are often a bare
+/// command line such as `node $RUNTIME_CODE_ROOT/index.js`, which `execve` refuses (ENOEXEC).
+fn bootstrap_launch(bootstrap: PathBuf, executable: bool) -> Launch {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(&bootstrap)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let direct = executable && (head[..n].starts_with(b"#!") || head[..n] == *b"\x7fELF");
+    let (program, args) = if direct {
+        (bootstrap, Vec::new())
+    } else {
+        // Relative: the cwd is the code root, wherever the sandbox shows it.
+        (PathBuf::from("/bin/bash"), vec!["./bootstrap".to_string()])
+    };
+    Launch {
+        program,
+        args,
+        env: Vec::new(),
+        mounts: Vec::new(),
     }
 }
