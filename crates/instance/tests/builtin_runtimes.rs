@@ -206,3 +206,48 @@ async fn initializer_failure_and_timeout() {
         assert_eq!(err.code, code, "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn pre_stop_runs_on_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.py"),
+        "import os\ndef handler(e, c):\n    return 1\ndef bye(ctx):\n    open(os.environ['MARK'], 'w').write('py ' + ctx.getFunctionName())\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("index.js"),
+        "exports.handler = async () => 1;\nexports.bye = async (ctx) => { await new Promise((r) => setTimeout(r, 20)); require('fs').writeFileSync(process.env.MARK, 'js ' + ctx.getFunctionName()); };\n",
+    )
+    .unwrap();
+    for (rt, lang) in [
+        (Runtime::Python(PythonVersion::V3_10), "py"),
+        (Runtime::NodeJs(NodeVersion::V20_15), "js"),
+    ] {
+        let mark = dir.path().join(format!("stopped-{lang}"));
+        let mark_s = mark.display().to_string();
+        let Some(cfg) = config(
+            rt,
+            dir.path(),
+            &[
+                ("RUNTIME_HANDLER", "index.handler"),
+                ("RUNTIME_PRE_STOP_HANDLER", "index.bye"),
+                ("RUNTIME_PRE_STOP_TIMEOUT", "2"),
+                ("MARK", &mark_s),
+            ],
+        ) else {
+            continue;
+        };
+        let inst = Instance::start(&Sandbox::default(), cfg)
+            .await
+            .expect("starts");
+        assert!(inst.invoke(request("a", "{}")).await.result.is_ok());
+        inst.stop().await;
+        let got = std::fs::read_to_string(&mark).unwrap_or_default();
+        assert_eq!(
+            got,
+            format!("{lang} fn1"),
+            "the pre-stop handler ran before the exit"
+        );
+    }
+}

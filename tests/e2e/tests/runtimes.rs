@@ -250,6 +250,26 @@ fn run_case(case: &str) {
             body["code_filename"] = json!("code.zip");
             body["func_code"] = json!({"file": b64(&zip_files(&entries))});
         }
+        if let Some(deps) = spec["dependencies"].as_array() {
+            let ids: Vec<Value> = deps
+                .iter()
+                .map(|d| {
+                    let files = read_tree(&dir.join(d.as_str().unwrap()));
+                    let entries: Vec<(&str, &[u8], u32)> = files
+                        .iter()
+                        .map(|(n, c)| (n.as_str(), c.as_slice(), 0o644))
+                        .collect();
+                    let r = s.post(
+                        "/dependencies/version",
+                        &json!({"depend_file": b64(&zip_files(&entries)), "depend_type": "zip",
+                                "runtime": runtime, "name": unique("dep")}),
+                    );
+                    r.expect(200);
+                    r.json()["id"].clone()
+                })
+                .collect();
+            body["depend_version_list"] = json!(ids);
+        }
         if let Some(extra) = spec["create"].as_object() {
             for (k, v) in extra {
                 body[k] = v.clone();
@@ -279,6 +299,7 @@ macro_rules! cases {
 
 cases!(
     context,
+    dependency_import,
     initializer,
     logger,
     exception,
