@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// How long in-flight invocations may take to finish at shutdown.
     #[arg(long, env = "FGS_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// How long a function's extensions may take to register at cold start (SPEC.md 5).
+    #[arg(long, env = "FGS_EXTENSION_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub extension_init_timeout: Duration,
     /// Async invocations run at once, across all functions.
     #[arg(long, env = "FGS_ASYNC_CONCURRENCY", default_value_t = 64)]
     pub async_concurrency: usize,
@@ -247,6 +250,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             idle_timeout: args.instance_idle_timeout,
             queue_limit: args.queue_limit,
             stop_grace: Duration::from_secs(3),
+            extension_init_timeout: args.extension_init_timeout,
             runtimes: Arc::clone(&runtimes),
             runtime_dir,
         },

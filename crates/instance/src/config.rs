@@ -26,6 +26,8 @@ pub struct InstanceConfig {
     pub concurrency: u32,
     /// How long the runtime may take to become ready.
     pub start_timeout: Duration,
+    /// How long the extensions may take to register, before the runtime starts (SPEC.md 5).
+    pub extension_init_timeout: Duration,
     /// Grace between SIGTERM and SIGKILL at shutdown.
     pub stop_grace: Duration,
     /// The host directory the runtime shims were written to ([`crate::install_shims`]); an

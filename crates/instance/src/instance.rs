@@ -14,8 +14,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::config::{InstanceConfig, Request};
+use crate::extensions::{self, Extensions, Gate};
 use crate::output::Output;
 use crate::runtime_api::{self, ApiState, Pending, RuntimeReply, StartState};
+use crate::telemetry::Telemetry;
 use crate::{adapters, http_fn};
 
 /// Why an instance could not start. Each becomes the function error of the invocation that
@@ -36,6 +38,8 @@ pub enum StartError {
     Exited { status: String, output: String },
     #[error("runtime did not become ready within {0}s")]
     Timeout(u64),
+    #[error("{}", .0.message)]
+    Extension(FunctionError),
 }
 
 fn fmt_output(output: &str) -> String {
@@ -58,7 +62,7 @@ impl StartError {
     pub fn to_function_error(&self) -> Option<FunctionError> {
         let (code, ty) = match self {
             StartError::BootstrapMissing(_) => (codes::BOOTSTRAP_MISSING, "BootstrapNotFound"),
-            StartError::InitFailed(e) => return Some(e.clone()),
+            StartError::InitFailed(e) | StartError::Extension(e) => return Some(e.clone()),
             StartError::Exited { .. } => (codes::RUNTIME_EXITED, "RuntimeExited"),
             StartError::Timeout(_) => (codes::INIT_TIMEOUT, "InitTimeout"),
             StartError::UnsupportedRuntime(_) | StartError::Sandbox(_) | StartError::Api(_) => {
@@ -103,6 +107,51 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
         },
         Err(e) => format!("wait failed: {e}"),
     }
+}
+
+/// Runs the runtime under the extension supervisor (runtimes/extensions/supervisor.sh): `bash
+/// supervisor.sh <runtime> <args>`, with the scripts to start in `FGS_EXTENSIONS`, one path per
+/// line, as the instance sees them.
+fn supervise(
+    sandbox: &Sandbox,
+    cfg: &InstanceConfig,
+    scripts: &[extensions::Script],
+    spec: &mut ExecSpec,
+) {
+    let isolated = sandbox.isolated();
+    let cwd = spec.cwd.clone();
+    let inside = |p: &Path| -> String {
+        if isolated {
+            if let Some(rest) = cfg
+                .dependency_dir
+                .as_ref()
+                .and_then(|d| p.strip_prefix(d).ok())
+            {
+                return Path::new(DEPENDENCY_ROOT)
+                    .join(rest)
+                    .to_string_lossy()
+                    .into_owned();
+            }
+            if let Ok(rest) = p.strip_prefix(&cfg.code_dir) {
+                return cwd.join(rest).to_string_lossy().into_owned();
+            }
+        }
+        p.to_string_lossy().into_owned()
+    };
+    let list: Vec<String> = scripts.iter().map(|s| inside(&s.host_path)).collect();
+    let supervisor = if isolated {
+        PathBuf::from(RUNTIME_ROOT).join("extensions/supervisor.sh")
+    } else {
+        cfg.runtime_dir.join("extensions/supervisor.sh")
+    };
+    let program = std::mem::replace(&mut spec.program, PathBuf::from("/bin/bash"));
+    let mut args = vec![
+        supervisor.to_string_lossy().into_owned(),
+        program.to_string_lossy().into_owned(),
+    ];
+    args.append(&mut spec.args);
+    spec.args = args;
+    spec.env.push(("FGS_EXTENSIONS".into(), list.join("\n")));
 }
 
 /// Where a function's merged dependencies appear inside its sandbox (SPEC.md 4).
@@ -180,6 +229,35 @@ impl Instance {
     /// Starts a runtime and waits until it is ready to take its first event.
     pub async fn start(sandbox: &Sandbox, cfg: InstanceConfig) -> Result<Instance, StartError> {
         let launch = adapters::command(&cfg)?;
+        let scripts = extensions::discover(
+            &cfg.dependencies,
+            cfg.dependency_dir.as_deref(),
+            &cfg.code_dir,
+        )
+        .map_err(StartError::Extension)?;
+        let env_of = |k: &str| {
+            cfg.env
+                .iter()
+                .find(|(ek, _)| ek == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let extensions = Arc::new(Extensions::new(
+            scripts.iter().map(|s| s.name.clone()).collect(),
+            env_of("RUNTIME_FUNC_NAME"),
+            env_of("RUNTIME_FUNC_VERSION"),
+        ));
+        let telemetry = Arc::new(Telemetry::new(extensions.any()));
+        telemetry.emit(
+            "platform",
+            "platform.initStart",
+            serde_json::json!({
+                "initializationType": "on-demand",
+                "phase": "init",
+                "functionName": env_of("RUNTIME_FUNC_NAME"),
+                "functionVersion": env_of("RUNTIME_FUNC_VERSION"),
+            }),
+        );
 
         // Set-up blocks for a few milliseconds (less with a pre-warmed sandbox): off the executor.
         let t0 = tokio::time::Instant::now();
@@ -201,16 +279,22 @@ impl Instance {
         if sandbox.isolated() {
             spec.mounts.extend(launch.mounts);
         }
+        if !scripts.is_empty() {
+            supervise(sandbox, &cfg, &scripts, &mut spec);
+        }
         let prepared_at = t0.elapsed();
         let mut running = tokio::task::spawn_blocking(move || prepared.spawn(&spec))
             .await
             .expect("sandbox spawn does not panic")?;
         let spawned_at = t0.elapsed();
         let process = running.handle();
+        extensions.set_process(process.clone());
         let output = Output::start(
             running
                 .take_output()
                 .expect("a fresh process has its output"),
+            Arc::clone(&extensions),
+            Arc::clone(&telemetry),
         )
         .map_err(StartError::Api)?;
 
@@ -222,6 +306,10 @@ impl Instance {
             inflight: Mutex::new(HashMap::new()),
             start: start_tx,
             output,
+            extensions: Arc::clone(&extensions),
+            telemetry,
+            deliveries: tokio::sync::Mutex::new(None),
+            unhealthy: AtomicBool::new(false),
         });
         let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&api)));
         let mut tasks = vec![server.abort_handle()];
@@ -256,10 +344,40 @@ impl Instance {
             tasks: Mutex::new(tasks),
         };
 
-        let deadline = tokio::time::sleep(instance.cfg.start_timeout);
+        // Extensions register first, within their own deadline (SPEC.md 5); the runtime's
+        // start timeout counts from when they all have.
+        let mut gate = extensions.gate.subscribe();
+        let mut gate_open = !extensions.any();
+        let first = if gate_open {
+            instance.cfg.start_timeout
+        } else {
+            instance.cfg.extension_init_timeout
+        };
+        let deadline = tokio::time::sleep(first);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
+                changed = gate.changed(), if !gate_open => {
+                    if changed.is_err() {
+                        gate_open = true;
+                        continue;
+                    }
+                    let g = gate.borrow_and_update().clone();
+                    match g {
+                        Gate::Waiting => {}
+                        Gate::Open => {
+                            gate_open = true;
+                            deadline.as_mut().reset(tokio::time::Instant::now() + instance.cfg.start_timeout);
+                        }
+                        Gate::Failed(e) => {
+                            // Lines the script wrote before it exited explain why.
+                            instance.api.output.drain().await;
+                            let e = instance.api.extensions.exit_failure().unwrap_or(e);
+                            instance.kill();
+                            return Err(StartError::Extension(e));
+                        }
+                    }
+                }
                 changed = start_rx.changed() => {
                     if changed.is_err() {
                         continue;
@@ -268,6 +386,9 @@ impl Instance {
                     match state {
                         StartState::Starting => continue,
                         StartState::Ready => {
+                            let init_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                            instance.api.telemetry.emit("platform", "platform.initRuntimeDone", serde_json::json!({"initializationType": "on-demand", "phase": "init", "status": "success"}));
+                            instance.api.telemetry.emit("platform", "platform.initReport", serde_json::json!({"initializationType": "on-demand", "phase": "init", "status": "success", "metrics": {"durationMs": init_ms}}));
                             // The cold-start split docs/sandbox.md reports.
                             tracing::debug!(
                                 id = %instance.cfg.id,
@@ -298,6 +419,23 @@ impl Instance {
                 }
                 _ = &mut deadline => {
                     instance.kill();
+                    if !gate_open {
+                        let missing = instance.api.extensions.unregistered();
+                        let detail = missing
+                            .iter()
+                            .map(|n| {
+                                let tail = instance.api.extensions.tail(n);
+                                if tail.is_empty() { n.clone() } else { format!("{n} (output: {tail})") }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let e = extensions::exec_failed(format!(
+                            "{detail} did not register within {}s",
+                            instance.cfg.extension_init_timeout.as_secs_f64()
+                        ));
+                        instance.api.extensions.gate.send_replace(Gate::Failed(e.clone()));
+                        return Err(StartError::Extension(e));
+                    }
                     return Err(StartError::Timeout(instance.cfg.start_timeout.as_secs()));
                 }
             }
@@ -311,7 +449,14 @@ impl Instance {
     /// Whether the instance can take events: its runtime runs and nothing marked it for
     /// replacement.
     pub fn is_healthy(&self) -> bool {
-        !self.dead.load(Ordering::Acquire) && self.exited.borrow().is_none()
+        !self.dead.load(Ordering::Acquire)
+            && !self.api.unhealthy.load(Ordering::Acquire)
+            && self.exited.borrow().is_none()
+    }
+
+    /// Invoke events extensions did not take (non-200, refused, timed out), since start.
+    pub fn extension_failures(&self) -> u64 {
+        self.api.extensions.failures.load(Ordering::Relaxed)
     }
 
     /// Hands one event to the runtime and waits for its answer, at most `request.timeout`. A
@@ -321,6 +466,7 @@ impl Instance {
         let timeout = request.timeout;
         let (tx, rx) = oneshot::channel();
         let mut exited = self.exited.clone();
+        let started = tokio::time::Instant::now();
         let oom_before = self.process.oom_kills();
         let mut result = if self
             .queue_tx
@@ -361,11 +507,53 @@ impl Instance {
             }
         }
         let log = self.api.output.finish(&id).await;
+        if self.api.telemetry.enabled() {
+            self.report(&id, &result, started.elapsed(), memory_used_bytes);
+        }
         Reply {
             result,
             log,
             memory_used_bytes,
         }
+    }
+
+    /// Telemetry's `platform.runtimeDone` and `platform.report` of one invocation (SPEC.md 5).
+    fn report(&self, id: &str, result: &Result<Bytes, FunctionError>, took: Duration, memory: u64) {
+        let ms = took.as_secs_f64() * 1000.0;
+        let status = match result {
+            Ok(_) => "success",
+            Err(e) if e.code == codes::TIMEOUT => "timeout",
+            Err(_) => "error",
+        };
+        let memory_size: u64 = self
+            .cfg
+            .env
+            .iter()
+            .find(|(k, _)| k == "RUNTIME_MEMORY")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let t = &self.api.telemetry;
+        t.emit(
+            "platform",
+            "platform.runtimeDone",
+            serde_json::json!({"requestId": id, "traceId": id, "status": status, "metrics": {"durationMs": ms}}),
+        );
+        t.emit(
+            "platform",
+            "platform.report",
+            serde_json::json!({
+                "requestId": id,
+                "traceId": id,
+                "status": status,
+                "endTime": crate::telemetry::now_iso(),
+                "metrics": {
+                    "durationMs": ms,
+                    "billedDurationMs": (ms.ceil() as u64).max(1),
+                    "memorySizeMB": memory_size,
+                    "maxMemoryUsedMB": memory.div_ceil(1024 * 1024),
+                }
+            }),
+        );
     }
 
     fn runtime_gone(&self) -> FunctionError {

@@ -7,11 +7,14 @@
 
 mod adapters;
 mod config;
+mod extensions;
 mod http_fn;
 mod instance;
+mod loopback;
 mod output;
 mod runtime_api;
 mod runtimes;
+mod telemetry;
 
 pub use config::{InstanceConfig, InvokeType, Request};
 pub use instance::{Instance, Reply, StartError};

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::net::unix::pipe;
+
+use crate::extensions::Extensions;
+use crate::telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most bytes of log kept for one invocation; the oldest go first.
@@ -33,6 +36,21 @@ struct State {
 pub(crate) struct Output {
     state: Mutex<State>,
     drain_tx: mpsc::Sender<oneshot::Sender<()>>,
+    extensions: Arc<Extensions>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// How the extension supervisor marks a line of an extension's output:
+/// `\x1fext:<script name>\x1f<line>` (runtimes/extensions/supervisor.sh).
+const EXT_MARK: &[u8] = b"\x1fext:";
+
+/// The level of a line in FunctionGraph's logger format
+/// `<ISO-8601 time> <request id> <LEVEL> <message>` (SPEC.md 4), if it is one.
+fn level_of(line: &str) -> Option<&str> {
+    let level = line.split(' ').nth(2)?;
+    ["INFO", "WARN", "ERROR", "DEBUG"]
+        .contains(&level)
+        .then_some(level)
 }
 
 fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
@@ -45,12 +63,18 @@ fn push_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
 
 impl Output {
     /// Starts reading `reader` on a task and returns the shared capture.
-    pub(crate) fn start(reader: std::io::PipeReader) -> std::io::Result<Arc<Output>> {
+    pub(crate) fn start(
+        reader: std::io::PipeReader,
+        extensions: Arc<Extensions>,
+        telemetry: Arc<Telemetry>,
+    ) -> std::io::Result<Arc<Output>> {
         let rx = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
         let (drain_tx, drain_rx) = mpsc::channel(16);
         let out = Arc::new(Output {
             state: Mutex::new(State::default()),
             drain_tx,
+            extensions,
+            telemetry,
         });
         // The reader holds a weak reference: the capture lives as long as its instance does.
         tokio::spawn(read_loop(rx, Arc::downgrade(&out), drain_rx));
@@ -87,14 +111,62 @@ impl Output {
         String::from_utf8_lossy(&st.unattributed).into_owned()
     }
 
-    /// Attributes complete lines: to the one invocation in flight, or, when none or several are,
-    /// to the instance (a concurrent runtime's lines cannot be told apart).
-    fn record(&self, lines: &[u8]) {
+    /// Adds a platform line to an invocation's log while it is open (else to the instance's).
+    pub(crate) fn note(&self, request_id: &str, line: &[u8]) {
         let mut st = self.state.lock().expect("output lock is never poisoned");
-        if st.active.len() == 1 {
-            push_capped(&mut st.active[0].1, lines, INVOCATION_LOG_MAX);
-        } else {
-            push_capped(&mut st.unattributed, lines, INSTANCE_TAIL_MAX);
+        match st.active.iter_mut().find(|(id, _)| id == request_id) {
+            Some((_, buf)) => push_capped(buf, line, INVOCATION_LOG_MAX),
+            None => push_capped(&mut st.unattributed, line, INSTANCE_TAIL_MAX),
+        }
+    }
+
+    /// Attributes complete lines: to the one invocation in flight, or, when none or several are,
+    /// to the instance (a concurrent runtime's lines cannot be told apart). Lines the extension
+    /// supervisor marked belong to their extension instead.
+    fn record(&self, lines: &[u8]) {
+        if !self.extensions.any() && !self.telemetry.enabled() {
+            let mut st = self.state.lock().expect("output lock is never poisoned");
+            if st.active.len() == 1 {
+                push_capped(&mut st.active[0].1, lines, INVOCATION_LOG_MAX);
+            } else {
+                push_capped(&mut st.unattributed, lines, INSTANCE_TAIL_MAX);
+            }
+            return;
+        }
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            if let Some(rest) = line.strip_prefix(EXT_MARK) {
+                let text = String::from_utf8_lossy(rest);
+                let text = text.trim_end_matches('\n');
+                let (name, msg) = text.split_once('\x1f').unwrap_or(("", text));
+                self.extensions.record_line(name, msg);
+                self.telemetry.emit(
+                    "extension",
+                    "extension",
+                    serde_json::json!({"extensionName": name, "message": msg}),
+                );
+                let mut st = self.state.lock().expect("output lock is never poisoned");
+                let shown = format!("[{name}] {msg}\n");
+                push_capped(&mut st.unattributed, shown.as_bytes(), INSTANCE_TAIL_MAX);
+                continue;
+            }
+            let mut st = self.state.lock().expect("output lock is never poisoned");
+            let owner = if st.active.len() == 1 {
+                push_capped(&mut st.active[0].1, line, INVOCATION_LOG_MAX);
+                Some(st.active[0].0.clone())
+            } else {
+                push_capped(&mut st.unattributed, line, INSTANCE_TAIL_MAX);
+                None
+            };
+            drop(st);
+            if self.telemetry.enabled() {
+                let text = String::from_utf8_lossy(line);
+                let text = text.trim_end_matches('\n');
+                self.telemetry.emit(
+                    "function",
+                    "function",
+                    serde_json::json!({"traceId": owner, "level": level_of(text), "message": text}),
+                );
+            }
         }
     }
 

@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Request;
+use crate::extensions::{Extensions, Gate};
 use crate::output::Output;
+use crate::telemetry::{BadSubscription, Telemetry};
 
 /// An event waiting for the runtime to ask for it.
 pub(crate) struct Pending {
@@ -49,6 +51,13 @@ pub(crate) struct ApiState {
     pub inflight: Mutex<HashMap<String, oneshot::Sender<RuntimeReply>>>,
     pub start: watch::Sender<StartState>,
     pub output: Arc<Output>,
+    pub extensions: Arc<Extensions>,
+    pub telemetry: Arc<Telemetry>,
+    /// The invoke events of the last event handed out, still being delivered to extensions:
+    /// the next event waits for them (SPEC.md 5).
+    pub deliveries: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when an extension died after start: the instance is replaced.
+    pub unhealthy: std::sync::atomic::AtomicBool,
 }
 
 impl ApiState {
@@ -113,6 +122,55 @@ async fn handle(
     let method = req.method().clone();
     let resp = match (&method, path.as_str()) {
         (&Method::GET, "/v1/runtime/invocation/request") => next_event(&state).await,
+        (&Method::POST, "/extension/register") => register(&state, &req),
+        (&Method::POST, "/telemetry") => {
+            let name = header(&req, "functiongraph-extension-name");
+            let body = read_body(req, 64 * 1024).await.unwrap_or_default();
+            match state
+                .telemetry
+                .subscribe(&state.extensions, name.as_deref(), &body)
+            {
+                Ok(()) => json(StatusCode::OK, r#"{"status":"OK"}"#.into()),
+                Err(BadSubscription(m)) => {
+                    api_error(StatusCode::BAD_REQUEST, "InvalidSubscription", &m)
+                }
+            }
+        }
+        (&Method::GET, "/fgs/v1/extensions/ready") => {
+            let mut gate = state.extensions.gate.subscribe();
+            let g = gate
+                .wait_for(|g| *g != Gate::Waiting)
+                .await
+                .map(|g| g.clone())
+                .unwrap_or(Gate::Failed(crate::extensions::exec_failed(
+                    "the instance ended".into(),
+                )));
+            match g {
+                Gate::Open => json(StatusCode::OK, r#"{"status":"OK"}"#.into()),
+                _ => api_error(
+                    StatusCode::CONFLICT,
+                    "ExtensionsFailed",
+                    "extensions failed to start",
+                ),
+            }
+        }
+        (&Method::POST, "/fgs/v1/extensions/exited") => {
+            let q = req.uri().query().unwrap_or("").to_string();
+            let field = |k: &str| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            };
+            let code = field("code").parse().unwrap_or(-1);
+            if state.extensions.exited(&field("name"), code) {
+                state
+                    .unhealthy
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            json(StatusCode::OK, r#"{"status":"OK"}"#.into())
+        }
         (&Method::POST, "/v1/runtime/init/error") => {
             let body = read_body(req, 64 * 1024).await.unwrap_or_default();
             let err = parse_error(codes::INIT_FAILED, &body, &[codes::INIT_TIMEOUT]);
@@ -161,6 +219,60 @@ fn unknown_request(id: &str) -> Response<Body> {
     )
 }
 
+fn header(req: &HttpRequest<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// `POST /extension/register` (SPEC.md 5): the same body for every answer, `errorInfo` filled
+/// on a refusal.
+fn register(state: &ApiState, req: &HttpRequest<Incoming>) -> Response<Body> {
+    let r = state.extensions.register(
+        header(req, "functiongraph-extension-name").as_deref(),
+        header(req, "functiongraph-extension-address").as_deref(),
+    );
+    let (name, version) = state.extensions.function();
+    json(
+        r.status,
+        serde_json::json!({
+            "functionName": name,
+            "functionVersion": version,
+            "errorInfo": {"errorType": r.error_type, "errorMessage": r.message},
+        })
+        .to_string(),
+    )
+}
+
+/// Tells every registered extension of the event, in the background: the caller's response
+/// does not wait, the instance's next event does.
+fn start_deliveries(state: &ApiState, request: &Request) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.extensions.any() {
+        return None;
+    }
+    let extensions = Arc::clone(&state.extensions);
+    let output = Arc::clone(&state.output);
+    let id = request.request_id.clone();
+    let urn = request.invoked_urn.clone();
+    let timeout = request.timeout;
+    Some(tokio::spawn(async move {
+        for (name, why) in extensions.deliver(&id, &urn, timeout).await {
+            let line = format!(
+                "{} {id} WARN platform: extension {name} did not take the invoke event: {why}\n",
+                crate::telemetry::now_iso()
+            );
+            tracing::warn!(
+                request_id = id,
+                extension = name,
+                reason = why,
+                "extension invoke event failed"
+            );
+            output.note(&id, line.as_bytes());
+        }
+    }))
+}
+
 async fn next_event(state: &ApiState) -> Response<Body> {
     state.start.send_if_modified(|s| {
         if *s == StartState::Starting {
@@ -170,6 +282,11 @@ async fn next_event(state: &ApiState) -> Response<Body> {
             false
         }
     });
+    // SPEC.md 5: the next event waits until every extension answered the last one (each
+    // delivery is bounded by the function's timeout).
+    if let Some(prev) = state.deliveries.lock().await.take() {
+        let _ = prev.await;
+    }
     let pending = state.queue.lock().await.recv().await;
     let Some(Pending { request, reply }) = pending else {
         return api_error(
@@ -179,6 +296,20 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         );
     };
     state.output.begin(&request.request_id);
+    state.telemetry.emit(
+        "platform",
+        "platform.start",
+        serde_json::json!({
+            "requestId": request.request_id,
+            "traceId": request.request_id,
+            "name": state.extensions.function().0,
+            "version": state.extensions.function().1,
+            "startTime": crate::telemetry::now_iso(),
+        }),
+    );
+    if let Some(d) = start_deliveries(state, &request) {
+        *state.deliveries.lock().await = Some(d);
+    }
     state
         .inflight
         .lock()

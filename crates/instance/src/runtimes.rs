@@ -20,6 +20,10 @@ const SHIMS: &[(&str, &str)] = &[
         "nodejs/bootstrap.js",
         include_str!("../../../runtimes/nodejs/bootstrap.js"),
     ),
+    (
+        "extensions/supervisor.sh",
+        include_str!("../../../runtimes/extensions/supervisor.sh"),
+    ),
 ];
 
 /// Where to look for interpreters.
@@ -202,7 +206,7 @@ pub fn install_shims(base: &Path) -> std::io::Result<PathBuf> {
         std::fs::write(&path, src)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     }
-    for sub in ["python", "nodejs"] {
+    for sub in ["python", "nodejs", "extensions"] {
         std::fs::set_permissions(tmp.join(sub), std::fs::Permissions::from_mode(0o555))?;
     }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;

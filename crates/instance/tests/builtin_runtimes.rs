@@ -37,6 +37,7 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         env: e,
         concurrency: 1,
         start_timeout: Duration::from_secs(10),
+        extension_init_timeout: Duration::from_secs(10),
         stop_grace: Duration::from_secs(3),
         runtime_dir,
         interpreter,

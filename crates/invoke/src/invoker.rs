@@ -92,6 +92,8 @@ pub struct InvokerConfig {
     pub queue_limit: usize,
     /// Grace between SIGTERM and SIGKILL when an instance stops.
     pub stop_grace: Duration,
+    /// How long a function's extensions may take to register (SPEC.md 5).
+    pub extension_init_timeout: Duration,
     /// What each runtime name runs on here, found once at start-up.
     pub runtimes: Arc<fgs_core::runtime::RuntimeTable>,
     /// Where the runtime shims were written ([`fgs_instance::install_shims`]).
@@ -245,6 +247,7 @@ impl<S: FunctionSource> Invoker<S> {
             ),
             concurrency: spec.strategy_config.concurrent_num.max(1),
             start_timeout,
+            extension_init_timeout: self.config.extension_init_timeout,
             // SPEC.md 5: SIGKILL follows SIGTERM after the pre-stop timeout.
             stop_grace: if spec.pre_stop_handler.is_empty() || spec.pre_stop_timeout == 0 {
                 self.config.stop_grace

@@ -49,5 +49,6 @@ pub(crate) fn same_template(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         && a.env == b.env
         && a.concurrency == b.concurrency
         && a.start_timeout == b.start_timeout
+        && a.extension_init_timeout == b.extension_init_timeout
         && a.stop_grace == b.stop_grace
 }
