@@ -225,7 +225,9 @@ fn apply_config(
     if let Some(h) = &b.handler {
         spec.handler = h.clone();
     }
-    if spec.handler.is_empty() && !runtime.needs_module_handler() {
+    // Custom and http functions run `bootstrap` whatever the handler says: one that is not
+    // given at all defaults to it; one given empty is refused like any bad handler (FSS.1003).
+    if spec.handler.is_empty() && b.handler.is_none() && !runtime.needs_module_handler() {
         spec.handler = "bootstrap".to_string();
     }
     validate::handler(runtime, &spec.handler)?;

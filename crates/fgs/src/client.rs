@@ -82,7 +82,7 @@ pub struct CreateArgs {
     /// Code: a directory (zipped with file modes kept, so `bootstrap` stays executable) or a .zip.
     #[arg(long)]
     pub code: PathBuf,
-    /// Runtime. This release runs `Custom` (an executable `bootstrap`).
+    /// Runtime: Custom, http, Python3.9/3.10/3.12, Node.js16.17/18.15/20.15 (see `fgs runtimes`).
     #[arg(long, default_value = "Custom")]
     pub runtime: String,
     /// Handler; for Custom, the conventional `bootstrap`.

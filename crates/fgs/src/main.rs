@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod demo;
 mod runtimes_cmd;
 mod serve;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the platform: the FunctionGraph API, the instance pools, the invokers.
     Serve(Box<serve::ServeArgs>),
+    /// Manage and invoke functions (a client of a running fgs).
+    Function(Box<client::FunctionArgs>),
     /// List the runtime names and the interpreter each runs on here.
     Runtimes(runtimes_cmd::RuntimesCmd),
 }
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(serve::run(*args))
         }
+        Command::Function(args) => client::run(*args),
         Command::Runtimes(cmd) => runtimes_cmd::run(cmd),
     }
 }

@@ -118,7 +118,10 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// Sets a header, replacing one of the same name (any case): the SDK keeps headers in a
+    /// dict, so it never sends a name twice.
     pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }

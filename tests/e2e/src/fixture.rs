@@ -15,37 +15,40 @@ use crate::{Resp, Server};
 /// | op | result |
 /// |---|---|
 /// | (none) | the event, echoed |
-/// | `pid` | `{"pid":N}`: the bootstrap's PID, which identifies the instance |
+/// | `pid` | `{"pid":N,"id":"..."}`: the bootstrap's PID (as its own PID namespace sees it) and the instance id |
 /// | `env` | the output of `env` |
 /// | `cwd` | the working directory |
 /// | `log` | writes `fx-stdout <request id> <text>` to stdout and `fx-stderr <request id>` to stderr |
-/// | `sleep` | sleeps `secs`, then `{"pid":N}` |
+/// | `sleep` | sleeps `secs`, then as `pid` |
 /// | `error` | reports `{"errorType":"FixtureError","errorMessage":"fixture raised"}` via `/error` |
 /// | `exit` | the bootstrap exits with status 7 |
 /// | `hang` | starts a child titled `fxchild-<marker>`, then sleeps 600 s |
 /// | `big` | `bytes` bytes of `a` |
 ///
-/// With `FX_MARK` in its environment the bootstrap re-execs itself once so that its command line
-/// carries `fxmark-$FX_MARK`, which lets a test find its instances with `pgrep -f`.
+/// The bootstrap re-execs itself once so that its command line carries
+/// `fxmark-$FX_MARK-<instance id>`: with instances in their own PID namespaces, `$$` means
+/// nothing on the host, so tests find an instance's host PID with `pgrep -f` instead
+/// ([`crate::instances`], [`crate::host_pid`]). The instance id is random per instance.
 pub const RUNTIME: &str = r#"#!/bin/sh
 # fgs e2e fixture: a Custom runtime speaking the Runtime API with curl.
-if [ -z "${FX_RENAMED:-}" ] && [ -n "${FX_MARK:-}" ]; then
-  export FX_RENAMED=1
-  exec /bin/sh "$0" "fxmark-$FX_MARK"
+if [ -z "${FX_ID:-}" ]; then
+  FX_ID=$(mktemp -u fxidXXXXXXXXXXXX)
+  export FX_ID
+  exec /bin/sh "$0" "fxmark-${FX_MARK:-none}-$FX_ID"
 fi
 API="http://${RUNTIME_API_ADDR}/v1/runtime"
-T="${TMPDIR:-/tmp}/fx.$$"
+T="$(mktemp -d)/fx"
 field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$T.ev"; }
 handle() {
   case "$(cat "$T.ev")" in
-  *'"op":"pid"'*) printf '{"pid":%s}' "$$" ;;
+  *'"op":"pid"'*) printf '{"pid":%s,"id":"%s"}' "$$" "$FX_ID" ;;
   *'"op":"env"'*) env ;;
   *'"op":"cwd"'*) pwd ;;
   *'"op":"log"'*)
     echo "fx-stdout $REQUEST_ID $(field text)" >&3
     echo "fx-stderr $REQUEST_ID" >&2
     printf '{"logged":"%s"}' "$REQUEST_ID" ;;
-  *'"op":"sleep"'*) sleep "$(field secs)"; printf '{"pid":%s}' "$$" ;;
+  *'"op":"sleep"'*) sleep "$(field secs)"; printf '{"pid":%s,"id":"%s"}' "$$" "$FX_ID" ;;
   *'"op":"error"'*) printf '{"errorType":"FixtureError","errorMessage":"fixture raised"}'; return 1 ;;
   *'"op":"exit"'*) echo "fx exiting" >&2; exit 7 ;;
   *'"op":"hang"'*) sh -c 'sleep 600; :' "fxchild-$(field marker)" & sleep 600 ;;
@@ -171,7 +174,8 @@ impl Server {
         self.invoke_with(urn, event, &[])
     }
 
-    /// Invokes `{"op":"pid"}`, asserts success, and returns the instance's bootstrap PID.
+    /// Invokes `{"op":"pid"}`, asserts success, and returns the host PID of the instance's
+    /// bootstrap.
     #[track_caller]
     pub fn invoke_pid(&self, urn: &str) -> u32 {
         let r = self.invoke(urn, &json!({"op": "pid"}));
@@ -182,9 +186,7 @@ impl Server {
             "function failed: {}",
             r.text()
         );
-        r.json()["pid"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no pid in {}", r.text())) as u32
+        crate::host_pid(&r)
     }
 
     /// The URN of a function of the test project in package `default`.

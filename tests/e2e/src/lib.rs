@@ -37,6 +37,7 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn pgrep(pattern: &str) -> Vec<u32> {
     let out = std::process::Command::new("pgrep")
         .arg("-f")
+        .arg("--")
         .arg(pattern)
         .output()
         .expect("pgrep runs (procps is installed)");
@@ -58,7 +59,36 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// The instances of a fixture function started with this `FX_MARK`.
+/// The host PID of the fixture instance that answered `r` (an answer to `pid` or `sleep`),
+/// found by the instance id in its command line.
+#[track_caller]
+pub fn host_pid(r: &Resp) -> u32 {
+    let body = r.json();
+    let id = body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no instance id in {body}"));
+    let pids = topmost(pgrep(&format!("-{id}$")));
+    assert_eq!(pids.len(), 1, "instance {id} has host PIDs {pids:?}");
+    pids[0]
+}
+
+/// The parent PID of a live process.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Drops the PIDs whose parent is in the set: a shell's forked subshells (and its children
+/// between fork and exec) carry the shell's command line, so `pgrep -f` finds them too.
+fn topmost(pids: Vec<u32>) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|p| !ppid(*p).is_some_and(|pp| pids.contains(&pp)))
+        .collect()
+}
+
+/// The host PIDs of the instances of a fixture function started with this `FX_MARK`.
 pub fn instances(mark: &str) -> Vec<u32> {
-    pgrep(&format!("fxmark-{mark}"))
+    topmost(pgrep(&format!("fxmark-{mark}-")))
 }

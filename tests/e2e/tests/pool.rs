@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fgs_e2e::{alive, instances, json, unique, wait_until, Server, ServerOpts};
+use fgs_e2e::{alive, host_pid, instances, json, unique, wait_until, Server, ServerOpts};
 
 #[test]
 fn a_warm_instance_is_reused() {
@@ -43,7 +43,7 @@ fn concurrent_calls_scale_out() {
                     "{}",
                     r.text()
                 );
-                r.json()["pid"].as_u64().expect("pid") as u32
+                host_pid(&r)
             })
             .collect()
     });
@@ -114,10 +114,10 @@ fn max_one_instance_queues_then_throttles() {
         let (queued, waited) = queued.join().expect("queued thread");
         busy.expect(200);
         queued.expect(200);
-        assert_eq!(busy.json()["pid"], json!(warm), "{}", busy.text());
+        assert_eq!(host_pid(&busy), warm, "{}", busy.text());
         assert_eq!(
-            queued.json()["pid"],
-            json!(warm),
+            host_pid(&queued),
+            warm,
             "a second instance was started: {}",
             queued.text()
         );
