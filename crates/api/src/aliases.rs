@@ -219,6 +219,14 @@ pub async fn delete(
         .store
         .delete_alias(&project, &r.package, &r.name, &alias)
         .await?;
+    crate::triggers::delete_for_qualifier(
+        &state,
+        &project,
+        &r.package,
+        &r.name,
+        &format!("!{alias}"),
+    )
+    .await?;
     state.invoker.function_changed(&key_of(&project, &r));
     Ok(StatusCode::NO_CONTENT.into_response())
 }

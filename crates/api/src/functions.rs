@@ -606,6 +606,7 @@ pub async fn delete(
                 .store
                 .delete_version(&project, &r.package, &r.name, v)
                 .await?;
+            crate::triggers::delete_for_qualifier(&state, &project, &r.package, &r.name, v).await?;
             state.invoker.function_changed(&key_of(&project, &r));
             tracing::info!(project, name = r.name, version = v, "version deleted");
             return Ok(StatusCode::NO_CONTENT.into_response());

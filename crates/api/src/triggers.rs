@@ -572,6 +572,23 @@ pub async fn update(
     Ok(Json(trigger_json(&state.triggers, &rec, &config)))
 }
 
+/// Deletes the triggers of one version or alias that is itself being deleted: a trigger must
+/// not outlive what it fires.
+pub(crate) async fn delete_for_qualifier(
+    state: &SharedState,
+    project: &str,
+    package: &str,
+    name: &str,
+    qualifier: &str,
+) -> ApiResult<()> {
+    let gone = state
+        .store
+        .delete_triggers(project, package, name, Some(qualifier), None)
+        .await?;
+    forget(state, &gone).await;
+    Ok(())
+}
+
 async fn forget(state: &SharedState, gone: &[TriggerRecord]) {
     for t in gone {
         state.triggers.timers.remove(&t.trigger_id);

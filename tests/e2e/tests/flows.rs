@@ -146,6 +146,30 @@ fn versions_are_immutable_snapshots() {
         s.cred.project_id
     ))
     .expect_fss(400, "FSS.1066");
+    // A trigger on the alias goes with it.
+    let alias_urn = format!("{}:default:versioned:!stable", s.cred.project_id);
+    let timer = json!({
+        "trigger_type_code": "TIMER", "trigger_status": "ACTIVE",
+        "event_data": {"name": "t1", "schedule_type": "Rate", "schedule": "1h", "user_event": "x"},
+    });
+    s.post(&format!("/triggers/{alias_urn}"), &timer)
+        .expect(201);
+    assert_eq!(
+        s.get(&format!("/triggers/{alias_urn}"))
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    s.delete("/functions/versioned/aliases/stable").expect(204);
+    // An alias made again under the same name starts without the old one's triggers.
+    s.post(
+        "/functions/versioned/aliases",
+        &json!({"name": "stable", "version": "v1"}),
+    )
+    .expect(200);
+    let left = s.get(&format!("/triggers/{alias_urn}")).json();
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
     s.delete("/functions/versioned/aliases/stable").expect(204);
     s.delete(&format!(
         "/functions/{}:default:versioned:v1",
