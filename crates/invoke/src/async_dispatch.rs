@@ -50,12 +50,19 @@ pub struct AsyncDispatcher<S: FunctionSource> {
     wake: Notify,
     slots: Arc<Semaphore>,
     writer: mpsc::Sender<Pending>,
+    updater: mpsc::Sender<Pending>,
     http: reqwest::Client,
 }
 
-/// Writes queued events in batches: one transaction, so one fsync, for all events that arrived
-/// while the previous batch was being written.
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
+#[derive(Clone, Copy)]
+enum Write {
+    Insert,
+    Update,
+}
+
+/// Writes queued events (or their state changes) in batches: one transaction, so one fsync, for
+/// all that arrived while the previous batch was being written.
+async fn write_batches(store: Store, kind: Write, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -65,7 +72,15 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         let (rows, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        match store.insert_async(rows).await {
+        let n = rows.len();
+        let results = match kind {
+            Write::Insert => store.insert_async(rows).await,
+            Write::Update => store
+                .update_async(rows)
+                .await
+                .map(|()| (0..n).map(|_| Ok(())).collect()),
+        };
+        match results {
             Ok(results) => {
                 for (ack, r) in acks.into_iter().zip(results) {
                     let _ = ack.send(r);
@@ -75,7 +90,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
                 let msg = e.to_string();
                 for ack in acks {
                     let _ = ack.send(Err(StoreError::Backend {
-                        op: "insert async invocations",
+                        op: "write async invocations",
                         source: msg.clone().into(),
                     }));
                 }
@@ -87,7 +102,9 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
 impl<S: FunctionSource> AsyncDispatcher<S> {
     pub fn new(invoker: Arc<Invoker<S>>, store: Store, config: AsyncConfig) -> Arc<Self> {
         let (writer, rx) = mpsc::channel(4096);
-        tokio::spawn(write_batches(store.clone(), rx));
+        tokio::spawn(write_batches(store.clone(), Write::Insert, rx));
+        let (updater, rx) = mpsc::channel(4096);
+        tokio::spawn(write_batches(store.clone(), Write::Update, rx));
         Arc::new(AsyncDispatcher {
             invoker,
             store,
@@ -95,6 +112,7 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
             config,
             wake: Notify::new(),
             writer,
+            updater,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -341,7 +359,20 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
     }
 
     async fn save(&self, row: &AsyncRow) {
-        if let Err(e) = self.store.update_async(row.clone()).await {
+        let (tx, rx) = oneshot::channel();
+        let saved = match self.updater.send((row.clone(), tx)).await {
+            Ok(()) => rx.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend {
+                    op: "update async invocation",
+                    source: "the writer stopped".into(),
+                })
+            }),
+            Err(_) => Err(StoreError::Backend {
+                op: "update async invocation",
+                source: "the writer stopped".into(),
+            }),
+        };
+        if let Err(e) = saved {
             tracing::error!(request_id = row.request_id, error = %e, "recording an async event's state failed");
         }
     }

@@ -18,6 +18,7 @@ use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
 use fgs_core::FunctionRecord;
 
 pub use error::{BackendError, StoreError};
+pub use sqlite::logs::{InvocationLog, LogQuery};
 
 /// One page of a function listing, in FunctionGraph's paging terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,8 +291,15 @@ impl Store {
         self.sqlite().next_due_async().await
     }
 
-    pub async fn update_async(&self, row: AsyncRow) -> Result<(), StoreError> {
-        self.sqlite().update_async(row).await
+    /// Records the state changes of several events in one transaction.
+    pub async fn update_async(&self, rows: Vec<AsyncRow>) -> Result<(), StoreError> {
+        self.sqlite().update_async(rows).await
+    }
+
+    /// How many async events wait (status WAIT) and when the oldest was accepted (ms), for the
+    /// queue metrics.
+    pub async fn async_queue_stats(&self) -> Result<(u64, Option<i64>), StoreError> {
+        self.sqlite().async_queue_stats().await
     }
 
     /// Puts events left RUNNING by a stopped fgs back in the queue.

@@ -614,7 +614,7 @@ mod flows {
         done.status = AsyncStatus::Success;
         done.attempts = 1;
         done.ended_ms = Some(40);
-        d.store.update_async(done).await.unwrap();
+        d.store.update_async(vec![done]).await.unwrap();
 
         // Reopen as after kill -9: `b` was RUNNING and runs again.
         let reopened = Store::open(&d.path).unwrap();

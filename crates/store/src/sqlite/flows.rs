@@ -406,6 +406,19 @@ impl Sqlite {
         .await
     }
 
+    /// The number of WAIT events and the oldest one's creation time.
+    pub(crate) async fn async_queue_stats(&self) -> Result<(u64, Option<i64>), StoreError> {
+        self.run("async queue stats", |conn| {
+            conn.query_row(
+                "SELECT COUNT(*), MIN(created_ms) FROM async_invocations WHERE status = 'WAIT'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .map_err(db("async queue stats"))
+        })
+        .await
+    }
+
     /// The earliest time a WAIT event is due, if any.
     pub(crate) async fn next_due_async(&self) -> Result<Option<i64>, StoreError> {
         self.run("next due async", |conn| {
@@ -420,25 +433,31 @@ impl Sqlite {
     }
 
     /// Records the state an event moved to after an attempt.
-    pub(crate) async fn update_async(&self, row: AsyncRow) -> Result<(), StoreError> {
-        self.run("update async invocation", move |conn| {
-            conn.execute(
-                "UPDATE async_invocations SET status = ?2, attempts = ?3, next_attempt_ms = ?4,
-                 started_ms = ?5, ended_ms = ?6, error_code = ?7, error_message = ?8
-                 WHERE request_id = ?1",
-                params![
-                    row.request_id,
-                    row.status.as_str(),
-                    i64::from(row.attempts),
-                    row.next_attempt_ms,
-                    row.started_ms,
-                    row.ended_ms,
-                    row.error_code.map(i64::from),
-                    row.error_message
-                ],
-            )
-            .map_err(db("update async invocation"))?;
-            Ok(())
+    pub(crate) async fn update_async(&self, rows: Vec<AsyncRow>) -> Result<(), StoreError> {
+        self.run("update async invocations", move |conn| {
+            // One transaction, so one fsync, for every state change the dispatcher has ready.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db("begin update async"))?;
+            for row in rows {
+                tx.execute(
+                    "UPDATE async_invocations SET status = ?2, attempts = ?3, next_attempt_ms = ?4,
+                     started_ms = ?5, ended_ms = ?6, error_code = ?7, error_message = ?8
+                     WHERE request_id = ?1",
+                    params![
+                        row.request_id,
+                        row.status.as_str(),
+                        i64::from(row.attempts),
+                        row.next_attempt_ms,
+                        row.started_ms,
+                        row.ended_ms,
+                        row.error_code.map(i64::from),
+                        row.error_message
+                    ],
+                )
+                .map_err(db("update async invocation"))?;
+            }
+            tx.commit().map_err(db("commit update async"))
         })
         .await
     }
