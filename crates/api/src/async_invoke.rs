@@ -50,7 +50,7 @@ pub async fn invoke(
         .into_response())
 }
 
-fn parse_time(s: &str) -> ApiResult<i64> {
+pub(crate) fn parse_time(s: &str) -> ApiResult<i64> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);

@@ -13,6 +13,7 @@ mod dependencies;
 pub mod error;
 mod functions;
 mod invocation;
+pub mod logs;
 pub mod state;
 mod test_events;
 pub mod triggers;
@@ -67,6 +68,8 @@ pub fn router(state: SharedState) -> Router {
             get(async_invoke::list),
         )
         .route("/functions/{urn}/cancel", post(async_invoke::cancel))
+        // [FGS] stored invocation logs (docs/logs.md).
+        .route("/functions/{urn}/logs", get(logs::list))
         .route(
             "/functions/{urn}/async-invoke-config",
             get(async_invoke::get_config)

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod demo;
+mod logging;
 mod runtimes_cmd;
 mod serve;
 
@@ -28,15 +29,6 @@ enum Command {
     Runtimes(runtimes_cmd::RuntimesCmd),
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FGS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> anyhow::Result<()> {
     // The sandbox shim must stay single-threaded: it runs before clap, tracing or tokio exist.
     if std::env::args_os()
@@ -48,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            init_tracing();
+            logging::init_tracing(&args.logs.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

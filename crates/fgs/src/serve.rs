@@ -63,6 +63,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
     #[command(flatten)]
+    pub logs: crate::logging::LogArgs,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
@@ -266,6 +268,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     );
     let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());
+    // Every invocation's log, sync and async, stored off the invocation's path (docs/logs.md).
+    let log_tasks = fgs_api::logs::start(store.clone(), &invoker, args.logs.config());
     let state = Arc::new(AppState {
         store: store.clone(),
         packages: packages.clone(),
@@ -348,6 +352,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     sweeper.abort();
     dispatch_task.abort();
+    log_tasks.abort();
     timers.abort();
     invoker.shutdown().await;
     tokio::task::spawn_blocking(move || sandbox.shutdown()).await?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use fgs_sandbox::Sandbox;
 use tokio::time::Instant;
 
 use crate::launcher::{same_template, InstanceLauncher};
+use crate::observe::{Finished, InvocationObserver};
 use crate::{env, logline};
 
 /// A function by its identity: project, package, name.
@@ -141,6 +142,8 @@ pub struct Invoker<S: FunctionSource> {
     sandbox: Sandbox,
     config: InvokerConfig,
     resolved: Mutex<HashMap<(FunctionKey, Qualifier), Cached>>,
+    /// Told of every finished invocation; added at start-up, read on every invocation.
+    observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
     pools: Mutex<HashMap<PoolKey, Arc<FnPool>>>,
 }
 
@@ -151,6 +154,7 @@ impl<S: FunctionSource> Invoker<S> {
             sandbox,
             config,
             resolved: Mutex::new(HashMap::new()),
+            observers: RwLock::new(Vec::new()),
             pools: Mutex::new(HashMap::new()),
         })
     }
@@ -293,8 +297,44 @@ impl<S: FunctionSource> Invoker<S> {
         pool
     }
 
-    /// Runs one invocation.
+    /// Adds an observer of finished invocations (stored logs, metrics).
+    pub fn add_observer(&self, o: Arc<dyn InvocationObserver>) {
+        self.observers
+            .write()
+            .expect("observer lock is never poisoned")
+            .push(o);
+    }
+
+    /// Runs one invocation and tells the observers how it ended.
     pub async fn invoke(
+        &self,
+        key: &FunctionKey,
+        qualifier: &Qualifier,
+        body: Bytes,
+        opts: InvokeOptions,
+    ) -> Result<Outcome, InvokeError> {
+        let invoke_type = opts.invoke_type.unwrap_or(InvokeType::Sync);
+        let outcome = self.run_invocation(key, qualifier, body, opts).await?;
+        let observers = self
+            .observers
+            .read()
+            .expect("observer lock is never poisoned");
+        if !observers.is_empty() {
+            let f = Finished {
+                key,
+                outcome: &outcome,
+                invoke_type,
+                ended: std::time::SystemTime::now(),
+            };
+            for o in observers.iter() {
+                o.finished(&f);
+            }
+        }
+        drop(observers);
+        Ok(outcome)
+    }
+
+    async fn run_invocation(
         &self,
         key: &FunctionKey,
         qualifier: &Qualifier,

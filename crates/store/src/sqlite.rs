@@ -3,6 +3,7 @@
 
 mod dependencies;
 mod flows;
+pub(crate) mod logs;
 mod migrations;
 mod test_events;
 mod triggers;

@@ -117,6 +117,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX dependency_versions_by_dep ON dependency_versions (project, dep_id, version);
     "#,
+    // 5: invocation logs, one row per finished invocation. No foreign key to `functions`: rows
+    // are written in batches after the fact and outlive nothing but their retention, which a
+    // periodic purge by `started_ms` enforces.
+    r#"
+    CREATE TABLE invocation_logs (
+        id          INTEGER PRIMARY KEY,
+        project     TEXT    NOT NULL,
+        package     TEXT    NOT NULL,
+        function    TEXT    NOT NULL,
+        version     TEXT    NOT NULL,
+        request_id  TEXT    NOT NULL,
+        invoke_type TEXT    NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        duration_ms REAL    NOT NULL,
+        error_code  INTEGER NOT NULL,
+        log         TEXT    NOT NULL,
+        truncated   INTEGER NOT NULL
+    );
+    CREATE INDEX invocation_logs_by_function ON invocation_logs (project, package, function, id);
+    CREATE INDEX invocation_logs_by_request ON invocation_logs (project, request_id);
+    CREATE INDEX invocation_logs_by_start ON invocation_logs (started_ms);
+    "#,
 ];
 
 /// The schema version this binary writes.

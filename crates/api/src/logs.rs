@@ -1,0 +1,263 @@
+//! Stored invocation logs (docs/logs.md): the observer that takes each finished invocation's log
+//! off the invoker, the writer task that stores them in batches, the retention purge, and
+//! `GET /functions/{urn}/logs` [FGS] that reads them back.
+//!
+//! An invocation never waits on the database for its log: the observer only `try_send`s into a
+//! bounded channel, and when the writer falls that far behind, logs are dropped and counted
+//! rather than slowing invocations down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use fgs_invoke::{Finished, InvocationObserver, InvokeType};
+use fgs_store::{InvocationLog, LogQuery, Store};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::async_invoke::parse_time;
+use crate::error::{ApiError, ApiResult};
+use crate::functions::function_ref;
+use crate::state::SharedState;
+use crate::wire;
+
+/// Logs waiting for the writer; past this, new ones are dropped.
+const QUEUE: usize = 8192;
+/// Most logs stored in one transaction.
+const BATCH: usize = 512;
+/// Default and largest page of `GET .../logs`.
+const DEFAULT_LIMIT: u64 = 50;
+const MAX_LIMIT: u64 = 500;
+
+/// How logs are kept.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Logs of invocations older than this are purged.
+    pub retention: Duration,
+    /// A longer log keeps its head and tail with a marker of what was cut between.
+    pub max_bytes_per_invocation: usize,
+}
+
+/// The running side of stored logs; abort at shutdown.
+pub struct LogTasks {
+    pub writer: JoinHandle<()>,
+    pub purger: JoinHandle<()>,
+}
+
+impl LogTasks {
+    pub fn abort(&self) {
+        self.writer.abort();
+        self.purger.abort();
+    }
+}
+
+struct Recorder {
+    tx: mpsc::Sender<InvocationLog>,
+    max_bytes: usize,
+    dropped: AtomicU64,
+}
+
+impl InvocationObserver for Recorder {
+    fn finished(&self, f: &Finished<'_>) {
+        let o = f.outcome;
+        let (log, truncated) = cut(&o.log, self.max_bytes);
+        let ended_ms = f
+            .ended
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let rec = InvocationLog {
+            id: 0,
+            project: f.key.project.clone(),
+            package: f.key.package.clone(),
+            function: f.key.name.clone(),
+            version: o.version.clone(),
+            request_id: o.request_id.clone(),
+            invoke_type: match f.invoke_type {
+                InvokeType::Async => "async",
+                _ => "sync",
+            }
+            .to_owned(),
+            started_ms: ended_ms - o.duration.as_millis() as i64,
+            duration_ms: o.duration.as_secs_f64() * 1000.0,
+            error_code: o.result.as_ref().err().map_or(0, |e| e.code),
+            log,
+            truncated,
+        };
+        if self.tx.try_send(rec).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // A power of two: say it, but not once per invocation of an overload.
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    "invocation logs dropped: the log writer is behind"
+                );
+            }
+        }
+    }
+}
+
+/// The log as text, at most `max` bytes of it: the head and the tail (where the Finish line
+/// is) around a marker saying how much was cut.
+fn cut(log: &[u8], max: usize) -> (String, bool) {
+    if log.len() <= max {
+        return (String::from_utf8_lossy(log).into_owned(), false);
+    }
+    let head = &log[..max / 2];
+    let tail = &log[log.len() - max / 2..];
+    let mut s = String::from_utf8_lossy(head).into_owned();
+    s.push_str(&format!(
+        "\n[fgs: {} bytes of log cut]\n",
+        log.len() - head.len() - tail.len()
+    ));
+    s.push_str(&String::from_utf8_lossy(tail));
+    (s, true)
+}
+
+/// Starts recording every invocation of `invoker` into `store`, and the retention purge.
+pub fn start<S: fgs_invoke::FunctionSource>(
+    store: Store,
+    invoker: &fgs_invoke::Invoker<S>,
+    config: LogConfig,
+) -> LogTasks {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    invoker.add_observer(Arc::new(Recorder {
+        tx,
+        max_bytes: config.max_bytes_per_invocation.max(256),
+        dropped: AtomicU64::new(0),
+    }));
+    LogTasks {
+        writer: tokio::spawn(write(store.clone(), rx)),
+        purger: tokio::spawn(purge(store, config.retention)),
+    }
+}
+
+/// Stores what arrives, everything already queued in one transaction: under load batches grow
+/// by themselves, and a lone invocation's log is written at once.
+async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let n = batch.len();
+        if let Err(e) = store.insert_logs(std::mem::take(&mut batch)).await {
+            tracing::warn!(logs = n, error = %crate::error::chain(&e), "storing invocation logs failed");
+        }
+    }
+}
+
+/// Deletes logs past their retention, checked every quarter of it (between 1 s and 1 h).
+async fn purge(store: Store, retention: Duration) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let before = crate::functions::now_ms() - retention.as_millis() as i64;
+        match store.purge_logs(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "old invocation logs purged"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "purging invocation logs failed")
+            }
+        }
+    }
+}
+
+/// `GET /v2/{project}/fgs/functions/{urn}/logs` [FGS]: a function's stored invocation logs,
+/// oldest first (or `order=desc`), filtered by `request_id` and start time (`since`, `until`:
+/// RFC 3339 or Unix milliseconds), paged by `marker` (the `next_marker` of the previous page).
+pub async fn list(
+    State(state): State<SharedState>,
+    Path((project, urn)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let r = function_ref(&project, &urn)?;
+    let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
+    let num = |k: &str, d: u64| -> ApiResult<u64> {
+        get(k).map_or(Ok(d), |v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("{k} {v:?} is not a number")))
+        })
+    };
+    let newest_first = match get("order").map(String::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "order {o:?} is invalid: use asc or desc"
+            )))
+        }
+    };
+    if state
+        .store
+        .get_function(&project, &r.package, &r.name)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::function_not_found(&r.name));
+    }
+    let limit = num("limit", DEFAULT_LIMIT)?.clamp(1, MAX_LIMIT);
+    let mut rows = state
+        .store
+        .query_logs(LogQuery {
+            project,
+            package: r.package.clone(),
+            function: r.name.clone(),
+            request_id: get("request_id").cloned(),
+            since_ms: get("since").map(|s| parse_time(s)).transpose()?,
+            until_ms: get("until").map(|s| parse_time(s)).transpose()?,
+            marker: i64::try_from(num("marker", 0)?).unwrap_or(i64::MAX),
+            // One more than asked: whether there is a next page.
+            limit: limit + 1,
+            newest_first,
+        })
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_marker = match rows.last() {
+        Some(l) if more => l.id.to_string(),
+        _ => String::new(),
+    };
+    let logs: Vec<Value> = rows.iter().map(record).collect();
+    Ok(Json(json!({
+        "logs": logs,
+        "count": logs.len(),
+        "next_marker": next_marker,
+    })))
+}
+
+fn record(l: &InvocationLog) -> Value {
+    json!({
+        "id": l.id.to_string(),
+        "request_id": l.request_id,
+        "func_name": l.function,
+        "package": l.package,
+        "version": l.version,
+        "invoke_type": l.invoke_type,
+        "start_time": wire::rfc3339_ms(l.started_ms),
+        "start_time_ms": l.started_ms,
+        "duration": (l.duration_ms * 1000.0).round() / 1000.0,
+        "status": if l.error_code == 0 { "success" } else { "error" },
+        "error_code": l.error_code,
+        "log": l.log,
+        "truncated": l.truncated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cut_keeps_head_and_tail() {
+        assert_eq!(cut(b"short", 100), ("short".to_owned(), false));
+        let log: Vec<u8> = (0..1000).map(|i| b'a' + (i % 26) as u8).collect();
+        let (s, truncated) = cut(&log, 100);
+        assert!(truncated);
+        assert!(s.starts_with("abcdef"), "{s}");
+        assert!(s.contains("[fgs: 900 bytes of log cut]"), "{s}");
+        assert!(s.ends_with(std::str::from_utf8(&log[950..]).expect("ascii")));
+    }
+}
