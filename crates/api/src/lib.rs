@@ -14,7 +14,9 @@ pub mod error;
 mod functions;
 mod invocation;
 pub mod logs;
+mod metrics;
 pub mod state;
+mod statistics;
 mod test_events;
 pub mod triggers;
 mod versions;
@@ -99,6 +101,11 @@ pub fn router(state: SharedState) -> Router {
             put(functions::put_reserved),
         )
         .route("/quotas", get(functions::quotas))
+        .route("/functions/statistics", get(statistics::project))
+        .route(
+            "/functions/{urn}/statistics/{period}",
+            get(statistics::function),
+        )
         .route("/dependencies", get(dependencies::list))
         .route("/dependencies/version", post(dependencies::create))
         .route(
@@ -138,6 +145,7 @@ pub fn router(state: SharedState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/v2/{project}/fgs", v2)
         // APIG routes answer outside the /v2 authentication layer: each route checks its own
         // `auth` (docs/triggers.md).

@@ -27,6 +27,8 @@ pub struct AppState {
     pub runtimes: Arc<fgs_core::runtime::RuntimeTable>,
     /// The running side of triggers: APIG routes and the timer scheduler.
     pub triggers: Arc<crate::triggers::TriggerHub>,
+    /// `GET /metrics` answers without credentials (`--metrics-public`, docs/metrics.md).
+    pub metrics_public: bool,
 }
 
 pub type SharedState = Arc<AppState>;

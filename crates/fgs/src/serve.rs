@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Create a demo function `hello` (if missing) and print how to invoke it.
     #[arg(long)]
     pub demo: bool,
+    /// Serve `GET /metrics` without credentials, for scrapers that send none (docs/metrics.md).
+    #[arg(long, env = "FGS_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub logs: crate::logging::LogArgs,
     #[command(flatten)]
@@ -280,6 +283,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         isolation,
         runtimes,
         triggers: fgs_api::triggers::TriggerHub::new(),
+        metrics_public: args.metrics_public,
     });
 
     if args.demo {

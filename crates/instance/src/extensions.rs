@@ -396,6 +396,7 @@ impl Extensions {
         }
         self.failures
             .fetch_add(failures.len() as u64, Ordering::Relaxed);
+        fgs_metrics::global().extension_failures_add(failures.len() as u64);
         failures
     }
 

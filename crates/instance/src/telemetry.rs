@@ -113,6 +113,7 @@ impl Telemetry {
         if st.queue.len() >= cap || st.bytes + json.len() > QUEUE_BYTES_MAX {
             st.dropped += 1;
             st.dropped_bytes += json.len() as u64;
+            fgs_metrics::global().telemetry_dropped_add(1);
             return;
         }
         st.bytes += json.len();
@@ -268,6 +269,7 @@ impl Telemetry {
         let mut st = self.lock();
         st.dropped += n as u64;
         st.dropped_bytes += bytes as u64;
+        fgs_metrics::global().telemetry_dropped_add(n as u64);
     }
 }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use fgs_core::flows::AliasRecord;
 use fgs_core::{FunctionError, FunctionRecord, Qualifier};
 use fgs_instance::{InstanceConfig, InvokeType, Request};
+use fgs_metrics as metrics;
 use fgs_pool::{AcquireError, Limits, Pool};
 use fgs_sandbox::Sandbox;
 use tokio::time::Instant;
@@ -348,17 +349,30 @@ impl<S: FunctionSource> Invoker<S> {
             let resolved = self.resolve(key, qualifier, &opts.headers).await?;
             let pool = self.pool_for(&resolved);
             let spec = &resolved.record.spec;
+            let series = metrics::global().series(
+                &resolved.record.project,
+                &resolved.record.package,
+                &resolved.record.name,
+                &resolved.version,
+            );
+            let acquire_started = Instant::now();
             let lease = match pool.acquire().await {
                 Ok(l) => l,
                 Err(AcquireError::Retired) => continue,
-                Err(AcquireError::Disabled) => return Err(InvokeError::Disabled(key.name.clone())),
+                Err(AcquireError::Disabled) => {
+                    series.refused(metrics::Outcome::Throttled);
+                    return Err(InvokeError::Disabled(key.name.clone()));
+                }
                 Err(AcquireError::Throttled) => {
-                    return Err(InvokeError::Throttled(key.name.clone()))
+                    series.refused(metrics::Outcome::Throttled);
+                    return Err(InvokeError::Throttled(key.name.clone()));
                 }
                 Err(AcquireError::Start(e)) => {
                     let Some(fe) = e.to_function_error() else {
+                        series.refused(metrics::Outcome::SystemError);
                         return Err(InvokeError::Platform(e.to_string()));
                     };
+                    series.refused(metrics::Outcome::Error(fe.code));
                     let mut log = logline::start(&request_id, &resolved.version).into_bytes();
                     log.extend_from_slice(
                         format!("{} {}\n", logline::now_iso(), fe.message).as_bytes(),
@@ -376,6 +390,7 @@ impl<S: FunctionSource> Invoker<S> {
                     });
                 }
             };
+            let cold_start = lease.cold.then(|| acquire_started.elapsed());
             let timeout = Duration::from_secs(u64::from(spec.timeout));
             let start_line = logline::start(&request_id, &resolved.version);
             let t0 = Instant::now();
@@ -412,6 +427,16 @@ impl<S: FunctionSource> Invoker<S> {
                     spec.memory_size,
                 )
                 .as_bytes(),
+            );
+            series.ran(
+                match &reply.result {
+                    Ok(_) => metrics::Outcome::Success,
+                    Err(e) => metrics::Outcome::Error(e.code),
+                },
+                duration,
+                cold_start,
+                billed_ms,
+                spec.memory_size,
             );
             return Ok(Outcome {
                 request_id,
@@ -514,6 +539,11 @@ impl<S: FunctionSource> Invoker<S> {
             .iter()
             .map(|(k, p)| (k.function.clone(), k.version.clone(), p.stats()))
             .collect()
+    }
+
+    /// Pre-warmed sandboxes ready for cold starts.
+    pub fn prewarmed_sandboxes(&self) -> usize {
+        self.sandbox.prewarmed()
     }
 
     /// Stops every instance (fgs shutdown).

@@ -15,8 +15,8 @@ mod observe;
 
 pub use async_dispatch::{now_ms, AsyncConfig, AsyncDispatcher, NewEvent};
 pub use fgs_instance::InvokeType;
-pub use observe::{Finished, InvocationObserver};
 pub use invoker::{
     FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker, InvokerConfig, Outcome,
     Resolution, ResolveError, ResolvedFunction,
 };
+pub use observe::{Finished, InvocationObserver};

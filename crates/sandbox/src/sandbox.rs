@@ -279,6 +279,11 @@ impl Sandbox {
         &self.inner.report
     }
 
+    /// Pre-warmed sandboxes ready now (the `fgs_sandbox_prewarmed` gauge).
+    pub fn prewarmed(&self) -> usize {
+        self.inner.pool.lock().expect("pool lock").ready.len()
+    }
+
     /// Whether instances run in namespaces (and see their code at [`CODE_ROOT`]).
     pub fn isolated(&self) -> bool {
         self.inner.isolated
