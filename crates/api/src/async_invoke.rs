@@ -20,7 +20,7 @@ use fgs_store::AsyncFilter;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of, now_ms, parse_json};
+use crate::functions::{function_ref, key_of, latest, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire;
 
@@ -176,11 +176,7 @@ pub async fn get_config(
     Path((project, urn)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
-    let rec = state
-        .store
-        .get_function(&project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let rec = latest(&state, &project, &r).await?;
     let c = rec.async_config.ok_or_else(|| {
         ApiError::not_found(format!("function {} has no async invoke config", r.name))
     })?;
@@ -248,11 +244,7 @@ pub async fn put_config(
     }
     let destinations = b.destination_config.unwrap_or_default();
     check_destinations(&destinations)?;
-    let mut rec = state
-        .store
-        .get_function(&project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let mut rec = latest(&state, &project, &r).await?;
     let now = now_ms();
     let created = rec.async_config.as_ref().map_or(now, |c| c.created_ms);
     let c = AsyncInvokeConfig {
@@ -272,11 +264,7 @@ pub async fn delete_config(
     Path((project, urn)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let r = function_ref(&project, &urn)?;
-    let mut rec = state
-        .store
-        .get_function(&project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let mut rec = latest(&state, &project, &r).await?;
     if rec.async_config.take().is_some() {
         crate::functions::save(&state, rec).await?;
     }

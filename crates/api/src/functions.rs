@@ -91,6 +91,19 @@ async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<
         .ok_or_else(|| ApiError::function_not_found(&r.name))
 }
 
+/// The `latest` record of the function a reference names, whatever version it names.
+pub(crate) async fn latest(
+    state: &SharedState,
+    project: &str,
+    r: &FunctionRef,
+) -> ApiResult<FunctionRecord> {
+    state
+        .store
+        .get_function(project, &r.package, &r.name)
+        .await?
+        .ok_or_else(|| ApiError::function_not_found(&r.name))
+}
+
 /// A runtime this fgs can start instances of: Custom and http always, Python and Node.js when
 /// an interpreter of the language was found at start-up (SPEC.md 4, refused with FSS.1005).
 fn runtime_available(runtimes: &RuntimeTable, rt: Runtime) -> Result<(), Invalid> {

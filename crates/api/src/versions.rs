@@ -13,7 +13,7 @@ use fgs_core::{validate, FunctionRecord, Qualifier};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of, now_ms, parse_json};
+use crate::functions::{function_ref, key_of, latest, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire;
 
@@ -71,11 +71,7 @@ pub async fn publish(
     } else {
         parse_json(&body)?
     };
-    let rec = state
-        .store
-        .get_function(&project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let rec = latest(&state, &project, &r).await?;
     if let Some(d) = b.digest.as_deref().filter(|d| !d.is_empty()) {
         if d != rec.code.digest {
             return Err(ApiError::bad_request(format!(
@@ -141,11 +137,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
-    let rec = state
-        .store
-        .get_function(&project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
+    let rec = latest(&state, &project, &r).await?;
     let mut all = vec![wire::function_json(&rec, &state.region)];
     for v in state
         .store

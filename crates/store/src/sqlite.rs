@@ -83,6 +83,27 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
+/// The row id of a function, or `FunctionNotFound`.
+pub(crate) fn function_row(
+    conn: &Connection,
+    project: &str,
+    package: &str,
+    name: &str,
+) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT id FROM functions WHERE project = ?1 AND package = ?2 AND name = ?3",
+        params![project, package, name],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(db("find function"))?
+    .ok_or_else(|| StoreError::FunctionNotFound {
+        project: project.to_string(),
+        package: package.to_string(),
+        name: name.to_string(),
+    })
+}
+
 impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Sqlite, StoreError> {
         let open_err = |e: rusqlite::Error| StoreError::Open {

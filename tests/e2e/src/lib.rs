@@ -9,12 +9,14 @@
 mod client;
 pub mod fixture;
 mod server;
+mod sink;
 
 use std::time::{Duration, Instant};
 
 pub use client::{Auth, Req, Resp};
 pub use fixture::{b64, unb64, unique};
 pub use server::{fgs_bin, test_credential, Server, ServerOpts};
+pub use sink::http_sink;
 
 pub use fgs_api::auth::Credential;
 pub use serde_json::{json, Value};

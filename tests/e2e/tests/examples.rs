@@ -1,7 +1,5 @@
 //! The walk-throughs of the README, run as written: examples/ must keep working.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -35,30 +33,19 @@ fn zip_dir(dir: &Path) -> Vec<u8> {
 
 /// A collector on the host's loopback that hands over every event POSTed to it.
 fn collector() -> (u16, mpsc::Receiver<Value>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    let (url, batches) = fgs_e2e::http_sink(200);
+    let port = url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in l.incoming().take(200) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            if let Ok(Value::Array(events)) = serde_json::from_slice(&body) {
-                for e in events {
-                    let _ = tx.send(e);
+        for batch in batches {
+            for e in batch.as_array().cloned().unwrap_or_default() {
+                if tx.send(e).is_err() {
+                    return;
                 }
             }
         }

@@ -2,8 +2,6 @@
 //! refusals, TIMER firings (counts, accuracy, disable, restart), APIG routes (round trip with
 //! query, headers and body; NONE vs IAM; prefix match; bad answers), and `/events` CRUD.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -180,7 +178,7 @@ fn trigger_crud_and_refusals() {
     for i in 1..10 {
         create_trigger(&s, &urn, timer(&format!("t{i}"), "Cron", "0 0 * * * *")).expect(201);
     }
-    create_trigger(&s, &urn, timer("t10", "Rate", "1d")).expect_fss(400, "FSS.0400");
+    create_trigger(&s, &urn, timer("t10", "Rate", "1d")).expect_fss(400, "FSS.1094");
 
     s.delete(&format!("/triggers/{urn}/TIMER/{id}")).expect(204);
     s.get(&format!("/triggers/{urn}/TIMER/{id}"))
@@ -296,33 +294,8 @@ fn timer_fires_each_second_stops_when_disabled_and_survives_restart() {
     );
 }
 
-/// A loopback HTTP server that hands over the JSON body of each POST (an async destination).
 fn webhook(max: usize) -> (String, mpsc::Receiver<Value>) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let url = format!("http://{}/hook", l.local_addr().expect("local addr"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(max) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
-        }
-    });
-    (url, rx)
+    fgs_e2e::http_sink(max)
 }
 
 fn unix_ms(rfc3339: &str) -> i128 {

@@ -3,29 +3,8 @@
 use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{db, int, Sqlite};
+use super::{db, function_row as function_id, int, Sqlite};
 use crate::{AsyncFilter, AsyncRow, StoreError};
-
-/// The row id of a function, or `FunctionNotFound`.
-fn function_id(
-    conn: &Connection,
-    project: &str,
-    package: &str,
-    name: &str,
-) -> Result<i64, StoreError> {
-    conn.query_row(
-        "SELECT id FROM functions WHERE project = ?1 AND package = ?2 AND name = ?3",
-        params![project, package, name],
-        |row| row.get(0),
-    )
-    .optional()
-    .map_err(db("find function"))?
-    .ok_or_else(|| StoreError::FunctionNotFound {
-        project: project.to_string(),
-        package: package.to_string(),
-        name: name.to_string(),
-    })
-}
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("flow records always serialise")

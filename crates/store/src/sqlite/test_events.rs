@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::triggers::function_row;
+use super::function_row;
 use super::{db, Sqlite};
 use crate::{StoreError, TestEventRecord};
 

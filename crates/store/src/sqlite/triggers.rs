@@ -2,31 +2,10 @@
 //! is kept as the JSON `fgs-triggers` normalised, and a timer's plan is the `next_fire_ms`
 //! column, moved by one compare-and-set per firing.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{db, Sqlite};
+use super::{db, function_row, Sqlite};
 use crate::{StoreError, TriggerRecord};
-
-/// The row id of a function, or `FunctionNotFound`.
-pub(super) fn function_row(
-    conn: &Connection,
-    project: &str,
-    package: &str,
-    name: &str,
-) -> Result<i64, StoreError> {
-    conn.query_row(
-        "SELECT id FROM functions WHERE project = ?1 AND package = ?2 AND name = ?3",
-        params![project, package, name],
-        |row| row.get(0),
-    )
-    .optional()
-    .map_err(db("find function"))?
-    .ok_or_else(|| StoreError::FunctionNotFound {
-        project: project.to_string(),
-        package: package.to_string(),
-        name: name.to_string(),
-    })
-}
 
 const COLUMNS: &str = "t.trigger_id, f.project, f.package, f.name, t.qualifier, t.type_code, \
      t.status, t.event_data, t.created_ms, t.updated_ms, t.next_fire_ms, t.last_fire_ms";
