@@ -11,6 +11,16 @@ use fgs_core::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX, ZIP_CODE_MAX};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
+/// How long a request's body may take to arrive once its head is read; the server loop puts it
+/// in the request's extensions, and requests without it (tests) wait [`BODY_READ_TIMEOUT`].
+/// Bounding it here, where every `/v2` body is read whole, keeps a client that trickles its
+/// body a byte a second from holding a connection forever (docs/security.md).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// The default of `--body-read-timeout`.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The largest body a route takes: a 50 MB zip, base64-encoded, in JSON.
 const MAX_BODY: usize = ZIP_CODE_MAX / 3 * 4 + 64 * 1024;
 
@@ -33,9 +43,21 @@ pub async fn authenticate(State(state): State<SharedState>, req: Request, next: 
         .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
     let path = uri.path().to_string();
     let (limit, what) = body_limit(&path);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return ApiError::too_large(what, limit).into_response(),
+    let timeout = parts
+        .extensions
+        .get::<BodyReadTimeout>()
+        .map_or(BODY_READ_TIMEOUT, |t| t.0);
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return ApiError::too_large(what, limit).into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "FSS.0408",
+                format!("the request body did not arrive within {timeout:?}"),
+            )
+            .into_response()
+        }
     };
     let principal = match state.keyring.verify(
         parts.method.as_str(),

@@ -58,11 +58,7 @@ pub fn key_of(project: &str, r: &FunctionRef) -> FunctionKey {
     }
 }
 
-pub(crate) async fn load(
-    state: &SharedState,
-    project: &str,
-    r: &FunctionRef,
-) -> ApiResult<FunctionRecord> {
+async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<FunctionRecord> {
     match r.qualifier_or_latest() {
         Qualifier::Latest => {}
         Qualifier::Version(v) => {

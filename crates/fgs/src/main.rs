@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod demo;
+mod listen;
 mod logging;
 mod runtimes_cmd;
 mod serve;

@@ -68,6 +68,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub logs: crate::logging::LogArgs,
     #[command(flatten)]
+    pub conn: crate::listen::ConnLimits,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
@@ -336,15 +338,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // With the peer address: APIG events report it as `requestContext.sourceIp`.
-    let app = fgs_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let app = fgs_api::router(state);
+    let server = tokio::spawn(crate::listen::serve(listener, app, args.conn, async {
+        let _ = stop_rx.await;
+    }));
     shutdown_signal().await;
     tracing::info!(grace = ?args.shutdown_grace, "stopping: no new requests, waiting for in-flight ones");
     let _ = stop_tx.send(());
