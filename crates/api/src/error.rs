@@ -21,6 +21,23 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// [FGS] Codes of the per-project and per-function limits of SPEC.md 6. FunctionGraph publishes
+/// none for them, so fgs picks one a limit, all HTTP 400, in a block of its own (docs/security.md).
+pub mod quota {
+    /// 400 functions per project.
+    pub const FUNCTIONS: &str = "FSS.1091";
+    /// 20 versions per function, `latest` included.
+    pub const VERSIONS: &str = "FSS.1092";
+    /// 10 aliases per function.
+    pub const ALIASES: &str = "FSS.1093";
+    /// 10 triggers per function version.
+    pub const TRIGGERS: &str = "FSS.1094";
+    /// 20 dependencies per function (`depend_version_list`).
+    pub const DEPENDENCIES: &str = "FSS.1095";
+    /// Test events per function.
+    pub const TEST_EVENTS: &str = "FSS.1096";
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -135,7 +152,7 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::FunctionNotFound { name, .. } => ApiError::function_not_found(name),
             StoreError::QuotaExceeded { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, quota::FUNCTIONS, e.to_string())
             }
             StoreError::VersionNotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "FSS.1052", e.to_string())
@@ -149,8 +166,11 @@ impl From<StoreError> for ApiError {
             StoreError::VersionExists { .. } | StoreError::AliasExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
             }
-            StoreError::TooManyVersions { .. } | StoreError::TooManyAliases { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
+            StoreError::TooManyVersions { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::VERSIONS, e.to_string())
+            }
+            StoreError::TooManyAliases { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::ALIASES, e.to_string())
             }
             StoreError::DependencyNotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::DependencyInUse { .. } => ApiError::bad_request(format!(
@@ -164,8 +184,11 @@ impl From<StoreError> for ApiError {
                 "FSS.0409",
                 format!("{e}; retry the request"),
             ),
-            StoreError::TooManyTriggers { .. } | StoreError::TooManyTestEvents { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", e.to_string())
+            StoreError::TooManyTriggers { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::TRIGGERS, e.to_string())
+            }
+            StoreError::TooManyTestEvents { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::TEST_EVENTS, e.to_string())
             }
             StoreError::TestEventExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
@@ -182,6 +205,10 @@ impl From<PackageError> for ApiError {
     fn from(e: PackageError) -> ApiError {
         match &e {
             PackageError::ZipTooLarge { size, .. } => Invalid::ZipTooLarge(*size as usize).into(),
+            PackageError::NoSpace { .. } => {
+                tracing::warn!(error = %e, "upload refused: data dir short of space");
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "FSS.0507", e.to_string())
+            }
             PackageError::Io { .. }
             | PackageError::NotFound { .. }
             | PackageError::Build { .. } => {

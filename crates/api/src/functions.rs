@@ -188,10 +188,14 @@ async fn discard_package(state: &SharedState, sha256: &str) {
 fn check_dependencies(list: &[String]) -> ApiResult<()> {
     use fgs_core::dependency::DEPENDENCIES_PER_FUNCTION;
     if list.len() > DEPENDENCIES_PER_FUNCTION {
-        return Err(ApiError::bad_request(format!(
-            "depend_version_list has {} entries, over the limit of {DEPENDENCIES_PER_FUNCTION}",
-            list.len()
-        )));
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::error::quota::DEPENDENCIES,
+            format!(
+                "depend_version_list has {} entries, over the limit of {DEPENDENCIES_PER_FUNCTION}",
+                list.len()
+            ),
+        ));
     }
     for (i, id) in list.iter().enumerate() {
         if list[..i].contains(id) {

@@ -52,8 +52,21 @@ pub const RESERVED_ENV: &[&str] = &[
     "RUNTIME_INITIALIZER_HANDLER",
     "RUNTIME_INITIALIZER_TIMEOUT",
     "RUNTIME_API_ADDR",
+    "RUNTIME_PRE_STOP_HANDLER",
+    "RUNTIME_PRE_STOP_TIMEOUT",
     "EXTENSION_API_ADDR",
+    "FGS_RUNTIME_DIR",
+    "FGS_EXTENSIONS",
 ];
+
+/// [FGS] Prefixes of names the platform keeps for itself beyond [`RESERVED_ENV`]: a variable the
+/// platform adds later under one of them can never be shadowed by a function created before.
+pub const RESERVED_ENV_PREFIXES: &[&str] = &["RUNTIME_", "FGS_"];
+
+/// Whether a user variable may not be called `name`.
+pub fn env_name_reserved(name: &str) -> bool {
+    RESERVED_ENV.contains(&name) || RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 fn word_chars(s: &str, extra: &[u8]) -> bool {
     s.bytes()
@@ -189,7 +202,7 @@ pub fn user_data(s: &str) -> Result<Vec<(String, String)>, Invalid> {
                 "key {k:?} is invalid: use letters, digits and '_', starting with a letter"
             )));
         }
-        if RESERVED_ENV.contains(&k.as_str()) {
+        if env_name_reserved(&k) {
             return Err(Invalid::UserData(format!(
                 "key {k:?} is reserved by the platform"
             )));
@@ -280,6 +293,24 @@ mod tests {
         assert!(user_data(r#"{"1A":"x"}"#).is_err());
         assert!(user_data(r#"{"A-B":"x"}"#).is_err());
         assert!(user_data(r#"{"RUNTIME_FUNC_NAME":"x"}"#).is_err());
+        for reserved in [
+            "RUNTIME_PRE_STOP_HANDLER",
+            "RUNTIME_ANYTHING",
+            "EXTENSION_API_ADDR",
+            "FGS_RUNTIME_DIR",
+            "FGS_EXTENSIONS",
+        ] {
+            let err = user_data(&format!(r#"{{"{reserved}":"x"}}"#)).expect_err(reserved);
+            assert!(err.to_string().contains("reserved"), "{reserved}: {err}");
+        }
+        // PATH, HOME and LANG are the function's own to set.
+        assert!(user_data(r#"{"PATH":"/x","HOME":"/tmp","LANG":"C"}"#).is_ok());
+        // The limit counts the whole user_data string, escapes included.
+        let at_limit = format!(r#"{{"A":"{}"}}"#, "x".repeat(USER_DATA_MAX - 8));
+        assert_eq!(at_limit.len(), USER_DATA_MAX);
+        assert!(user_data(&at_limit).is_ok());
+        let over = format!(r#"{{"A":"{}"}}"#, "x".repeat(USER_DATA_MAX - 7));
+        assert!(user_data(&over).is_err());
         let big = format!(r#"{{"A":"{}"}}"#, "x".repeat(5000));
         assert!(user_data(&big).is_err());
     }

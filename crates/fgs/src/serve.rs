@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Where functions, code packages and the database live.
     #[arg(long, env = "FGS_DATA_DIR", default_value = "./fgs-data")]
     pub data_dir: PathBuf,
+    /// MiB an upload must leave free on the data dir's file system, else it is refused with
+    /// FSS.0507; 0 turns the check off.
+    #[arg(long, env = "FGS_MIN_FREE_DISK", default_value_t = 256)]
+    pub min_free_disk: u64,
     /// Region named in function URNs.
     #[arg(long, env = "FGS_REGION", default_value = "local")]
     pub region: String,
@@ -227,7 +231,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = Store::open(&args.data_dir.join("fgs.db")).context("opening the database")?;
-    let packages = PackageStore::open(&args.data_dir).context("opening the package store")?;
+    let packages = PackageStore::open(&args.data_dir)
+        .context("opening the package store")?
+        .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));
     let creds = load_credentials(&args)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));

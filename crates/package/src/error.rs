@@ -46,6 +46,12 @@ pub enum PackageError {
     InvalidId { sha256: String },
     #[error("package {sha256} not found")]
     NotFound { sha256: String },
+    #[error("the file system of {path} has {free} bytes free, under the {needed} bytes this upload needs with the --min-free-disk margin")]
+    NoSpace {
+        path: PathBuf,
+        free: u64,
+        needed: u64,
+    },
     #[error("{op} {path}")]
     Io {
         op: &'static str,

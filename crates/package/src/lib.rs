@@ -64,12 +64,18 @@ pub struct StoredPackage {
     pub size: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Dirs {
     packages: PathBuf,
     unpacked: PathBuf,
     limits: Limits,
+    /// Free bytes an upload must leave on the data dir's file system.
+    min_free: u64,
 }
+
+/// The default of `--min-free-disk`: room for the unpacked tree of the upload just accepted
+/// (up to 250 MB) and for the database to go on growing.
+pub const MIN_FREE_DISK: u64 = 256 * 1024 * 1024;
 
 /// The package store under a data directory. Cheap to clone.
 ///
@@ -93,6 +99,7 @@ impl PackageStore {
             packages: data_dir.join("packages"),
             unpacked: data_dir.join("unpacked"),
             limits,
+            min_free: MIN_FREE_DISK,
         };
         for dir in [&dirs.packages, &dirs.unpacked] {
             fs::create_dir_all(dir).map_err(io("creating directory", dir))?;
@@ -105,6 +112,41 @@ impl PackageStore {
 
     pub fn limits(&self) -> Limits {
         self.dirs.limits
+    }
+
+    /// The same store, refusing uploads that would leave less than `bytes` free on the data
+    /// dir's file system (0 turns the check off).
+    pub fn with_min_free_disk(self, bytes: u64) -> PackageStore {
+        let mut dirs = (*self.dirs).clone();
+        dirs.min_free = bytes;
+        PackageStore {
+            dirs: Arc::new(dirs),
+        }
+    }
+
+    /// Refuses to store `size` more bytes when the file system would be left with less than
+    /// the margin: a full disk corrupts nothing (writes are atomic) but fails every later
+    /// upload, unpack and database write, so the upload that would fill it is the one refused,
+    /// with an error that says why (docs/security.md).
+    pub fn check_space(&self, size: u64) -> Result<(), PackageError> {
+        if self.dirs.min_free == 0 {
+            return Ok(());
+        }
+        let dir = &self.dirs.packages;
+        let st = nix::sys::statvfs::statvfs(dir.as_path())
+            .map_err(|e| io("checking free space of", dir)(e.into()))?;
+        // The field types are u32 on some 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+        let needed = size.saturating_add(self.dirs.min_free);
+        if free < needed {
+            return Err(PackageError::NoSpace {
+                path: dir.clone(),
+                free,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// Checks an archive against every rule and limit, decompressing it fully, without writing
@@ -124,6 +166,7 @@ impl PackageStore {
     /// a refused or failed upload leaves nothing behind.
     pub fn put(&self, zip_bytes: &[u8]) -> Result<StoredPackage, PackageError> {
         self.validate(zip_bytes)?;
+        self.check_space(zip_bytes.len() as u64)?;
         let sha256 = hex::encode(Sha256::digest(zip_bytes));
         let digest = hex::encode(Sha512::digest(zip_bytes));
         let path = self.zip_path(&sha256);

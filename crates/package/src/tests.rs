@@ -380,3 +380,22 @@ fn package_ids_are_never_paths() {
         }
     }
 }
+
+#[test]
+fn upload_that_would_fill_the_disk_is_refused_and_leaves_nothing() {
+    let (dir, store) = store();
+    let zip = zip_of(&[E::File("bootstrap", b"#!/bin/sh\n", 0o755)]);
+    // No file system has u64::MAX bytes free.
+    let full = store.clone().with_min_free_disk(u64::MAX);
+    let err = full.put(&zip).expect_err("refused");
+    assert!(matches!(err, PackageError::NoSpace { .. }), "{err:?}");
+    assert!(err.to_string().contains("--min-free-disk"), "{err}");
+    assert!(listing(&dir.path().join("packages")).is_empty());
+    // The margin off, and the default margin on a disk with room, both accept it.
+    store
+        .clone()
+        .with_min_free_disk(0)
+        .put(&zip)
+        .expect("no check");
+    store.put(&zip).expect("default margin");
+}
