@@ -11,7 +11,9 @@ mod history;
 pub mod names;
 mod series;
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -22,7 +24,9 @@ pub use series::{Outcome, Series, SeriesKey, DURATION_BUCKETS};
 /// Every metric fgs records, process-wide.
 #[derive(Default)]
 pub struct Registry {
-    series: RwLock<HashMap<SeriesKey, Arc<Series>>>,
+    /// Series by the hash of their labels; the rare collision shares a bucket. Keyed by hash so
+    /// that the per-invocation lookup borrows the labels instead of allocating a key.
+    series: RwLock<HashMap<u64, Vec<Arc<Series>>>>,
     extension_failures: AtomicU64,
     telemetry_dropped: AtomicU64,
 }
@@ -38,25 +42,37 @@ impl Registry {
     /// The series of one function version, made on its first event and kept for the life of
     /// the process (a deleted function's counts stay, as Prometheus counters must).
     pub fn series(&self, project: &str, package: &str, name: &str, version: &str) -> Arc<Series> {
-        let key = SeriesKey {
-            project: project.to_string(),
-            package: package.to_string(),
-            name: name.to_string(),
-            version: version.to_string(),
+        let mut h = DefaultHasher::new();
+        (project, package, name, version).hash(&mut h);
+        let hash = h.finish();
+        let same = |s: &&Arc<Series>| {
+            s.key.project == project
+                && s.key.package == package
+                && s.key.name == name
+                && s.key.version == version
         };
         if let Some(s) = self
             .series
             .read()
             .expect("series lock is never poisoned")
-            .get(&key)
+            .get(&hash)
+            .and_then(|b| b.iter().find(same))
         {
             return Arc::clone(s);
         }
         let mut all = self.series.write().expect("series lock is never poisoned");
-        Arc::clone(
-            all.entry(key.clone())
-                .or_insert_with(|| Arc::new(Series::new(key))),
-        )
+        let bucket = all.entry(hash).or_default();
+        if let Some(s) = bucket.iter().find(same) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(Series::new(SeriesKey {
+            project: project.to_string(),
+            package: package.to_string(),
+            name: name.to_string(),
+            version: version.to_string(),
+        }));
+        bucket.push(Arc::clone(&s));
+        s
     }
 
     /// Every series, sorted by its labels.
@@ -66,6 +82,7 @@ impl Registry {
             .read()
             .expect("series lock is never poisoned")
             .values()
+            .flatten()
             .cloned()
             .collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
