@@ -58,7 +58,11 @@ pub fn key_of(project: &str, r: &FunctionRef) -> FunctionKey {
     }
 }
 
-async fn load(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<FunctionRecord> {
+pub(crate) async fn load(
+    state: &SharedState,
+    project: &str,
+    r: &FunctionRef,
+) -> ApiResult<FunctionRecord> {
     match r.qualifier_or_latest() {
         Qualifier::Latest => {}
         Qualifier::Version(v) => {

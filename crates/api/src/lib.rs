@@ -9,6 +9,8 @@ mod apig;
 mod async_invoke;
 pub mod auth;
 mod authn;
+mod code_files;
+mod console;
 mod dependencies;
 pub mod error;
 mod functions;
@@ -107,6 +109,8 @@ pub fn router(state: SharedState) -> Router {
             "/functions/{urn}/statistics/{period}",
             get(statistics::function),
         )
+        .route("/functions/{urn}/code/files", get(code_files::list))
+        .route("/functions/{urn}/code/files/content", get(code_files::read))
         .route("/dependencies", get(dependencies::list))
         .route("/dependencies/version", post(dependencies::create))
         .route(
@@ -147,6 +151,9 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::file))
         .nest("/v2/{project}/fgs", v2)
         // APIG routes answer outside the /v2 authentication layer: each route checks its own
         // `auth` (docs/triggers.md).
