@@ -1,24 +1,28 @@
-//! The CLI client: `fgs function create|update-code|list|get|delete|invoke`, talking to an fgs
-//! server (or anything else that speaks FunctionGraph's API) over HTTP, signing every request
-//! with AK/SK exactly as the official SDKs do (SPEC.md 2, "Authentication").
+//! The CLI client (docs/cli.md): `fgs function|deploy|logs|version|alias|trigger|dependency`,
+//! talking to an fgs server (or anything else that speaks FunctionGraph's API) over HTTP, signing
+//! every request with AK/SK exactly as the official SDKs do (SPEC.md 2, "Authentication").
 //!
 //! It is a thin client: it knows the wire shapes of the calls it makes and nothing of how the
-//! server works.
+//! server works. Tables are for people; `--output json` prints the API's own objects for scripts.
 
 mod code;
 mod creds;
+mod deploy;
+mod flows;
+mod function;
 mod http;
+mod logs;
+mod table;
+mod triggers;
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use base64::Engine;
-use serde_json::{json, Value};
+use anyhow::Result;
+use serde_json::Value;
 
 use http::{Api, ApiError};
 
-/// Server and credentials, shared by every `fgs function` command.
+/// Server and credentials, shared by every client command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientOptions {
     /// The fgs server (only http://; this build has no TLS).
@@ -42,108 +46,28 @@ pub struct ClientOptions {
     /// `fgs serve` writes to `<data-dir>/credentials`. Default: ./fgs-data/credentials if it exists.
     #[arg(long, env = "FGS_CREDENTIALS", global = true)]
     pub credentials: Option<PathBuf>,
+    /// `table` for people, `json` for scripts (the API's objects, one JSON document).
+    #[arg(long, short = 'o', env = "FGS_OUTPUT", default_value = "table", value_parser = ["table", "json"], global = true)]
+    pub output: String,
 }
 
-/// `fgs function ...`: manage and invoke functions.
-#[derive(Debug, clap::Args)]
-pub struct FunctionArgs {
-    #[command(flatten)]
-    pub options: ClientOptions,
-    #[command(subcommand)]
-    pub command: FunctionCommand,
-}
-
+/// The client commands, flattened into `fgs`'s own.
 #[derive(Debug, clap::Subcommand)]
-pub enum FunctionCommand {
-    /// Create a function from a code directory or a .zip.
-    Create(CreateArgs),
-    /// Replace the code of a function.
-    UpdateCode(UpdateCodeArgs),
-    /// List functions.
-    List(ListArgs),
-    /// Show a function's configuration (JSON).
-    Get {
-        /// Function name or URN.
-        name: String,
-    },
-    /// Delete a function with all its versions.
-    Delete {
-        /// Function name or URN.
-        name: String,
-    },
-    /// Invoke a function synchronously and print its result.
-    Invoke(InvokeArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CreateArgs {
-    /// Function name: 1-60 letters, digits, `-` or `_`, starting with a letter.
-    pub name: String,
-    /// Code: a directory (zipped with file modes kept, so `bootstrap` stays executable) or a .zip.
-    #[arg(long)]
-    pub code: PathBuf,
-    /// Runtime: Custom, http, Python3.9/3.10/3.12, Node.js16.17/18.15/20.15 (see `fgs runtimes`).
-    #[arg(long, default_value = "Custom")]
-    pub runtime: String,
-    /// Handler; for Custom, the conventional `bootstrap`.
-    #[arg(long, default_value = "bootstrap")]
-    pub handler: String,
-    /// Memory in MB (128, 256, 512, ... 10240).
-    #[arg(long, default_value_t = 128)]
-    pub memory: u32,
-    /// Timeout in seconds (3-259200).
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u32,
-    /// Environment variable for the function, `KEY=VALUE`; repeatable.
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
-    /// Package (function group).
-    #[arg(long, default_value = "default")]
-    pub package: String,
-    /// Description.
-    #[arg(long)]
-    pub description: Option<String>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct UpdateCodeArgs {
-    /// Function name or URN.
-    pub name: String,
-    /// Code: a directory or a .zip.
-    #[arg(long)]
-    pub code: PathBuf,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    /// Only functions of this package.
-    #[arg(long)]
-    pub package: Option<String>,
-    /// Print the function objects as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct InvokeArgs {
-    /// Function name or URN.
-    pub name: String,
-    /// The event, as JSON text.
-    #[arg(long, conflicts_with = "file")]
-    pub data: Option<String>,
-    /// Read the event from a file; `-` reads standard input.
-    #[arg(long)]
-    pub file: Option<PathBuf>,
-    /// Print the tail of the invocation's log (last 4 KB) on standard error.
-    #[arg(long)]
-    pub log_tail: bool,
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
+pub enum Command {
+    /// Manage and invoke functions (a client of a running fgs).
+    Function(Box<function::FunctionArgs>),
+    /// Create or update a function from a directory with an `fgs.yaml`.
+    Deploy(Box<deploy::DeployArgs>),
+    /// Show a function's stored invocation logs.
+    Logs(Box<logs::LogsArgs>),
+    /// Publish, list and delete a function's versions.
+    Version(Box<flows::VersionArgs>),
+    /// Manage a function's aliases.
+    Alias(Box<flows::AliasArgs>),
+    /// Manage a function's triggers (TIMER, APIG).
+    Trigger(Box<triggers::TriggerArgs>),
+    /// Manage dependency packages.
+    Dependency(Box<triggers::DependencyArgs>),
 }
 
 /// What a command ended with, when it did not fail outright.
@@ -153,16 +77,82 @@ enum Outcome {
     FunctionFailed,
 }
 
-/// Runs one `fgs function` command. Failures are printed here (`error: FSS.xxxx: message` for
-/// errors the API returns) and end the process with status 1; a function error prints the
-/// error JSON on stdout and also exits 1, so scripts can test `$?`.
-pub fn run(args: FunctionArgs) -> Result<()> {
-    match execute(args) {
+/// What every command works with: the server, the project and how to print.
+struct Ctx {
+    api: Api,
+    project: String,
+    json: bool,
+}
+
+impl Ctx {
+    fn new(o: &ClientOptions) -> Result<Ctx> {
+        let cred = creds::resolve(o)?;
+        let project = cred.project_id.clone();
+        Ok(Ctx {
+            api: Api::new(&o.endpoint, cred)?,
+            project,
+            json: o.output == "json",
+        })
+    }
+
+    /// A function (by name, `package:name` or URN) with a version or `!alias` as one path
+    /// segment, in the short `project:package:name:qualifier` form the API accepts.
+    fn qualified(&self, name: &str, qualifier: &str) -> String {
+        let (package, bare) = match name.split(':').collect::<Vec<_>>()[..] {
+            [n] => ("default", n),
+            [p, n] => (p, n),
+            _ => return http::segment(name),
+        };
+        http::segment(&format!("{}:{package}:{bare}:{qualifier}", self.project))
+    }
+
+    /// Prints `v` as JSON, or hands it to `table` for people.
+    fn show(&self, v: &Value, table: impl FnOnce(&Value) -> String) -> Result<()> {
+        use std::io::Write;
+        let text = if self.json {
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(v).expect("a Value serializes")
+            )
+        } else {
+            table(v)
+        };
+        std::io::stdout().write_all(text.as_bytes())?;
+        Ok(())
+    }
+
+    /// A line for people on stderr (stdout stays for results); JSON mode prints `v` instead.
+    fn done(&self, v: &Value, message: impl std::fmt::Display) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(v).expect("a Value serializes")
+            );
+        } else {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// Runs one client command. Failures are printed here (`error: FSS.xxxx: message` for errors
+/// the API returns) and end the process with status 1; a function error prints the error JSON
+/// on stdout and also exits 1, so scripts can test `$?`.
+pub fn run(cmd: Command) -> Result<()> {
+    let result = match cmd {
+        Command::Function(a) => function::run(*a),
+        Command::Deploy(a) => deploy::run(*a),
+        Command::Logs(a) => logs::run(*a),
+        Command::Version(a) => flows::run_version(*a),
+        Command::Alias(a) => flows::run_alias(*a),
+        Command::Trigger(a) => triggers::run_trigger(*a),
+        Command::Dependency(a) => triggers::run_dependency(*a),
+    };
+    match result {
         Ok(Outcome::Done) => Ok(()),
         Ok(Outcome::FunctionFailed) => std::process::exit(1),
         Err(e) => {
             match e.downcast_ref::<ApiError>() {
-                Some(api) => eprintln!("error: {api}"),
+                Some(api) => eprintln!("error: {api}{}", hint(api)),
                 None => eprintln!("error: {e:#}"),
             }
             std::process::exit(1)
@@ -170,199 +160,33 @@ pub fn run(args: FunctionArgs) -> Result<()> {
     }
 }
 
-fn execute(args: FunctionArgs) -> Result<Outcome> {
-    let cred = creds::resolve(&args.options)?;
-    let api = Api::new(&args.options.endpoint, cred)?;
-    match args.command {
-        FunctionCommand::Create(a) => create(&api, a),
-        FunctionCommand::UpdateCode(a) => update_code(&api, a),
-        FunctionCommand::List(a) => list(&api, a),
-        FunctionCommand::Get { name } => {
-            let f = api.call(
-                "GET",
-                &format!("/functions/{}/config", http::segment(&name)),
-                None,
-                &[],
-            )?;
-            print_json(&f.json()?);
-            Ok(Outcome::Done)
+/// What to do about the API errors people meet most.
+fn hint(e: &ApiError) -> &'static str {
+    match e.code.as_deref() {
+        Some("FSS.0401") => {
+            " (check --access-key/--secret-key/--project or --credentials: the server's are in <data-dir>/credentials)"
         }
-        FunctionCommand::Delete { name } => {
-            api.call(
-                "DELETE",
-                &format!("/functions/{}", http::segment(&name)),
-                None,
-                &[],
-            )?;
-            eprintln!("deleted {name}");
-            Ok(Outcome::Done)
-        }
-        FunctionCommand::Invoke(a) => invoke(&api, a),
+        Some("FSS.1051") => " (see `fgs function list`)",
+        Some("FSS.1061") => " (use `fgs function update` or `fgs deploy` to change it)",
+        _ => "",
     }
-}
-
-fn create(api: &Api, a: CreateArgs) -> Result<Outcome> {
-    let code = code::load(&a.code)?;
-    let mut body = json!({
-        "func_name": a.name,
-        "package": a.package,
-        "runtime": a.runtime,
-        "handler": a.handler,
-        "memory_size": a.memory,
-        "timeout": a.timeout,
-        "code_type": "zip",
-        "code_filename": code.filename,
-        "func_code": {"file": b64(&code.zip)},
-    });
-    if !a.env.is_empty() {
-        let vars: serde_json::Map<String, Value> = a
-            .env
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        body["user_data"] = Value::String(Value::Object(vars).to_string());
-    }
-    if let Some(d) = a.description {
-        body["description"] = Value::String(d);
-    }
-    let f = api.call("POST", "/functions", Some(&body), &[])?.json()?;
-    eprintln!(
-        "created {} ({} bytes of code)",
-        f["func_urn"].as_str().unwrap_or(&a.name),
-        f["code_size"].as_u64().unwrap_or(code.zip.len() as u64)
-    );
-    Ok(Outcome::Done)
-}
-
-fn update_code(api: &Api, a: UpdateCodeArgs) -> Result<Outcome> {
-    let code = code::load(&a.code)?;
-    let body = json!({
-        "code_type": "zip",
-        "code_filename": code.filename,
-        "func_code": {"file": b64(&code.zip)},
-    });
-    let path = format!("/functions/{}/code", http::segment(&a.name));
-    let f = api.call("PUT", &path, Some(&body), &[])?.json()?;
-    eprintln!(
-        "updated the code of {} (digest {})",
-        a.name,
-        f["digest"].as_str().unwrap_or("?")
-    );
-    Ok(Outcome::Done)
-}
-
-/// Follows `next_marker` until every function has been listed.
-fn list(api: &Api, a: ListArgs) -> Result<Outcome> {
-    const PAGE: u64 = 400;
-    let mut all: Vec<Value> = Vec::new();
-    let mut marker: u64 = 0;
-    loop {
-        let mut query = format!("marker={marker}&maxitems={PAGE}");
-        if let Some(p) = &a.package {
-            query.push_str(&format!("&package_name={}", http::segment(p)));
-        }
-        let page = api
-            .call_query("GET", "/functions", &query, None, &[])?
-            .json()?;
-        let items = page["functions"].as_array().cloned().unwrap_or_default();
-        let got = items.len() as u64;
-        all.extend(items);
-        let next = marker_value(&page["next_marker"]);
-        let count = marker_value(&page["count"]);
-        match next {
-            Some(n) if got > 0 && n > marker && count.is_none_or(|c| n < c) => marker = n,
-            _ => break,
-        }
-    }
-    if a.json {
-        print_json(&json!({"functions": all, "count": all.len()}));
-        return Ok(Outcome::Done);
-    }
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<32} {:<10} {:<8} {:>7} {:>8}  {}\n",
-        "NAME", "PACKAGE", "RUNTIME", "MEMORY", "TIMEOUT", "LAST MODIFIED"
-    ));
-    for f in &all {
-        let s = |k: &str| f[k].as_str().unwrap_or("").to_owned();
-        let n = |k: &str| f[k].as_u64().map(|v| v.to_string()).unwrap_or_default();
-        out.push_str(&format!(
-            "{:<32} {:<10} {:<8} {:>7} {:>8}  {}\n",
-            s("func_name"),
-            s("package"),
-            s("runtime"),
-            n("memory_size"),
-            n("timeout"),
-            f["last_modified"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| n("last_modified")),
-        ));
-    }
-    std::io::stdout().write_all(out.as_bytes())?;
-    Ok(Outcome::Done)
-}
-
-/// FunctionGraph sends markers as numbers; be lenient with numeric strings.
-fn marker_value(v: &Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-}
-
-fn invoke(api: &Api, a: InvokeArgs) -> Result<Outcome> {
-    let event: Vec<u8> = match (&a.data, &a.file) {
-        (Some(d), _) => d.clone().into_bytes(),
-        (None, Some(p)) if p.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading the event from stdin")?;
-            buf
-        }
-        (None, Some(p)) => {
-            std::fs::read(p).with_context(|| format!("reading the event from {}", p.display()))?
-        }
-        (None, None) => b"{}".to_vec(),
-    };
-    let mut headers = vec![];
-    if a.log_tail {
-        headers.push(("X-Cff-Log-Type", "tail"));
-    }
-    let path = format!("/functions/{}/invocations", http::segment(&a.name));
-    let resp = api.call_raw("POST", &path, "", event, &headers)?;
-    if a.log_tail {
-        if let Some(log) = resp.header("x-cff-function-log") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(log.trim())
-                .context("the X-Cff-Function-Log header is not base64")?;
-            let mut err = std::io::stderr();
-            err.write_all(&decoded)?;
-            if !decoded.ends_with(b"\n") {
-                err.write_all(b"\n")?;
-            }
-        }
-    }
-    let mut out = std::io::stdout();
-    out.write_all(&resp.body)?;
-    if !resp.body.ends_with(b"\n") {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    if resp.header("x-is-func-err").as_deref() == Some("true") {
-        let code = resp.header("x-func-err-code").unwrap_or_default();
-        eprintln!("error: the function failed (X-Func-Err-Code {code})");
-        return Ok(Outcome::FunctionFailed);
-    }
-    Ok(Outcome::Done)
 }
 
 fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn print_json(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("a Value serializes")
-    );
+/// A string field, or "".
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+/// A scalar field as text (numbers, strings, booleans), or "".
+fn text(v: &Value, k: &str) -> String {
+    match &v[k] {
+        Value::String(x) => x.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }

@@ -1,6 +1,6 @@
 //! The `fgs` binary: `fgs serve` runs the platform; the other commands are its CLI client.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod client;
 mod demo;
@@ -24,8 +24,10 @@ struct Cli {
 enum Command {
     /// Run the platform: the FunctionGraph API, the instance pools, the invokers.
     Serve(Box<serve::ServeArgs>),
-    /// Manage and invoke functions (a client of a running fgs).
-    Function(Box<client::FunctionArgs>),
+    #[command(flatten)]
+    Client(client::Command),
+    /// Print a shell completion script: `source <(fgs completions bash)`.
+    Completions { shell: clap_complete::Shell },
     /// List the runtime names and the interpreter each runs on here.
     Runtimes(runtimes_cmd::RuntimesCmd),
 }
@@ -47,7 +49,14 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(serve::run(*args))
         }
-        Command::Function(args) => client::run(*args),
+        Command::Client(cmd) => client::run(cmd),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "fgs", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(())
+        }
         Command::Runtimes(cmd) => runtimes_cmd::run(cmd),
     }
 }

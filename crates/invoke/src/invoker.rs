@@ -145,6 +145,9 @@ pub struct Invoker<S: FunctionSource> {
     resolved: Mutex<HashMap<(FunctionKey, Qualifier), Cached>>,
     /// Told of every finished invocation; added at start-up, read on every invocation.
     observers: RwLock<Vec<Arc<dyn InvocationObserver>>>,
+    /// Bumped (under the `resolved` lock) by every [`Invoker::function_changed`]: a resolution
+    /// read from storage before a change must not be cached after it.
+    changes: std::sync::atomic::AtomicU64,
     pools: Mutex<HashMap<PoolKey, Arc<FnPool>>>,
 }
 
@@ -156,6 +159,7 @@ impl<S: FunctionSource> Invoker<S> {
             config,
             resolved: Mutex::new(HashMap::new()),
             observers: RwLock::new(Vec::new()),
+            changes: std::sync::atomic::AtomicU64::new(0),
             pools: Mutex::new(HashMap::new()),
         })
     }
@@ -170,14 +174,17 @@ impl<S: FunctionSource> Invoker<S> {
         {
             return Ok(c.clone());
         }
+        let before = self.changes.load(std::sync::atomic::Ordering::Acquire);
         let c = match self.source.resolve(key, q).await? {
             Resolution::Function(f) => Cached::Function(Arc::new(f)),
             Resolution::Alias(a) => Cached::Alias(Arc::new(a)),
         };
-        self.resolved
-            .lock()
-            .expect("cache lock is never poisoned")
-            .insert(ck, c.clone());
+        let mut cache = self.resolved.lock().expect("cache lock is never poisoned");
+        // A code update then a config update in quick succession (`fgs deploy`) once left the
+        // first change's re-resolution caching the record from between the two.
+        if self.changes.load(std::sync::atomic::Ordering::Acquire) == before {
+            cache.insert(ck, c.clone());
+        }
         Ok(c)
     }
 
@@ -457,10 +464,12 @@ impl<S: FunctionSource> Invoker<S> {
     /// instances would now start differently is retired; one whose limits changed keeps its
     /// instances. Reserved instances are started ahead.
     pub fn function_changed(self: &Arc<Self>, key: &FunctionKey) {
-        self.resolved
-            .lock()
-            .expect("cache lock is never poisoned")
-            .retain(|(k, _), _| k != key);
+        {
+            let mut cache = self.resolved.lock().expect("cache lock is never poisoned");
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            cache.retain(|(k, _), _| k != key);
+        }
         let versions: Vec<String> = self
             .pools
             .lock()

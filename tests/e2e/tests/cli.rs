@@ -1,4 +1,5 @@
-//! The CLI client, `fgs function ...`, against a real server.
+//! The CLI client (docs/cli.md) against a real server: `fgs function ...`, `fgs deploy` from an
+//! `fgs.yaml` (and `--watch`), versions and aliases, `fgs logs`, JSON output, completions.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -10,24 +11,20 @@ use fgs_e2e::{fgs_bin, instances, json, unique, Server, ServerOpts, Value};
 
 /// `fgs function <args>` with the server's endpoint and credential in the environment.
 fn fgs(s: &Server, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(fgs_bin());
-    cmd.arg("function").args(args);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("FGS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("FGS_ENDPOINT", s.base_url())
-        .env("FGS_ACCESS_KEY", &s.cred.access_key)
-        .env("FGS_SECRET_KEY", &s.cred.secret_key)
-        .env("FGS_PROJECT_ID", &s.cred.project_id)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut all = vec!["function"];
+    all.extend_from_slice(args);
+    fgs_any(s, &all, stdin)
+}
+
+/// `fgs <args>` with the server's endpoint and credential in the environment.
+fn fgs_any(s: &Server, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = client_cmd(s);
+    cmd.args(args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("fgs runs");
     if let Some(input) = stdin {
         child
@@ -38,6 +35,23 @@ fn fgs(s: &Server, args: &[&str], stdin: Option<&[u8]>) -> Output {
             .expect("write stdin");
     }
     child.wait_with_output().expect("fgs finishes")
+}
+
+/// The `fgs` binary with the server's endpoint and credential in the environment, output piped.
+fn client_cmd(s: &Server) -> Command {
+    let mut cmd = Command::new(fgs_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("FGS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("FGS_ENDPOINT", s.base_url())
+        .env("FGS_ACCESS_KEY", &s.cred.access_key)
+        .env("FGS_SECRET_KEY", &s.cred.secret_key)
+        .env("FGS_PROJECT_ID", &s.cred.project_id)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 fn out(o: &Output) -> String {
@@ -112,7 +126,9 @@ fn create_list_invoke_delete_from_a_directory() {
     assert_eq!(v["functions"][0]["func_name"], "clifn", "{v}");
 
     let got = ok(fgs(&s, &["get", "clifn"], None));
-    let v: Value = serde_json::from_slice(&got.stdout).expect("get prints JSON");
+    assert!(out(&got).contains("memory_size:"), "{}", out(&got));
+    let got = ok(fgs(&s, &["get", "clifn", "--output", "json"], None));
+    let v: Value = serde_json::from_slice(&got.stdout).expect("get -o json prints JSON");
     assert_eq!(v["func_name"], "clifn");
 
     // The directory was zipped with its modes (bootstrap ran) and its subdirectories.
@@ -262,7 +278,13 @@ fn failures_exit_non_zero() {
         .output()
         .expect("fgs runs");
     assert!(!o.status.success());
-    assert!(err(&o).starts_with("error: "), "{}", err(&o));
+    assert!(
+        err(&o).starts_with(
+            "error: could not reach fgs at http://127.0.0.1:9: is `fgs serve` running?"
+        ),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -311,4 +333,385 @@ fn credentials_file_and_flags() {
         serde_json::from_slice::<Value>(&o.stdout).expect("JSON")["count"],
         0
     );
+}
+
+/// `{dir}/fgs.yaml` for the fixture runtime with these extra manifest lines.
+fn manifest(dir: &Path, mark: &str, greeting: &str, extra: &str) {
+    std::fs::write(
+        dir.join("fgs.yaml"),
+        format!(
+            "name: deployed\nmemory: 256\ntimeout: 10\ndescription: from fgs.yaml\n\
+             env:\n  FX_MARK: {mark}\n  GREETING: {greeting}\n{extra}"
+        ),
+    )
+    .expect("write fgs.yaml");
+}
+
+fn json_out(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out(o), err(o)))
+}
+
+#[test]
+fn deploy_from_fgs_yaml_then_redeploy() {
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    let mark = unique("deploy");
+    let timer = "triggers:\n  - type: TIMER\n    status: DISABLED\n    event_data:\n      \
+                 name: tick\n      schedule_type: Rate\n      schedule: 1m\n";
+    manifest(&dir, &mark, "first", timer);
+    let o = ok(fgs_any(&s, &["deploy", dir.to_str().unwrap()], None));
+    assert!(err(&o).contains("created "), "{}", err(&o));
+    assert!(err(&o).contains("1 trigger(s) added"), "{}", err(&o));
+    let cfg = s.get("/functions/deployed/config").json();
+    assert_eq!(
+        (cfg["memory_size"].clone(), cfg["timeout"].clone()),
+        (json!(256), json!(10))
+    );
+    assert_eq!(cfg["description"], "from fgs.yaml");
+    let env = ok(fgs(
+        &s,
+        &["invoke", "deployed", "--data", r#"{"op":"env"}"#],
+        None,
+    ));
+    assert!(out(&env).contains("GREETING=first"), "{}", out(&env));
+
+    // Same directory again: nothing to upload, the trigger is not duplicated.
+    let o = ok(fgs_any(&s, &["deploy", dir.to_str().unwrap()], None));
+    assert!(err(&o).contains("updated (code unchanged)"), "{}", err(&o));
+    let triggers = json_out(&ok(fgs_any(
+        &s,
+        &["trigger", "list", "deployed", "-o", "json"],
+        None,
+    )));
+    assert_eq!(triggers.as_array().map(Vec::len), Some(1), "{triggers}");
+
+    // A change to the code and to the manifest: both land.
+    std::fs::write(dir.join("data/greeting.txt"), "changed\n").expect("write");
+    manifest(&dir, &mark, "second", timer);
+    let o = ok(fgs_any(
+        &s,
+        &["deploy", dir.to_str().unwrap(), "--output", "json"],
+        None,
+    ));
+    assert_eq!(json_out(&o)["func_name"], "deployed");
+    let env = ok(fgs(
+        &s,
+        &["invoke", "deployed", "--data", r#"{"op":"env"}"#],
+        None,
+    ));
+    assert!(out(&env).contains("GREETING=second"), "{}", out(&env));
+    assert_ne!(
+        s.get("/functions/deployed/config").json()["digest"],
+        cfg["digest"]
+    );
+
+    // A manifest with a typo says where.
+    std::fs::write(dir.join("fgs.yaml"), "name: deployed\nmemroy: 256\n").expect("write");
+    let o = fgs_any(&s, &["deploy", dir.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("fgs.yaml is invalid"), "{}", err(&o));
+    assert!(err(&o).contains("memroy"), "{}", err(&o));
+    let o = fgs_any(&s, &["deploy", tmp.path().to_str().unwrap()], None);
+    assert!(err(&o).contains("needs an fgs.yaml"), "{}", err(&o));
+}
+
+#[test]
+fn deploy_watch_redeploys_on_change() {
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    let mark = unique("watch");
+    manifest(&dir, &mark, "one", "");
+    let mut child = client_cmd(&s)
+        .args([
+            "deploy",
+            dir.to_str().unwrap(),
+            "--watch",
+            "--interval",
+            "200ms",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("fgs runs");
+    let env_of = |s: &Server| s.get("/functions/deployed/config").json()["user_data"].to_string();
+    let deployed = fgs_e2e::wait_until(std::time::Duration::from_secs(20), || {
+        env_of(&s).contains("one")
+    });
+    if deployed {
+        manifest(&dir, &mark, "two", "");
+    }
+    let redeployed = deployed
+        && fgs_e2e::wait_until(std::time::Duration::from_secs(20), || {
+            env_of(&s).contains("two")
+        });
+    child.kill().expect("kill the watcher");
+    let o = child.wait_with_output().expect("watcher output");
+    assert!(deployed && redeployed, "stderr: {}", err(&o));
+    assert!(err(&o).contains("watching "), "{}", err(&o));
+}
+
+#[test]
+fn versions_aliases_async_and_logs() {
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    let mark = unique("flows");
+    let fx = format!("FX_MARK={mark}");
+    ok(fgs(
+        &s,
+        &[
+            "create",
+            "vfn",
+            "--code",
+            dir.to_str().unwrap(),
+            "--env",
+            &fx,
+            "--env",
+            "STAGE=one",
+        ],
+        None,
+    ));
+    let o = ok(fgs_any(
+        &s,
+        &[
+            "version",
+            "publish",
+            "vfn",
+            "--version",
+            "1",
+            "--description",
+            "first",
+        ],
+        None,
+    ));
+    assert!(
+        err(&o).contains("published version 1 of vfn"),
+        "{}",
+        err(&o)
+    );
+    ok(fgs(
+        &s,
+        &["update", "vfn", "--env", "STAGE=two", "--memory", "256"],
+        None,
+    ));
+    let cfg = s.get("/functions/vfn/config").json();
+    assert_eq!(cfg["memory_size"], 256);
+    assert!(
+        cfg["user_data"].as_str().unwrap_or("").contains(&mark),
+        "env merged: {cfg}"
+    );
+    let versions = json_out(&ok(fgs_any(
+        &s,
+        &["version", "list", "vfn", "-o", "json"],
+        None,
+    )));
+    assert_eq!(versions["versions"][1]["version"], "1", "{versions}");
+    let table = ok(fgs_any(&s, &["version", "list", "vfn"], None));
+    assert!(out(&table).starts_with("VERSION"), "{}", out(&table));
+
+    ok(fgs_any(
+        &s,
+        &["alias", "create", "vfn", "live", "--version", "1"],
+        None,
+    ));
+    let aliases = json_out(&ok(fgs_any(
+        &s,
+        &["alias", "list", "vfn", "-o", "json"],
+        None,
+    )));
+    assert_eq!(aliases[0]["name"], "live", "{aliases}");
+    let stage = |args: &[&str]| {
+        let mut all = vec!["invoke", "vfn", "--data", r#"{"op":"env"}"#];
+        all.extend_from_slice(args);
+        let text = out(&ok(fgs(&s, &all, None)));
+        if text.contains("STAGE=one") {
+            "one"
+        } else if text.contains("STAGE=two") {
+            "two"
+        } else {
+            "?"
+        }
+    };
+    assert_eq!(stage(&[]), "two");
+    assert_eq!(stage(&["--version", "1"]), "one");
+    assert_eq!(stage(&["--alias", "live"]), "one");
+    ok(fgs_any(
+        &s,
+        &["alias", "update", "vfn", "live", "--version", "latest"],
+        None,
+    ));
+    assert_eq!(stage(&["--alias", "live"]), "two");
+
+    // Async: the request id on stdout, its log found by it.
+    let o = ok(fgs(
+        &s,
+        &[
+            "invoke",
+            "vfn",
+            "--async",
+            "--data",
+            r#"{"op":"log","text":"async-cli"}"#,
+        ],
+        None,
+    ));
+    let rid = out(&o).trim().to_owned();
+    assert_eq!(rid.len(), 36, "{rid}");
+    let found = fgs_e2e::wait_until(std::time::Duration::from_secs(20), || {
+        let o = fgs_any(
+            &s,
+            &["logs", "vfn", "--request-id", &rid, "-o", "json"],
+            None,
+        );
+        o.status.success() && json_out(&o)["count"] == 1
+    });
+    assert!(found, "no log for {rid}");
+    let o = ok(fgs_any(&s, &["logs", "vfn", "--request-id", &rid], None));
+    assert!(
+        out(&o).contains(&format!("fx-stdout {rid} async-cli")),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).contains("(async)"), "{}", out(&o));
+    // All of them, newest last, and --since.
+    let all = ok(fgs_any(&s, &["logs", "vfn", "-o", "json"], None));
+    assert!(json_out(&all)["count"].as_u64() >= Some(5), "{}", out(&all));
+    let since = ok(fgs_any(
+        &s,
+        &["logs", "vfn", "--since", "1h", "-n", "1"],
+        None,
+    ));
+    assert!(out(&since).contains("=== "), "{}", out(&since));
+    let none = ok(fgs_any(
+        &s,
+        &[
+            "logs",
+            "vfn",
+            "--since",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(json_out(&none)["count"], 0);
+
+    ok(fgs_any(&s, &["alias", "delete", "vfn", "live"], None));
+    ok(fgs_any(&s, &["version", "delete", "vfn", "1"], None));
+    let versions = json_out(&ok(fgs_any(
+        &s,
+        &["version", "list", "vfn", "-o", "json"],
+        None,
+    )));
+    assert_eq!(versions["count"], 1, "{versions}");
+}
+
+#[test]
+fn triggers_dependencies_and_big_uploads() {
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    // Incompressible, so the zip stays over 1 MB and the upload shows its progress.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..1_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("data/noise.bin"), noise).expect("write");
+    let o = ok(fgs(
+        &s,
+        &["create", "tfn", "--code", dir.to_str().unwrap()],
+        None,
+    ));
+    assert!(err(&o).contains("uploading 1."), "{}", err(&o));
+    assert!(err(&o).contains("100%"), "{}", err(&o));
+
+    let o = ok(fgs_any(
+        &s,
+        &[
+            "trigger",
+            "create",
+            "tfn",
+            "--type",
+            "TIMER",
+            "--event-data",
+            r#"{"name":"tick","schedule_type":"Rate","schedule":"1m"}"#,
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    let id = json_out(&o)["trigger_id"]
+        .as_str()
+        .expect("trigger id")
+        .to_owned();
+    ok(fgs_any(&s, &["trigger", "disable", "tfn", &id], None));
+    let t = json_out(&ok(fgs_any(
+        &s,
+        &["trigger", "get", "tfn", &id, "-o", "json"],
+        None,
+    )));
+    assert_eq!(t["trigger_status"], "DISABLED");
+    ok(fgs_any(&s, &["trigger", "enable", "tfn", &id], None));
+    let list = ok(fgs_any(&s, &["trigger", "list", "tfn"], None));
+    assert!(out(&list).contains("ACTIVE"), "{}", out(&list));
+    ok(fgs_any(&s, &["trigger", "delete", "tfn", &id], None));
+    let o = fgs_any(&s, &["trigger", "delete", "tfn", &id], None);
+    assert!(err(&o).contains("has no trigger"), "{}", err(&o));
+
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::write(lib.join("helper.txt"), "help\n").expect("write");
+    ok(fgs_any(
+        &s,
+        &[
+            "dependency",
+            "create",
+            "mylib",
+            "--code",
+            lib.to_str().unwrap(),
+        ],
+        None,
+    ));
+    ok(fgs_any(
+        &s,
+        &[
+            "dependency",
+            "create",
+            "mylib",
+            "--code",
+            lib.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let deps = json_out(&ok(fgs_any(
+        &s,
+        &["dependency", "list", "mylib", "-o", "json"],
+        None,
+    )));
+    assert_eq!(deps["count"], 2, "{deps}");
+    ok(fgs_any(&s, &["dependency", "delete", "mylib", "1"], None));
+    let list = ok(fgs_any(&s, &["dependency", "list"], None));
+    assert!(out(&list).contains("mylib"), "{}", out(&list));
+}
+
+#[test]
+fn completions_generate() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = Command::new(fgs_bin())
+            .args(["completions", shell])
+            .output()
+            .expect("fgs runs");
+        assert!(o.status.success(), "{shell}: {}", err(&o));
+        let script = out(&o);
+        assert!(
+            script.contains("deploy") && script.contains("logs"),
+            "{shell}: {script}"
+        );
+    }
 }

@@ -154,10 +154,13 @@ impl Api {
         for (k, v) in &headers {
             req = req.header(k, v);
         }
-        let resp = req
-            .body(body)
-            .send()
-            .with_context(|| format!("cannot reach fgs at {}", self.base))?;
+        let body = if body.len() > PROGRESS_FROM {
+            let len = body.len() as u64;
+            reqwest::blocking::Body::sized(Progress::new(body), len)
+        } else {
+            body.into()
+        };
+        let resp = req.body(body).send().map_err(|e| self.send_error(e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
@@ -187,6 +190,61 @@ impl Api {
             .into());
         }
         Ok(Response { headers, body })
+    }
+}
+
+impl Api {
+    /// A failed send, with what to do about it.
+    fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow::anyhow!(
+                "could not reach fgs at {}: is `fgs serve` running? (or set --endpoint / FGS_ENDPOINT)",
+                self.base
+            )
+        } else if e.is_timeout() {
+            anyhow::anyhow!("fgs at {} did not answer in time", self.base)
+        } else {
+            anyhow::Error::new(e).context(format!("talking to fgs at {}", self.base))
+        }
+    }
+}
+
+/// Request bodies over this many bytes show their upload progress.
+const PROGRESS_FROM: usize = 1024 * 1024;
+
+/// A request body that reports how much of it was sent: a percentage redrawn on a terminal,
+/// one closing line otherwise (so logs of scripts stay short).
+struct Progress {
+    data: std::io::Cursor<Vec<u8>>,
+    total: usize,
+    shown: usize,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(data: Vec<u8>) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            total: data.len(),
+            data: std::io::Cursor::new(data),
+            shown: usize::MAX,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl std::io::Read for Progress {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.data.read(buf)?;
+        let sent = self.data.position() as usize;
+        let pct = sent * 100 / self.total.max(1);
+        if pct != self.shown && (self.tty || sent == self.total) {
+            self.shown = pct;
+            let mb = self.total as f64 / (1024.0 * 1024.0);
+            let end = if sent == self.total { "\n" } else { "" };
+            eprint!("\ruploading {mb:.1} MB: {pct:>3}%{end}");
+        }
+        Ok(n)
     }
 }
 
