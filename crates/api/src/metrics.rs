@@ -10,6 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use fgs_metrics::{Gauges, InstanceGauge, SeriesKey};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::functions::now_ms;
 use crate::state::SharedState;
@@ -41,10 +42,15 @@ pub(crate) async fn gauges(state: &SharedState) -> ApiResult<Gauges> {
     })
 }
 
+/// [FGS] The token (and `--metrics-public`) sees every project; an access key sees the
+/// per-function series of its own project only (SPEC.md 2: an AK maps to one project), plus
+/// the platform-wide gauges.
 pub async fn scrape(State(state): State<SharedState>, req: Request) -> Response {
-    if !state.metrics_public {
+    let principal = if state.metrics_public {
+        Principal::Token
+    } else {
         let (parts, _) = req.into_parts();
-        if let Err(e) = state.keyring.verify(
+        match state.keyring.verify(
             parts.method.as_str(),
             parts.uri.path(),
             parts.uri.query(),
@@ -52,13 +58,16 @@ pub async fn scrape(State(state): State<SharedState>, req: Request) -> Response 
             b"",
             time::OffsetDateTime::now_utc(),
         ) {
-            return ApiError::from(e).into_response();
+            Ok(p) => p,
+            Err(e) => return ApiError::from(e).into_response(),
         }
-    }
+    };
     match gauges(&state).await {
         Ok(g) => (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            fgs_metrics::encode(fgs_metrics::global(), &g),
+            fgs_metrics::encode(fgs_metrics::global(), &g, &|k| {
+                principal.may_access(&k.project)
+            }),
         )
             .into_response(),
         Err(e) => e.into_response(),

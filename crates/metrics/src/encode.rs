@@ -46,10 +46,15 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// Writes every family, series sorted by labels.
-pub fn encode(reg: &Registry, g: &Gauges) -> String {
+/// Writes every family, series sorted by labels; per-function series only where `visible`
+/// says so (an access key sees its own project's functions).
+pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) -> String {
     let mut out = String::with_capacity(4096);
-    let series = reg.all_series();
+    let series: Vec<_> = reg
+        .all_series()
+        .into_iter()
+        .filter(|s| visible(&s.key))
+        .collect();
 
     header(
         &mut out,
@@ -109,7 +114,12 @@ pub fn encode(reg: &Registry, g: &Gauges) -> String {
         "gauge",
         "Instances by function version and state.",
     );
-    let mut inst = g.instances.clone();
+    let mut inst: Vec<_> = g
+        .instances
+        .iter()
+        .filter(|i| visible(&i.key))
+        .cloned()
+        .collect();
     inst.sort_by(|a, b| a.key.cmp(&b.key));
     for i in &inst {
         let l = labels(&i.key);

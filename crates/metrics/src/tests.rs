@@ -21,7 +21,7 @@ fn counts_outcomes_and_histograms_in_text_format() {
         &s,
         &reg.series("p", "default", "f", "latest")
     ));
-    let text = encode(&reg, &Gauges::default());
+    let text = encode(&reg, &Gauges::default(), &|_| true);
     let l = r#"project="p",package="default",function="f",version="latest""#;
     for line in [
         format!(r#"fgs_invocations_total{{{l},outcome="success",error_code=""}} 1"#),
@@ -51,6 +51,18 @@ fn label_values_are_escaped() {
     let reg = Registry::default();
     reg.series("p", "a\"b", "f", "1")
         .refused(Outcome::SystemError);
-    let text = encode(&reg, &Gauges::default());
+    let text = encode(&reg, &Gauges::default(), &|_| true);
     assert!(text.contains(r#"package="a\"b""#), "{text}");
+}
+
+#[test]
+fn invisible_projects_are_left_out() {
+    let reg = Registry::default();
+    reg.series("mine", "default", "f", "latest")
+        .refused(Outcome::Throttled);
+    reg.series("theirs", "default", "g", "latest")
+        .refused(Outcome::Throttled);
+    let text = encode(&reg, &Gauges::default(), &|k| k.project == "mine");
+    assert!(text.contains(r#"project="mine""#), "{text}");
+    assert!(!text.contains("theirs"), "{text}");
 }
