@@ -147,3 +147,20 @@ fn long_logs_are_cut_to_the_limit() {
     assert!(log.contains("bytes of log cut]"), "{log}");
     assert!(log.contains("Finish invoke request"), "{log}");
 }
+
+#[test]
+fn server_log_as_json_lines() {
+    let s = Server::start(ServerOpts::default().flag("--log-format", "json"));
+    s.create_fixture("jsonlog", &unique("logs"), &[], json!({}));
+    let stderr = s.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("function created")),
+        "{stderr}"
+    );
+}
