@@ -58,6 +58,25 @@ try {
   check(bytes > 0 && bytes < 64 * 1024, `console weighs under 64 KB (${bytes} bytes)`);
   await page.screenshot({ path: join(shots, "1-login.png") });
 
+  step = "fallback signer";
+  // The pure-JS SHA-256/HMAC used where Web Crypto is missing (plain HTTP off loopback) must
+  // agree with Web Crypto on awkward lengths (block boundaries, keys over 64 bytes).
+  const agree = await page.evaluate(async () => {
+    const te = new TextEncoder();
+    const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
+    for (const n of [0, 55, 56, 64, 65, 1000]) {
+      const msg = te.encode("m".repeat(n));
+      for (const kl of [1, 64, 100]) {
+        const key = te.encode("k".repeat(kl));
+        const ck = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+        if (hex(await crypto.subtle.sign("HMAC", ck, msg)) !== hex(fgsSign.hmacjs(key, msg))) return `hmac ${n}/${kl}`;
+      }
+      if (hex(await crypto.subtle.digest("SHA-256", msg)) !== hex(fgsSign.sha256js(msg))) return `sha ${n}`;
+    }
+    return "ok";
+  });
+  check(agree === "ok", `the fallback SHA-256/HMAC agrees with Web Crypto (${agree})`);
+
   step = "wrong secret";
   await page.fill("input[name=project]", PROJECT);
   await page.fill("input[name=ak]", AK);
