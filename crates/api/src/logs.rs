@@ -42,14 +42,22 @@ pub struct LogConfig {
     pub max_bytes_per_invocation: usize,
 }
 
-/// The running side of stored logs; abort at shutdown.
+/// The running side of stored logs; [`LogTasks::finish`] at shutdown.
 pub struct LogTasks {
-    pub writer: JoinHandle<()>,
-    pub purger: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    purger: JoinHandle<()>,
+    /// Records handed to the writer and not yet stored (or given up on).
+    pending: Arc<AtomicU64>,
 }
 
 impl LogTasks {
-    pub fn abort(&self) {
+    /// Waits up to `limit` for the records already handed over to be stored, then stops the
+    /// tasks: the last invocations before a shutdown keep their logs.
+    pub async fn finish(self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pending.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.writer.abort();
         self.purger.abort();
     }
@@ -59,6 +67,7 @@ struct Recorder {
     tx: mpsc::Sender<InvocationLog>,
     max_bytes: usize,
     dropped: AtomicU64,
+    pending: Arc<AtomicU64>,
 }
 
 impl InvocationObserver for Recorder {
@@ -88,7 +97,9 @@ impl InvocationObserver for Recorder {
             log,
             truncated,
         };
+        self.pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.try_send(rec).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // A power of two: say it, but not once per invocation of an overload.
             if n.is_power_of_two() {
@@ -125,26 +136,30 @@ pub fn start<S: fgs_invoke::FunctionSource>(
     config: LogConfig,
 ) -> LogTasks {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let pending = Arc::new(AtomicU64::new(0));
     invoker.add_observer(Arc::new(Recorder {
         tx,
         max_bytes: config.max_bytes_per_invocation.max(256),
         dropped: AtomicU64::new(0),
+        pending: Arc::clone(&pending),
     }));
     LogTasks {
-        writer: tokio::spawn(write(store.clone(), rx)),
+        writer: tokio::spawn(write(store.clone(), rx, Arc::clone(&pending))),
         purger: tokio::spawn(purge(store, config.retention)),
+        pending,
     }
 }
 
 /// Stores what arrives, everything already queued in one transaction: under load batches grow
 /// by themselves, and a lone invocation's log is written at once.
-async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>) {
+async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>, pending: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let n = batch.len();
         if let Err(e) = store.insert_logs(std::mem::take(&mut batch)).await {
             tracing::warn!(logs = n, error = %crate::error::chain(&e), "storing invocation logs failed");
         }
+        pending.fetch_sub(n as u64, Ordering::AcqRel);
     }
 }
 

@@ -359,9 +359,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     sweeper.abort();
     dispatch_task.abort();
-    log_tasks.abort();
     timers.abort();
     invoker.shutdown().await;
+    // After the invoker: the last invocations' logs are queued by now.
+    log_tasks.finish(Duration::from_secs(2)).await;
     tokio::task::spawn_blocking(move || sandbox.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -164,3 +164,36 @@ fn server_log_as_json_lines() {
         "{stderr}"
     );
 }
+
+/// The last invocations before a graceful stop keep their logs, and logs survive a restart.
+#[test]
+fn logs_outlive_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let rids: Vec<String> = {
+        let s = Server::start(ServerOpts::default().data_dir(&data));
+        s.create_fixture("kept", &unique("logs"), &[], json!({}));
+        let rids = (0..3)
+            .map(|_| {
+                let r = s.invoke("kept", &json!({}));
+                r.expect(200);
+                r.header("x-cff-request-id").expect("request id")
+            })
+            .collect();
+        s.signal("TERM");
+        assert!(
+            s.wait_exit(Duration::from_secs(30)).is_some(),
+            "fgs did not stop"
+        );
+        rids
+    };
+    let s = Server::start(ServerOpts::default().data_dir(&data));
+    let got = logs(&s, "kept", "");
+    let stored: Vec<&str> = got["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .filter_map(|l| l["request_id"].as_str())
+        .collect();
+    assert_eq!(stored, rids, "{got}");
+}
