@@ -147,7 +147,10 @@ pub fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authn::authenticate,
-        ));
+        ))
+        // `authn` bounds every body by its route (SPEC.md 6); axum's own 2 MB default would
+        // refuse, with a plain-text 413, zips well within FunctionGraph's 50 MB.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
