@@ -2,7 +2,10 @@
 //! are exact), the code-files endpoint and the embedded console (docs/metrics.md,
 //! docs/console.md).
 
-use fgs_e2e::{json, unique, Auth, Server, ServerOpts};
+use std::time::Duration;
+
+use fgs_e2e::fixture::{custom_zip_body, zip_files, RUNTIME};
+use fgs_e2e::{json, unique, wait_until, Auth, Server, ServerOpts};
 use serde_json::Value;
 
 /// The value of the one sample line that starts with `prefix` (name and labels).
@@ -125,6 +128,58 @@ fn metrics_and_statistics_count_known_traffic_exactly() {
         .expect_fss(400, "FSS.0400");
     s.get("/functions/nosuch/statistics/60")
         .expect_fss(404, "FSS.1051");
+}
+
+/// An extension that registers an address nothing listens on: every invoke event fails with a
+/// refused connection (SPEC.md 5), the invocation still succeeds, and the failure is counted.
+const DEAF_EXTENSION: &str = r#"#!/bin/bash
+curl -sS -X POST -H 'FunctionGraph-Extension-Name: extensionDeaf.sh' \
+  -H 'FunctionGraph-Extension-Address: 127.0.0.1:8089' \
+  "http://$EXTENSION_API_ADDR/extension/register" -d '{}' >/dev/null
+exec sleep 600
+"#;
+
+#[test]
+fn extension_invoke_failures_are_counted() {
+    let s = Server::start(ServerOpts::default());
+    let zip = zip_files(&[
+        ("bootstrap", RUNTIME.as_bytes(), 0o755),
+        (
+            "extension/extensionDeaf.sh",
+            DEAF_EXTENSION.as_bytes(),
+            0o755,
+        ),
+    ]);
+    s.post("/functions", &custom_zip_body("deaf", &zip))
+        .expect(200);
+    for _ in 0..2 {
+        let r = s.invoke("deaf", &json!({}));
+        r.expect(200);
+        assert_eq!(
+            r.header("x-is-func-err").as_deref(),
+            Some("false"),
+            "{}",
+            r.text()
+        );
+    }
+    let failures = || {
+        let text = s.req("GET", "/metrics").send().text();
+        sample(&text, "fgs_extension_invoke_failures_total ")
+    };
+    // Invoke events are delivered beside the invocation, not before its answer.
+    assert!(
+        wait_until(Duration::from_secs(10), || failures() >= 2.0),
+        "failures: {}",
+        failures()
+    );
+    assert_eq!(failures(), 2.0);
+    // The console's code view lists the extension the function starts.
+    let files = s.get("/functions/deaf/code/files");
+    files.expect(200);
+    assert_eq!(
+        files.json()["extensions"],
+        json!([{"name": "extensionDeaf.sh", "source": "code"}])
+    );
 }
 
 #[test]
