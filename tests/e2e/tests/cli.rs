@@ -715,3 +715,46 @@ fn completions_generate() {
         );
     }
 }
+
+#[test]
+fn logs_follow_prints_new_invocations() {
+    use std::io::BufRead;
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    ok(fgs(
+        &s,
+        &["create", "followed", "--code", dir.to_str().unwrap()],
+        None,
+    ));
+    let mut child = client_cmd(&s)
+        .args(["logs", "followed", "--follow", "-o", "json"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("fgs runs");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let r = s.invoke("followed", &json!({"op": "log", "text": "followed-line"}));
+    r.expect(200);
+    let rid = r.header("x-cff-request-id").expect("request id");
+    let line = rx.recv_timeout(std::time::Duration::from_secs(20));
+    child.kill().expect("kill the follower");
+    let _ = child.wait();
+    let line = line.expect("a JSON line for the new invocation");
+    let v: Value = serde_json::from_str(&line).expect("one JSON record per line");
+    assert_eq!(v["request_id"], rid.as_str(), "{v}");
+    assert!(
+        v["log"].as_str().unwrap_or("").contains("followed-line"),
+        "{v}"
+    );
+}
