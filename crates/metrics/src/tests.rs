@@ -66,3 +66,33 @@ fn invisible_projects_are_left_out() {
     assert!(text.contains(r#"project="mine""#), "{text}");
     assert!(!text.contains("theirs"), "{text}");
 }
+
+/// What one invocation costs the hot path: the series lookup and the recording. Run with
+/// `cargo test -p fgs-metrics --release -- --ignored --nocapture recording_cost`.
+#[test]
+#[ignore]
+fn recording_cost() {
+    let reg = Registry::default();
+    for i in 0..100 {
+        reg.series("p", "default", &format!("f{i}"), "latest");
+    }
+    let n = 1_000_000;
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        reg.series("p", "default", "f42", "latest").ran(
+            Outcome::Success,
+            Duration::from_micros(700),
+            None,
+            1,
+            128,
+        );
+    }
+    let per = t0.elapsed() / n;
+    println!("series lookup + record: {per:?} per invocation");
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(reg.series("p", "default", "f42", "latest"));
+    }
+    println!("series lookup alone: {:?}", t0.elapsed() / n);
+    assert!(per < Duration::from_micros(5), "{per:?}");
+}
