@@ -358,8 +358,22 @@ fn deploy_from_fgs_yaml_then_redeploy() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = code_dir(tmp.path());
     let mark = unique("deploy");
-    let timer = "triggers:\n  - type: TIMER\n    status: DISABLED\n    event_data:\n      \
-                 name: tick\n      schedule_type: Rate\n      schedule: 1m\n";
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    std::fs::write(lib.join("helper.txt"), "help\n").expect("write");
+    ok(fgs_any(
+        &s,
+        &[
+            "dependency",
+            "create",
+            "deplib",
+            "--code",
+            lib.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let timer = "dependencies:\n  - deplib\ntriggers:\n  - type: TIMER\n    status: DISABLED\n    \
+                 event_data:\n      name: tick\n      schedule_type: Rate\n      schedule: 1m\n";
     manifest(&dir, &mark, "first", timer);
     let o = ok(fgs_any(&s, &["deploy", dir.to_str().unwrap()], None));
     assert!(err(&o).contains("created "), "{}", err(&o));
@@ -370,6 +384,11 @@ fn deploy_from_fgs_yaml_then_redeploy() {
         (json!(256), json!(10))
     );
     assert_eq!(cfg["description"], "from fgs.yaml");
+    assert_eq!(
+        cfg["depend_version_list"].as_array().map(Vec::len),
+        Some(1),
+        "{cfg}"
+    );
     let env = ok(fgs(
         &s,
         &["invoke", "deployed", "--data", r#"{"op":"env"}"#],
