@@ -82,8 +82,9 @@ pub struct ServeArgs {
 /// How instances are isolated (docs/sandbox.md).
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
-    /// `on`: namespaces, cgroups, seccomp; `off`: plain process groups on the host, no isolation
-    /// at all (reported as a warning in the log and in /healthz).
+    /// `on`: namespaces, cgroups, seccomp (without root: the same namespaces inside a user
+    /// namespace, cgroup limits reported as not enforced); `off`: plain process groups on the
+    /// host, no isolation at all (reported as a warning in the log and in /healthz).
     #[arg(long = "sandbox", env = "FGS_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
     pub mode: String,
     /// Sandboxes kept prepared ahead of need, so that a cold start pays only the runtime's start.
@@ -92,7 +93,8 @@ pub struct SandboxArgs {
     /// Name of the cgroup instance cgroups are created under, at each hierarchy's root.
     #[arg(long, env = "FGS_CGROUP_PARENT", default_value = "fgs")]
     pub cgroup_parent: String,
-    /// Host directory for sandbox mount points, namespace files and pasta pid files.
+    /// Host directory for sandbox mount points, namespace files and pasta pid files. Without root
+    /// and without write access here: `$XDG_RUNTIME_DIR/fgs`, else `/tmp/fgs-<uid>`.
     #[arg(long, env = "FGS_SANDBOX_RUN_DIR", default_value = "/run/fgs")]
     pub sandbox_run_dir: PathBuf,
     /// Give instances no network beyond their own loopback (no egress, no host.fgs.internal).
@@ -245,6 +247,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let report = sandbox.report();
     tracing::info!(
         mode = report.mode,
+        not_enforced = ?report.not_enforced,
         cgroups = report.cgroups.layout,
         egress = report.egress,
         prewarm = report.prewarm,

@@ -30,6 +30,20 @@ pub(crate) struct ShimConfig {
     /// Port of the Runtime API listener on the sandbox's 127.0.0.1.
     pub api_port: u16,
     pub tmp_size_mb: u32,
+    /// Rootless: the user namespace to make first, and how ids map into it.
+    #[serde(default)]
+    pub user_ns: Option<UserNs>,
+}
+
+/// A user namespace with one uid and one gid: the host ids of the unprivileged user fgs runs as,
+/// seen inside as the function's ids (1003). One line each is all an unprivileged process may
+/// write to its own `uid_map` without `newuidmap`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct UserNs {
+    pub host_uid: u32,
+    pub host_gid: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// The second step: what to run, with which mounts and limits.
@@ -46,6 +60,22 @@ pub(crate) struct SpawnMsg {
     pub uid: u32,
     pub gid: u32,
     pub nofile: u64,
+    /// `RLIMIT_NPROC` of the runtime, where no pids cgroup counts the instance's processes: in
+    /// a user namespace of its own, the kernel counts them per instance.
+    #[serde(default)]
+    pub nproc: Option<u64>,
+    /// In a user namespace whose `setgroups` is denied: the runtime keeps the empty group list
+    /// it already has instead of calling `setgroups`.
+    #[serde(default)]
+    pub user_ns: bool,
+}
+
+/// What fgs asks of a running rootless sandbox's shim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// A TCP connection to the sandbox's `127.0.0.1:port`, made by the shim inside the
+    /// sandbox's network namespace: fgs without root may not `setns` into it.
+    Connect { seq: u64, port: u16 },
 }
 
 /// What the shim answers.
@@ -59,6 +89,14 @@ pub(crate) enum Reply {
     },
     /// The runtime process was started.
     Started,
+    /// The connection of [`Request::Connect`] `seq`; the socket travels with this message.
+    Connected {
+        seq: u64,
+    },
+    ConnectFailed {
+        seq: u64,
+        errno: i32,
+    },
     Failed {
         error: String,
     },

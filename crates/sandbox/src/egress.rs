@@ -25,7 +25,8 @@ use crate::sys::PidFd;
 #[derive(Debug)]
 pub(crate) struct Egress {
     pasta: Option<PidFd>,
-    ns_file: PathBuf,
+    /// The namespace bound to a file for pasta (as root only).
+    ns_file: Option<PathBuf>,
     pid_file: PathBuf,
 }
 
@@ -38,30 +39,39 @@ impl Egress {
         id: &str,
         pid: u32,
     ) -> Result<Egress, String> {
-        let ns_file = run_dir.join("netns").join(id);
+        let rootless = !crate::probe::is_root();
         let pid_file = run_dir.join("pasta").join(format!("{id}.pid"));
-        fs::write(&ns_file, b"").map_err(|e| format!("creating {}: {e}", ns_file.display()))?;
         let mut eg = Egress {
             pasta: None,
-            ns_file,
+            ns_file: None,
             pid_file,
         };
-        mount(
-            Some(Path::new(&format!("/proc/{pid}/ns/net"))),
-            &eg.ns_file,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| format!("binding the network namespace: {e}"))?;
-        let out = Command::new(pasta)
-            .args(["--quiet", "--config-net", "--runas", "0:0"])
+        let mut cmd = Command::new(pasta);
+        cmd.args(["--quiet", "--config-net"])
             // No inbound port forwarding: the namespace's ports are fgs's to reach, not the host's.
             .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
-            .arg("--netns")
-            .arg(&eg.ns_file)
             .arg("--pid")
-            .arg(&eg.pid_file)
+            .arg(&eg.pid_file);
+        if rootless {
+            // pasta was made for this: given the shim's pid, it joins the sandbox's user
+            // namespace (ours, so it may) and then its network namespace. No bind mount of the
+            // namespace is possible, or needed, without root.
+            cmd.arg(pid.to_string());
+        } else {
+            let ns_file = run_dir.join("netns").join(id);
+            fs::write(&ns_file, b"").map_err(|e| format!("creating {}: {e}", ns_file.display()))?;
+            eg.ns_file = Some(ns_file.clone());
+            mount(
+                Some(Path::new(&format!("/proc/{pid}/ns/net"))),
+                &ns_file,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("binding the network namespace: {e}"))?;
+            cmd.args(["--runas", "0:0", "--netns"]).arg(&ns_file);
+        }
+        let out = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -86,8 +96,10 @@ impl Drop for Egress {
         if let Some(p) = &self.pasta {
             p.signal(Signal::SIGKILL);
         }
-        let _ = umount2(&self.ns_file, MntFlags::MNT_DETACH);
-        let _ = fs::remove_file(&self.ns_file);
+        if let Some(f) = &self.ns_file {
+            let _ = umount2(f, MntFlags::MNT_DETACH);
+            let _ = fs::remove_file(f);
+        }
         let _ = fs::remove_file(&self.pid_file);
     }
 }

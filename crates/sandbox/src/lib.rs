@@ -18,6 +18,7 @@ mod ctl;
 mod egress;
 mod probe;
 mod process;
+mod rootless;
 mod sandbox;
 mod shim;
 mod sys;

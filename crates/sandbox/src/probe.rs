@@ -11,8 +11,13 @@ use crate::cgroup::{CgroupLayout, Source};
 /// The probe's findings and what the sandbox does with them.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolationReport {
-    /// `namespaces` (the full sandbox) or `process-group` (none: `--sandbox off` or unavailable).
+    /// `namespaces` (the full sandbox, as root), `rootless` (the same namespaces inside a user
+    /// namespace per sandbox, without root; see `not_enforced`) or `process-group` (none:
+    /// `--sandbox off` or unavailable).
     pub mode: &'static str,
+    /// Limits the sandbox cannot enforce here (`memory`, `cpu`, `pids`); each also has a
+    /// warning saying why.
+    pub not_enforced: Vec<&'static str>,
     pub root: bool,
     pub namespaces: Namespaces,
     pub cgroups: CgroupReport,
@@ -35,7 +40,12 @@ pub struct Namespaces {
     pub uts: bool,
     pub ipc: bool,
     pub cgroup: bool,
+    /// Whether this user may make user namespaces (always true for root where the kernel has
+    /// them).
     pub user: bool,
+    /// Why an unprivileged user may not, when it may not.
+    #[serde(skip)]
+    pub(crate) user_unprivileged: Result<(), String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,11 +64,12 @@ pub struct CgroupReport {
 impl Namespaces {
     pub(crate) fn probe() -> Namespaces {
         let ns = |n: &str| Path::new("/proc/self/ns").join(n).exists();
-        let user = ns("user")
-            && std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .is_some_and(|n| n > 0);
+        let user_unprivileged = if ns("user") {
+            unprivileged_userns(|f| std::fs::read_to_string(f).ok())
+        } else {
+            Err("the kernel has no user namespaces".into())
+        };
+        let user = ns("user") && (is_root() || user_unprivileged.is_ok());
         Namespaces {
             mount: ns("mnt"),
             pid: ns("pid"),
@@ -67,6 +78,7 @@ impl Namespaces {
             ipc: ns("ipc"),
             cgroup: ns("cgroup"),
             user,
+            user_unprivileged,
         }
     }
 
@@ -92,6 +104,26 @@ impl CgroupReport {
     }
 }
 
+/// Whether the kernel lets an unprivileged user make user namespaces, from the sysctls that
+/// forbid it: the upstream limit, Debian's and Ubuntu's switches. The shim still has the last
+/// word: the self-test at start-up tries one.
+fn unprivileged_userns(read: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    let num = |f: &str| read(f).and_then(|s| s.trim().parse::<u64>().ok());
+    if num("/proc/sys/user/max_user_namespaces") == Some(0) {
+        return Err("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    if num("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return Err(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+                .into(),
+        );
+    }
+    if num("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        return Err("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)".into());
+    }
+    Ok(())
+}
+
 /// Whether the kernel offers seccomp filters.
 pub(crate) fn seccomp_available() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -102,4 +134,33 @@ pub(crate) fn seccomp_available() -> bool {
 
 pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprivileged_user_namespaces_by_sysctl() {
+        let host = |vals: &'static [(&'static str, &'static str)]| {
+            move |f: &str| {
+                vals.iter()
+                    .find(|(k, _)| f.ends_with(k))
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(unprivileged_userns(host(&[("max_user_namespaces", "96365\n")])).is_ok());
+        // Debian's switch is absent on this kernel: that is not a refusal.
+        assert!(unprivileged_userns(host(&[])).is_ok());
+        let e = unprivileged_userns(host(&[
+            ("max_user_namespaces", "96365"),
+            ("unprivileged_userns_clone", "0"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("unprivileged_userns_clone"), "{e}");
+        assert!(unprivileged_userns(host(&[("max_user_namespaces", "0")])).is_err());
+        assert!(
+            unprivileged_userns(host(&[("apparmor_restrict_unprivileged_userns", "1")])).is_err()
+        );
+    }
 }

@@ -17,7 +17,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{InstanceCgroup, Limits};
-use crate::ctl::{self, Reply, ShimConfig, SpawnMsg, SHIM_CTL_FD};
+use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
 use crate::egress::Egress;
 use crate::sandbox::{Inner, CODE_ROOT};
 use crate::sys::{self, PidFd};
@@ -137,6 +137,12 @@ pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError
         hosts: sb.hosts.clone(),
         api_port: sb.cfg.api_port,
         tmp_size_mb: TMP_MB,
+        user_ns: sb.rootless.then(|| UserNs {
+            host_uid: nix::unistd::geteuid().as_raw(),
+            host_gid: nix::unistd::getegid().as_raw(),
+            uid: sb.cfg.uid,
+            gid: sb.cfg.gid,
+        }),
     };
     let mut cmd = std::process::Command::new(&sb.exe);
     cmd.arg("__sandbox-exec")
@@ -319,6 +325,10 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         uid: shim.sandbox.cfg.uid,
         gid: shim.sandbox.cfg.gid,
         nofile: NOFILE,
+        // Rootless there is no pids cgroup; the instance's own user namespace makes the kernel
+        // count its processes (and threads) apart from every other instance's.
+        nproc: (shim.sandbox.rootless && shim.cgroup.is_none()).then_some(u64::from(PIDS_MAX)),
+        user_ns: shim.sandbox.rootless,
     };
     let fail = |shim: Shim, msg: String| {
         teardown_later(Teardown::Shim(shim));
@@ -333,7 +343,8 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             Ok(Some((Reply::Init { pid }, _))) => init = Some(pid),
             Ok(Some((Reply::Started, _))) => started = true,
             Ok(Some((Reply::Failed { error }, _))) => return fail(shim, error),
-            Ok(Some((Reply::Ready, _))) => {}
+            Ok(Some((Reply::Ready | Reply::Connected { .. } | Reply::ConnectFailed { .. }, _))) => {
+            }
             Ok(None) => return fail(shim, "the sandbox shim exited during set-up".into()),
             Err(e) => return fail(shim, format!("reading from the shim: {e}")),
         }
@@ -348,6 +359,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         (Ok(a), Ok(b), Ok(c)) => (a, b, OwnedFd::from(c)),
         _ => return fail(shim, "the sandbox ended during start".into()),
     };
+    let rootless = shim.sandbox.rootless;
     let Shim {
         child,
         output,
@@ -356,7 +368,13 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         ctl,
         ..
     } = shim;
-    drop(ctl);
+    // Rootless, the shim connects into the namespace for fgs (see `ProcessHandle::connect`).
+    let broker = rootless.then(|| {
+        Mutex::new(Broker {
+            ctl: Some(ctl),
+            seq: 0,
+        })
+    });
     let handle = ProcessHandle {
         inner: Arc::new(HandleInner {
             pid,
@@ -365,6 +383,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
                 shim: shim_fd,
                 cgroup,
                 netns: Mutex::new(Some(netns)),
+                broker,
             },
             peak: AtomicU64::new(0),
             oom_kills: AtomicU64::new(0),
@@ -416,7 +435,62 @@ enum Kind {
         shim: PidFd,
         cgroup: Option<InstanceCgroup>,
         netns: Mutex<Option<OwnedFd>>,
+        /// Rootless: the control socket to the shim, which makes connections for fgs.
+        broker: Option<Mutex<Broker>>,
     },
+}
+
+/// The host end of a rootless shim's connection service.
+#[derive(Debug)]
+struct Broker {
+    /// `None` once the instance has ended.
+    ctl: Option<OwnedFd>,
+    seq: u64,
+}
+
+impl Broker {
+    fn connect(&mut self, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+        let gone =
+            || std::io::Error::new(std::io::ErrorKind::NotConnected, "the instance has ended");
+        let ctl = self.ctl.as_ref().ok_or_else(gone)?;
+        self.seq += 1;
+        let seq = self.seq;
+        ctl::send(ctl.as_fd(), &Request::Connect { seq, port }, None)
+            .map_err(std::io::Error::from)?;
+        // A reply that comes later than `timeout` is dropped below by its older seq, so that
+        // it is never taken for the answer to the next request.
+        let deadline = std::time::Instant::now() + timeout + Duration::from_secs(1);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the sandbox shim did not answer",
+                ));
+            }
+            nix::sys::socket::setsockopt(
+                ctl,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &nix::sys::time::TimeVal::new(
+                    left.as_secs() as i64,
+                    left.subsec_micros().max(1) as _,
+                ),
+            )
+            .map_err(std::io::Error::from)?;
+            match ctl::recv::<Reply>(ctl.as_fd()) {
+                Ok(Some((Reply::Connected { seq: s }, Some(fd)))) if s == seq => {
+                    return Ok(TcpStream::from(fd))
+                }
+                Ok(Some((Reply::ConnectFailed { seq: s, errno }, _))) if s == seq => {
+                    return Err(std::io::Error::from_raw_os_error(errno))
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(gone()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl ProcessHandle {
@@ -495,9 +569,15 @@ impl ProcessHandle {
     /// host's loopback when isolation is off).
     pub fn connect(&self, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let Kind::Isolated { netns, .. } = &self.inner.kind else {
+        let Kind::Isolated { netns, broker, .. } = &self.inner.kind else {
             return TcpStream::connect_timeout(&addr, timeout);
         };
+        if let Some(b) = broker {
+            return b
+                .lock()
+                .expect("broker lock is never poisoned")
+                .connect(port, timeout);
+        }
         let ns = netns
             .lock()
             .expect("netns lock is never poisoned")
@@ -522,8 +602,11 @@ impl ProcessHandle {
 
     fn release(&self) {
         self.remember();
-        if let Kind::Isolated { netns, .. } = &self.inner.kind {
+        if let Kind::Isolated { netns, broker, .. } = &self.inner.kind {
             netns.lock().expect("netns lock is never poisoned").take();
+            if let Some(b) = broker {
+                b.lock().expect("broker lock is never poisoned").ctl.take();
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::cgroup::{self, CgroupLayout, Source};
 use crate::egress;
 use crate::probe::{self, CgroupReport, IsolationReport, Namespaces};
 use crate::process::{self, Prepared, SandboxError};
+use crate::rootless;
 
 /// Where the function's code appears inside a sandbox (SPEC.md 4: `RUNTIME_CODE_ROOT`).
 pub const CODE_ROOT: &str = "/opt/function/code";
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     pub cfg: SandboxConfig,
     pub report: IsolationReport,
     pub isolated: bool,
+    /// Isolated without root: in a user namespace of each sandbox's own.
+    pub rootless: bool,
     pub layout: CgroupLayout,
     pub pasta: Option<PathBuf>,
     pub exe: PathBuf,
@@ -124,20 +127,30 @@ impl Sandbox {
         sandbox
     }
 
-    fn build(cfg: SandboxConfig) -> Sandbox {
+    fn build(mut cfg: SandboxConfig) -> Sandbox {
         let namespaces = Namespaces::probe();
-        let layout = CgroupLayout::detect();
         let root = probe::is_root();
         let mut warnings = Vec::new();
         let mut isolated = cfg.isolation == Isolation::Namespaces;
         if !isolated {
             warnings.push("sandbox off: instances run as plain process groups on the host, with no namespaces, cgroups, seccomp or private /tmp".to_string());
-        } else if !root {
-            isolated = false;
-            warnings.push("fgs does not run as root: instances run as plain process groups without isolation (user-namespace sandboxes are not implemented yet)".to_string());
         } else if !namespaces.all_but_user() {
             isolated = false;
             warnings.push("the kernel lacks mount, pid, net, uts, ipc or cgroup namespaces: instances run without isolation".to_string());
+        } else if !root {
+            if let Err(why) = &namespaces.user_unprivileged {
+                isolated = false;
+                warnings.push(format!("fgs does not run as root and {why}: instances run as plain process groups without isolation"));
+            }
+        }
+        let rootless = isolated && !root;
+        let layout = if rootless {
+            rootless::cgroups(&mut warnings)
+        } else {
+            CgroupLayout::detect()
+        };
+        if rootless {
+            cfg.run_dir = rootless::run_dir(&cfg.run_dir);
         }
         let mut pasta = None;
         let mut gateway = None;
@@ -161,7 +174,9 @@ impl Sandbox {
             if layout.memory() == Source::None {
                 warnings.push("no memory cgroup controller: memory_size is not enforced and 4205 is never answered".into());
             }
-            if layout.pids() == Source::None {
+            if layout.pids() == Source::None && rootless {
+                warnings.push("no pids cgroup controller: processes are limited only by RLIMIT_NPROC 1024 per instance (counted in its own user namespace)".into());
+            } else if layout.pids() == Source::None {
                 warnings.push("no pids cgroup controller: fork bombs are not contained".into());
             }
             if layout.cpu() == Source::None {
@@ -195,12 +210,25 @@ impl Sandbox {
         }
         let hosts = hosts_file(gateway.filter(|_| pasta.is_some()));
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let mut not_enforced = Vec::new();
+        if isolated {
+            if layout.memory() == Source::None {
+                not_enforced.push("memory");
+            }
+            if layout.cpu() == Source::None {
+                not_enforced.push("cpu");
+            }
+            if layout.pids() == Source::None && !rootless {
+                not_enforced.push("pids");
+            }
+        }
         let report = IsolationReport {
-            mode: if isolated {
-                "namespaces"
-            } else {
-                "process-group"
+            mode: match (isolated, rootless) {
+                (true, false) => "namespaces",
+                (true, true) => "rootless",
+                (false, _) => "process-group",
             },
+            not_enforced,
             root,
             namespaces,
             cgroups: CgroupReport::new(&layout, &cfg.cgroup_parent),
@@ -217,6 +245,7 @@ impl Sandbox {
                 cfg,
                 report,
                 isolated,
+                rootless,
                 layout,
                 pasta,
                 exe,
@@ -264,6 +293,7 @@ impl Sandbox {
             }
         }
         report.mode = inner.report.mode;
+        report.not_enforced = inner.report.not_enforced.clone();
         report.egress = inner.report.egress;
         report.host_address = inner.report.host_address.clone();
         report.seccomp = inner.report.seccomp;

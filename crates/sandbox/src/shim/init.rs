@@ -90,9 +90,14 @@ fn exec_runtime(spawn: &SpawnMsg, programs: &[BpfProgram]) -> String {
         // SPEC.md 6: 1024 open files per instance.
         setrlimit(Resource::RLIMIT_NOFILE, spawn.nofile, spawn.nofile)
             .ctx(|| "setrlimit".into())?;
+        if let Some(n) = spawn.nproc {
+            setrlimit(Resource::RLIMIT_NPROC, n, n).ctx(|| "setrlimit nproc".into())?;
+        }
         std::env::set_current_dir(&spawn.cwd).ctx(|| format!("chdir {}", spawn.cwd.display()))?;
         let (uid, gid) = (Uid::from_raw(spawn.uid), Gid::from_raw(spawn.gid));
-        nix::unistd::setgroups(&[]).ctx(|| "setgroups".into())?;
+        if !spawn.user_ns {
+            nix::unistd::setgroups(&[]).ctx(|| "setgroups".into())?;
+        }
         nix::unistd::setresgid(gid, gid, gid).ctx(|| "setresgid".into())?;
         nix::unistd::setresuid(uid, uid, uid).ctx(|| "setresuid".into())?;
         nix::sys::prctl::set_no_new_privs().ctx(|| "no_new_privs".into())?;

@@ -10,10 +10,17 @@
 //! pivot into the root, fork the pid namespace's init, which mounts `/proc`, detaches the host
 //! root and forks the runtime: new session, rlimits, uid/gid 1003, `no_new_privs`, seccomp, exec.
 //! The shim waits for the init and exits as the runtime did, so fgs sees the runtime's status.
+//!
+//! Rootless (fgs is not root), the shim first makes a user namespace that maps fgs's uid and gid
+//! to the function's 1003 ([`userns`]) and, once the runtime runs, connects to the sandbox's
+//! loopback on fgs's behalf ([`broker`]), since fgs cannot `setns` into a namespace it does not
+//! hold capabilities over.
 
+mod broker;
 mod init;
 mod root;
 mod seccomp;
+mod userns;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -76,15 +83,21 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
     for f in &cfg.cgroup_procs {
         std::fs::write(f, &pid).ctx(|| format!("joining {}", f.display()))?;
     }
-    unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWCGROUP,
-    )
-    .ctx(|| "unshare".into())?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if cfg.user_ns.is_some() {
+        // Rootless: the kernel makes the user namespace first and gives it the others, so the
+        // capabilities the shim has in it cover their set-up (mounts, hostname, lo).
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    unshare(flags).ctx(|| "unshare".into())?;
+    if let Some(map) = &cfg.user_ns {
+        userns::map_ids(map)?;
+    }
     nix::unistd::sethostname(&cfg.hostname).ctx(|| "sethostname".into())?;
     // Nothing mounted here may reach the host's mount table.
     nix::mount::mount(
@@ -132,6 +145,9 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
                 None,
             )
             .ctx(|| "reporting the init".into())?;
+            if cfg.user_ns.is_some() {
+                broker::serve(ctl, child)?;
+            }
             loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => {

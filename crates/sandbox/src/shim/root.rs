@@ -51,9 +51,38 @@ pub(crate) fn bind_ro(src: &Path, dst: &Path) -> ShimResult<()> {
         None::<&str>,
     )
     .ctx(|| format!("bind {} at {}", src.display(), dst.display()))?;
-    mount(None::<&str>, dst, None::<&str>, flags_ro(), None::<&str>)
-        .ctx(|| format!("remount {} read-only", dst.display()))?;
+    mount(
+        None::<&str>,
+        dst,
+        None::<&str>,
+        flags_ro() | locked_flags(dst),
+        None::<&str>,
+    )
+    .ctx(|| format!("remount {} read-only", dst.display()))?;
     Ok(())
+}
+
+/// The flags a bind mount keeps from its source. In a user namespace (rootless) a mount that
+/// came from the host's namespace is locked: a remount that would drop its `noexec` or change
+/// its atime handling fails with EPERM, so they are carried over. As root it changes nothing.
+fn locked_flags(dst: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(dst) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut m = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            m |= ms;
+        }
+    }
+    m
 }
 
 fn tmpfs(dst: &Path, opts: &str, extra: MsFlags) -> ShimResult<()> {
