@@ -57,9 +57,6 @@ pub struct ServerOpts {
     pub env_credential: bool,
     /// Start fgs in the temp dir with `--data-dir data`, as a user typing a relative path does.
     pub relative_data_dir: bool,
-    /// Run this instead of [`fgs_bin`] (given the same arguments): a wrapper that starts fgs as
-    /// another user, for the rootless sandbox tests.
-    pub program: Option<PathBuf>,
 }
 
 impl Default for ServerOpts {
@@ -70,7 +67,6 @@ impl Default for ServerOpts {
             env: Vec::new(),
             env_credential: true,
             relative_data_dir: false,
-            program: None,
         }
     }
 }
@@ -99,10 +95,6 @@ impl ServerOpts {
     }
     pub fn relative_data_dir(mut self) -> Self {
         self.relative_data_dir = true;
-        self
-    }
-    pub fn program(mut self, program: &Path) -> Self {
-        self.program = Some(program.to_owned());
         self
     }
     pub fn without_env_credential(mut self) -> Self {
@@ -145,8 +137,7 @@ impl Server {
                 (Some(t), d)
             }
         };
-        let program = opts.program.clone().unwrap_or_else(fgs_bin);
-        let mut cmd = Command::new(&program);
+        let mut cmd = Command::new(fgs_bin());
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         match (&temp, opts.relative_data_dir) {
             (Some(t), true) => cmd.current_dir(t.path()).arg("--data-dir").arg("data"),
@@ -173,7 +164,7 @@ impl Server {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("spawn {}: {e}", program.display()))?;
+            .map_err(|e| format!("spawn {}: {e}", fgs_bin().display()))?;
 
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let stderr_buf = Arc::new(Mutex::new(Vec::new()));
