@@ -4,6 +4,10 @@
 //! they say so and pass. Each test runs its own fgs with its own cgroup parent and run dir, so
 //! that what it counts afterwards is its own.
 //!
+//! The rootless tests run fgs as `nobody` (through `setpriv`) from a copy of the binary in a
+//! directory that user may read, and check the same isolation inside user namespaces, and that
+//! what cannot be enforced without root is reported.
+//!
 //! The fixture is a Custom runtime in sh + curl that runs the event's `cmd` (base64 of a shell
 //! script) and answers `{"code": exit status, "out": base64 of its output}`.
 
@@ -79,6 +83,89 @@ fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
         server: Some(server),
         run_dir,
         parents,
+        _temp: temp,
+    })
+}
+
+/// The unprivileged user the rootless tests run fgs as.
+const NOBODY: u32 = 65534;
+
+/// A server running as `nobody`, or `None` (and why) where that cannot be arranged: the test is
+/// not root (it cannot switch users), `setpriv` is missing, or the kernel refuses that user a
+/// user namespace.
+fn start_rootless(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    use std::process::Command;
+    if !is_root() {
+        eprintln!("skipped {test}: switching to an unprivileged user needs root");
+        return None;
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(setpriv) = setpriv else {
+        eprintln!("skipped {test}: setpriv (util-linux) is not installed");
+        return None;
+    };
+    let as_nobody = |cmd: &[&str]| {
+        let id = NOBODY.to_string();
+        Command::new(setpriv)
+            .args([
+                &format!("--reuid={id}"),
+                &format!("--regid={id}"),
+                "--clear-groups",
+            ])
+            .args(cmd)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !as_nobody(&["unshare", "--user", "--map-root-user", "true"]) {
+        eprintln!("skipped {test}: the kernel gives an unprivileged user no user namespace");
+        return None;
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("fgs-rootless-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = temp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // target/ may sit under a directory nobody cannot enter: run a copy.
+    let bin = dir.join("fgs");
+    std::fs::copy(fgs_e2e::fgs_bin(), &bin).expect("copy the fgs binary");
+    let (data, run) = (dir.join("data"), dir.join("run"));
+    for d in [&data, &run] {
+        std::fs::create_dir(d).expect("mkdir");
+        chown(d, Some(NOBODY), Some(NOBODY)).expect("chown to nobody");
+    }
+    let wrapper = dir.join("fgs-as-nobody");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {setpriv} --reuid={NOBODY} --regid={NOBODY} --clear-groups {} \"$@\"\n",
+            bin.display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut opts = ServerOpts::default()
+        .program(&wrapper)
+        .data_dir(&data)
+        .flag("--sandbox-run-dir", run.display().to_string())
+        .env("FGS_LOG", "info,fgs_instance=debug");
+    for (k, v) in extra {
+        opts = opts.flag(k, *v);
+    }
+    let server = Server::start(opts);
+    let iso = healthz(&server)["isolation"].clone();
+    assert_eq!(
+        iso["mode"], "rootless",
+        "as nobody with user namespaces, instances must be sandboxed rootless: {iso}"
+    );
+    Some(Sandboxed {
+        server: Some(server),
+        run_dir: run,
+        parents: Vec::new(),
         _temp: temp,
     })
 }
@@ -200,6 +287,19 @@ fn a_fork_bomb_is_contained_and_fgs_keeps_serving() {
     let Some(sb) = start("fork bomb", &[]) else {
         return;
     };
+    fork_bomb(sb);
+}
+
+/// Rootless, RLIMIT_NPROC in the instance's own user namespace stands in for pids.max.
+#[test]
+fn rootless_a_fork_bomb_is_contained_and_fgs_keeps_serving() {
+    let Some(sb) = start_rootless("rootless fork bomb", &[]) else {
+        return;
+    };
+    fork_bomb(sb);
+}
+
+fn fork_bomb(sb: Sandboxed) {
     sb.create("bomb", json!({"timeout": 5}));
     sb.create("bystander", json!({}));
     let t0 = Instant::now();
@@ -288,6 +388,19 @@ fn host_fgs_internal_reaches_a_server_on_the_hosts_loopback() {
     let Some(sb) = start("host.fgs.internal", &[]) else {
         return;
     };
+    host_fgs_internal(sb);
+}
+
+/// pasta without root, joining the sandbox's user namespace.
+#[test]
+fn rootless_host_fgs_internal_reaches_a_server_on_the_hosts_loopback() {
+    let Some(sb) = start_rootless("rootless host.fgs.internal", &[]) else {
+        return;
+    };
+    host_fgs_internal(sb);
+}
+
+fn host_fgs_internal(sb: Sandboxed) {
     if healthz(sb.s())["isolation"]["egress"] != "pasta" {
         eprintln!("skipped host.fgs.internal: no egress here (install Debian's passt)");
         sb.finish();
@@ -337,9 +450,19 @@ fn two_instances_listen_on_127_0_0_1_8000_at_once() {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn cold_start_split() {
-    for prewarm in ["0", "2"] {
-        let Some(sb) = start("cold start", &[("--prewarm", prewarm)]) else {
-            return;
+    for (mode, prewarm) in [
+        ("root", "0"),
+        ("root", "2"),
+        ("rootless", "0"),
+        ("rootless", "2"),
+    ] {
+        let extra = [("--prewarm", prewarm)];
+        let started = match mode {
+            "root" => start("cold start", &extra),
+            _ => start_rootless("cold start", &extra),
+        };
+        let Some(sb) = started else {
+            continue;
         };
         let n = 50;
         for i in 0..n {
@@ -364,7 +487,7 @@ fn cold_start_split() {
         };
         let [mut p, mut s, mut r] = cols;
         println!(
-            "prewarm={prewarm} starts={} median prepare={}us spawn={}us runtime-ready={}us",
+            "{mode} prewarm={prewarm} starts={} median prepare={}us spawn={}us runtime-ready={}us",
             p.len(),
             med(&mut p),
             med(&mut s),
@@ -396,4 +519,109 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// Issue 3 item 6: without root, an instance still gets its own pid namespace, `/tmp`, root and
+/// loopback (inside a user namespace), and what cannot be enforced is reported, not skipped.
+#[test]
+fn rootless_instances_are_isolated_and_unenforced_limits_are_reported() {
+    let Some(sb) = start_rootless("rootless sandbox", &[]) else {
+        return;
+    };
+    let iso = healthz(sb.s())["isolation"].clone();
+    assert_eq!(iso["root"], false, "{iso}");
+    let not_enforced: Vec<&str> = iso["not_enforced"]
+        .as_array()
+        .expect("not_enforced is a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    // No cgroup is writable by nobody on the test hosts: memory and cpu cannot be limited.
+    assert!(
+        not_enforced.contains(&"memory") && not_enforced.contains(&"cpu"),
+        "{iso}"
+    );
+    let warnings = iso["warnings"].to_string();
+    assert!(warnings.contains("memory_size is not enforced"), "{iso}");
+    assert!(warnings.contains("cpu quotas are not enforced"), "{iso}");
+    assert!(warnings.contains("RLIMIT_NPROC"), "{iso}");
+    assert!(
+        sb.s().stderr().contains("memory_size is not enforced"),
+        "the start-up log names what is not enforced"
+    );
+
+    sb.create("peek", json!({}));
+    sb.create("other", json!({}));
+    let data = sb.s().data_dir().display().to_string();
+    let out = sb.ok(
+        "peek",
+        &format!(
+            "id -u; ls /proc | grep -cE '^[0-9]+$'; [ -e '{data}' ] && echo data-visible; \
+             cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+             grep 'Max processes' /proc/self/limits | tr -s ' ' | cut -d' ' -f3; echo secret >/tmp/mine; ls /"
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1003", "functions run as uid 1003 inside: {out}");
+    let procs: usize = lines[1].parse().expect("a count");
+    assert!(procs <= 8, "the instance sees {procs} processes: {out}");
+    assert!(
+        !out.contains("data-visible"),
+        "the data dir is visible: {out}"
+    );
+    assert!(
+        lines[2].contains("__sandbox-exec"),
+        "pid 1 is the sandbox's init: {out}"
+    );
+    assert_eq!(
+        lines[3], "1024",
+        "RLIMIT_NPROC stands in for pids.max: {out}"
+    );
+    assert!(
+        !out.contains("\nroot\n") && !out.contains("\nhome\n"),
+        "{out}"
+    );
+    assert_eq!(sb.ok("peek", "cat /tmp/mine"), "secret\n");
+    assert_eq!(sb.ok("other", "ls /tmp | grep -c mine || true"), "0\n");
+    // The host sees the runtime as nobody, never as root.
+    let host_uid = sb.ok("peek", "cat /proc/self/uid_map");
+    assert!(
+        host_uid.split_whitespace().eq(["1003", "65534", "1"]),
+        "{host_uid}"
+    );
+    sb.finish();
+}
+
+/// fgs without root cannot `setns` into an instance's network namespace; the shim connects for
+/// it. An HTTP function is served only through such connections.
+#[test]
+fn rootless_http_function_is_reached_on_its_own_loopback() {
+    let Some(sb) = start_rootless("rootless http function", &[]) else {
+        return;
+    };
+    let server = "exec /usr/bin/python3 -c \"import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n  def do_GET(s):\n    s.send_response(200); s.end_headers(); s.wfile.write(b'hello-from-8000')\n  def log_message(s, *a): pass\nh.HTTPServer(('127.0.0.1', 8000), H).serve_forever()\"\n";
+    let zip = fgs_e2e::fixture::zip_files(&[("bootstrap", server.as_bytes(), 0o755)]);
+    sb.s()
+        .post(
+            "/functions",
+            &json!({
+                "func_name": "web", "runtime": "http", "handler": "bootstrap",
+                "memory_size": 128, "timeout": 10, "code_type": "zip", "code_filename": "web.zip",
+                "func_code": {"file": b64(&zip)},
+            }),
+        )
+        .expect(200);
+    let ev = json!({"httpMethod": "GET", "path": "/", "headers": {}, "body": "",
+                    "isBase64Encoded": false});
+    for _ in 0..3 {
+        let r = sb.s().invoke("web", &ev);
+        assert_eq!(
+            r.header("x-is-func-err").as_deref(),
+            Some("false"),
+            "{}",
+            r.text()
+        );
+        assert!(r.text().contains("hello-from-8000"), "{}", r.text());
+    }
+    sb.finish();
 }
