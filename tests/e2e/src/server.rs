@@ -57,6 +57,9 @@ pub struct ServerOpts {
     pub env_credential: bool,
     /// Start fgs in the temp dir with `--data-dir data`, as a user typing a relative path does.
     pub relative_data_dir: bool,
+    /// Run this instead of [`fgs_bin`] (given the same arguments): a wrapper that starts fgs as
+    /// another user, for the rootless sandbox tests.
+    pub program: Option<PathBuf>,
 }
 
 impl Default for ServerOpts {
@@ -67,6 +70,7 @@ impl Default for ServerOpts {
             env: Vec::new(),
             env_credential: true,
             relative_data_dir: false,
+            program: None,
         }
     }
 }
@@ -95,6 +99,10 @@ impl ServerOpts {
     }
     pub fn relative_data_dir(mut self) -> Self {
         self.relative_data_dir = true;
+        self
+    }
+    pub fn program(mut self, program: &Path) -> Self {
+        self.program = Some(program.to_owned());
         self
     }
     pub fn without_env_credential(mut self) -> Self {
@@ -137,7 +145,8 @@ impl Server {
                 (Some(t), d)
             }
         };
-        let mut cmd = Command::new(fgs_bin());
+        let program = opts.program.clone().unwrap_or_else(fgs_bin);
+        let mut cmd = Command::new(&program);
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         match (&temp, opts.relative_data_dir) {
             (Some(t), true) => cmd.current_dir(t.path()).arg("--data-dir").arg("data"),
@@ -164,7 +173,7 @@ impl Server {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("spawn {}: {e}", fgs_bin().display()))?;
+            .map_err(|e| format!("spawn {}: {e}", program.display()))?;
 
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let stderr_buf = Arc::new(Mutex::new(Vec::new()));
