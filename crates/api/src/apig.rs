@@ -68,9 +68,14 @@ async fn answer(state: &SharedState, req: Request) -> ApiResult<Response> {
             )))
         }
     };
-    let bytes = axum::body::to_bytes(body, SYNC_PAYLOAD_MAX)
-        .await
-        .map_err(|_| ApiError::too_large("the request body", SYNC_PAYLOAD_MAX))?;
+    // Public routes are read by anyone: bounded in size and in time (docs/security.md).
+    let bytes = crate::authn::read_body(
+        &parts.extensions,
+        body,
+        SYNC_PAYLOAD_MAX,
+        "the request body",
+    )
+    .await?;
     if m.route.auth == Auth::Iam {
         let principal = state.keyring.verify(
             parts.method.as_str(),

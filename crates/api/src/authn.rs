@@ -34,6 +34,28 @@ fn body_limit(path: &str) -> (usize, &'static str) {
     }
 }
 
+/// Reads a whole body of at most `limit` bytes (413 `FSS.0413` past it) within the request's
+/// [`BodyReadTimeout`] (408 `FSS.0408` past it).
+pub(crate) async fn read_body(
+    extensions: &axum::http::Extensions,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    let timeout = extensions
+        .get::<BodyReadTimeout>()
+        .map_or(BODY_READ_TIMEOUT, |t| t.0);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(ApiError::too_large(what, limit)),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "FSS.0408",
+            format!("the request body did not arrive within {timeout:?}"),
+        )),
+    }
+}
+
 pub async fn authenticate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     // Nesting strips `/v2/{project}/fgs` from the URI; the signature covers the whole path.
@@ -43,21 +65,9 @@ pub async fn authenticate(State(state): State<SharedState>, req: Request, next: 
         .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
     let path = uri.path().to_string();
     let (limit, what) = body_limit(&path);
-    let timeout = parts
-        .extensions
-        .get::<BodyReadTimeout>()
-        .map_or(BODY_READ_TIMEOUT, |t| t.0);
-    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return ApiError::too_large(what, limit).into_response(),
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "FSS.0408",
-                format!("the request body did not arrive within {timeout:?}"),
-            )
-            .into_response()
-        }
+    let bytes = match read_body(&parts.extensions, body, limit, what).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
     let principal = match state.keyring.verify(
         parts.method.as_str(),

@@ -481,13 +481,22 @@ fn slow_and_idle_clients_do_not_starve_a_normal_call() {
     let urn = s.urn(&good);
     s.create_fixture(&good, &unique("m"), &[], json!({}));
     s.invoke_pid(&urn);
+    // A public APIG route: its bodies are read before any credential could be checked.
+    s.post(
+        &format!("/triggers/{urn}"),
+        &json!({"trigger_type_code": "APIG", "trigger_status": "ACTIVE",
+            "event_data": {"name": "open", "path": "/open", "req_method": "ANY",
+                "match_mode": "NORMAL", "auth": "NONE"}}),
+    )
+    .expect(201);
 
     let connect = || {
         let c = TcpStream::connect(s.addr).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(20))).ok();
         c
     };
-    // 150 idle, 50 with half a request head, 50 with a head and half a body: 250 of 256.
+    // 150 idle, 50 with half a request head, 50 with a head and half a body (to the API and to
+    // a public APIG route): 250 of 256.
     let mut idle: Vec<TcpStream> = (0..150).map(|_| connect()).collect();
     let mut half_head: Vec<TcpStream> = (0..50)
         .map(|_| {
@@ -497,10 +506,12 @@ fn slow_and_idle_clients_do_not_starve_a_normal_call() {
             c
         })
         .collect();
-    let body_path = s.api(&format!("/functions/{good}/invocations"));
+    let invoke_path = s.api(&format!("/functions/{good}/invocations"));
+    let apig_path = format!("/apig/{}/open", s.cred.project_id);
     let mut half_body: Vec<TcpStream> = (0..50)
-        .map(|_| {
+        .map(|i| {
             let mut c = connect();
+            let body_path = if i % 2 == 0 { &invoke_path } else { &apig_path };
             let head = format!(
                 "POST {body_path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"a\":"
             );
