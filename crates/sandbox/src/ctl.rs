@@ -70,9 +70,15 @@ pub(crate) struct SpawnMsg {
     pub user_ns: bool,
 }
 
-/// What fgs asks of a running rootless sandbox's shim.
+/// What fgs sends a shim after it is ready.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
+    /// The pasta serving the sandbox: the shim kills it if fgs goes away (`kill -9`) while the
+    /// sandbox is prepared or, rootless, running, since pasta does not quit on its own when the
+    /// namespace it serves empties.
+    Egress { pid: i32 },
+    /// Run the runtime.
+    Spawn(Box<SpawnMsg>),
     /// A TCP connection to the sandbox's `127.0.0.1:port`, made by the shim inside the
     /// sandbox's network namespace: fgs without root may not `setns` into it.
     Connect { seq: u64, port: u16 },

@@ -25,6 +25,7 @@ use crate::sys::PidFd;
 #[derive(Debug)]
 pub(crate) struct Egress {
     pasta: Option<PidFd>,
+    pid: Option<i32>,
     /// The namespace bound to a file for pasta (as root only).
     ns_file: Option<PathBuf>,
     pid_file: PathBuf,
@@ -43,6 +44,7 @@ impl Egress {
         let pid_file = run_dir.join("pasta").join(format!("{id}.pid"));
         let mut eg = Egress {
             pasta: None,
+            pid: None,
             ns_file: None,
             pid_file,
         };
@@ -87,7 +89,15 @@ impl Egress {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| "pasta wrote no pid file".to_string())?;
         eg.pasta = Some(PidFd::open(pid).map_err(|e| format!("pidfd of pasta: {e}"))?);
+        eg.pid = Some(pid);
         Ok(eg)
+    }
+}
+
+impl Egress {
+    /// pasta's pid, once it runs.
+    pub(crate) fn pid(&self) -> Option<i32> {
+        self.pid
     }
 }
 

@@ -197,7 +197,13 @@ pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError
         .map_err(SandboxError::Listen)?;
     if let Some(pasta) = &sb.pasta {
         match Egress::start(pasta, &sb.cfg.run_dir, &id, shim.child.id()) {
-            Ok(e) => shim.egress = Some(e),
+            Ok(e) => {
+                if let Some(pid) = e.pid() {
+                    // Best effort: the teardown kills pasta too, as long as fgs lives.
+                    let _ = ctl::send(shim.ctl.as_fd(), &Request::Egress { pid }, None);
+                }
+                shim.egress = Some(e);
+            }
             Err(message) => {
                 teardown_later(Teardown::Shim(shim));
                 return Err(SandboxError::Egress { id, message });
@@ -334,7 +340,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         teardown_later(Teardown::Shim(shim));
         Err(SandboxError::Setup(msg))
     };
-    if let Err(e) = ctl::send(shim.ctl.as_fd(), &msg, None) {
+    if let Err(e) = ctl::send(shim.ctl.as_fd(), &Request::Spawn(Box::new(msg)), None) {
         return fail(shim, format!("sending the exec spec: {e}"));
     }
     let (mut init, mut started) = (None, false);

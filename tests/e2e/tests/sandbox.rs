@@ -625,3 +625,29 @@ fn rootless_http_function_is_reached_on_its_own_loopback() {
     }
     sb.finish();
 }
+
+/// Rootless there is no cgroup for the next fgs to sweep: after `kill -9` of fgs, each shim sees
+/// its control socket close and kills its namespace, and pasta quits with it.
+#[test]
+fn rootless_kill_9_of_fgs_leaves_no_process_behind() {
+    let Some(mut sb) = start_rootless("rootless kill -9", &[]) else {
+        return;
+    };
+    sb.create("linger", json!({}));
+    sb.ok("linger", "(sleep 4242 >/dev/null 2>&1 &); echo started");
+    assert!(!fgs_e2e::pgrep("sleep 4242").is_empty(), "the marker runs");
+    let server = sb.server.take().expect("the server runs");
+    server.kill9();
+    let run = sb.run_dir.display().to_string();
+    let left = || {
+        let mut pids = fgs_e2e::pgrep("sleep 4242");
+        pids.extend(fgs_e2e::pgrep(&run));
+        pids
+    };
+    let clean = wait_until(Duration::from_secs(10), || left().is_empty());
+    let described: Vec<String> = left()
+        .into_iter()
+        .map(|p| format!("{p}: {}", cmdline(p)))
+        .collect();
+    assert!(clean, "left behind after kill -9: {described:#?}");
+}

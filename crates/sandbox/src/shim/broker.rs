@@ -6,7 +6,7 @@
 //! multi-threaded process can never join the user namespace that would give it. The shim is
 //! already in that namespace, so once the runtime runs it serves [`Request::Connect`] on the
 //! control socket and passes each connected socket back (`SCM_RIGHTS`), until the init exits or
-//! fgs closes its end.
+//! fgs closes its end, which ends the instance (also when fgs was killed).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -23,7 +23,7 @@ use crate::sys::PidFd;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves connection requests until the init (`child`) exits or fgs closes the control socket.
-pub(super) fn serve(ctl: &OwnedFd, child: Pid) -> ShimResult<()> {
+pub(super) fn serve(ctl: &OwnedFd, child: Pid, pasta: Option<&PidFd>) -> ShimResult<()> {
     let init: OwnedFd = PidFd::open(child.as_raw())
         .ctx(|| "pidfd of the init".into())?
         .into();
@@ -59,8 +59,17 @@ pub(super) fn serve(ctl: &OwnedFd, child: Pid) -> ShimResult<()> {
         }
         match ctl::recv::<Request>(ctl.as_fd()) {
             Ok(Some((Request::Connect { seq, port }, _))) => answer(ctl, seq, port)?,
-            // fgs let the instance go: nothing more to serve.
-            Ok(None) | Err(_) => return Ok(()),
+            // Only sent before the spawn.
+            Ok(Some((Request::Egress { .. } | Request::Spawn(_), _))) => {}
+            // fgs let the instance go, or was killed. Rootless there is no cgroup for the next
+            // fgs to sweep, so the instance ends here: the init's death takes the namespace.
+            Ok(None) | Err(_) => {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                if let Some(p) = pasta {
+                    p.signal(nix::sys::signal::Signal::SIGKILL);
+                }
+                return Ok(());
+            }
         }
     }
 }

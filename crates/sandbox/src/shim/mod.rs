@@ -29,7 +29,8 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
-use crate::ctl::{self, Reply, ShimConfig, SpawnMsg, SHIM_CTL_FD};
+use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, SHIM_CTL_FD};
+use crate::sys::PidFd;
 
 pub(crate) type ShimResult<T> = Result<T, String>;
 
@@ -116,10 +117,21 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         .ctx(|| "sending the listener".into())?;
     drop(listener);
 
-    let spawn: SpawnMsg = match ctl::recv(ctl.as_fd()).ctx(|| "reading the exec spec".into())? {
-        Some((msg, _)) => msg,
-        // fgs let the prepared sandbox go (pool shrink, shutdown): nothing to run.
-        None => return Ok(0),
+    let mut pasta = None;
+    let spawn: SpawnMsg = loop {
+        match ctl::recv(ctl.as_fd()).ctx(|| "reading the exec spec".into())? {
+            Some((Request::Spawn(msg), _)) => break *msg,
+            Some((Request::Egress { pid }, _)) => pasta = PidFd::open(pid).ok(),
+            Some((Request::Connect { .. }, _)) => {}
+            // fgs let the prepared sandbox go (pool shrink, shutdown) or was killed: nothing
+            // to run, and nothing of the sandbox may outlive it.
+            None => {
+                if let Some(p) = &pasta {
+                    p.signal(nix::sys::signal::Signal::SIGKILL);
+                }
+                return Ok(0);
+            }
+        }
     };
     for (file, value) in &spawn.cgroup_writes {
         // memsw exists only with swap accounting; everything else must take.
@@ -146,7 +158,7 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             )
             .ctx(|| "reporting the init".into())?;
             if cfg.user_ns.is_some() {
-                broker::serve(ctl, child)?;
+                broker::serve(ctl, child, pasta.as_ref())?;
             }
             loop {
                 match waitpid(child, None) {
