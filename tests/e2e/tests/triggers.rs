@@ -582,7 +582,7 @@ fn test_events_crud() {
         &format!("/functions/{urn}/events"),
         &json!({"name": "e10", "content": content}),
     )
-    .expect_fss(400, "FSS.0400");
+    .expect_fss(400, "FSS.1096");
 
     s.delete(&format!("/functions/{urn}/events/{id}"))
         .expect(204);
