@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::cgroup::{InstanceCgroup, Limits};
+use crate::cgroup::{InstanceCgroup, Limits, Source};
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
 use crate::egress::Egress;
 use crate::sandbox::{Inner, CODE_ROOT};
@@ -333,7 +333,8 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         nofile: NOFILE,
         // Rootless there is no pids cgroup; the instance's own user namespace makes the kernel
         // count its processes (and threads) apart from every other instance's.
-        nproc: (shim.sandbox.rootless && shim.cgroup.is_none()).then_some(u64::from(PIDS_MAX)),
+        nproc: (shim.sandbox.rootless && shim.sandbox.layout.pids() == Source::None)
+            .then_some(u64::from(PIDS_MAX)),
         user_ns: shim.sandbox.rootless,
     };
     let fail = |shim: Shim, msg: String| {

@@ -4,33 +4,73 @@
 //! The namespaces themselves are the same as root's, made inside a user namespace per sandbox
 //! (`shim::userns`). cgroups are not: v1 hierarchies and the v2 root belong to root, and a
 //! non-root user only ever gets a delegated v2 subtree (systemd's `Delegate=yes` on a user
-//! service or scope). fgs does not yet create instance cgroups inside such a subtree: it would
-//! first have to move itself into a leaf of it (v2 lets no cgroup with processes delegate
-//! controllers to children). So rootless memory and cpu limits are not enforced, and each
-//! is reported; processes are bounded by `RLIMIT_NPROC` instead of `pids.max`.
+//! service or scope). When fgs runs in one, instance cgroups go there (with `cgroup.kill`, and
+//! with memory, pids and cpu limits where the subtree offers those controllers); otherwise
+//! memory and cpu limits are not enforced, and each is reported, and processes are bounded by
+//! `RLIMIT_NPROC` instead of `pids.max`.
 
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::CgroupLayout;
 
-/// The cgroup layout rootless sandboxes use: none. The warnings say why, and name a delegated
-/// subtree when the host offers one.
-pub(crate) fn cgroups(warnings: &mut Vec<String>) -> CgroupLayout {
-    let uid = nix::unistd::geteuid();
-    let why = match delegated_v2() {
-        Some((dir, controllers)) => format!(
-            "the delegated cgroup v2 subtree {} (controllers: {}) is writable, but fgs does not place instances in one yet",
-            dir.display(),
-            if controllers.is_empty() { "none".into() } else { controllers.join(" ") }
-        ),
-        None => format!(
-            "no cgroup is writable by uid {uid}: the hierarchies belong to root and no cgroup v2 subtree is delegated to this user"
-        ),
+/// The cgroup layout rootless sandboxes use: the delegated v2 subtree fgs runs in, if this user
+/// may write it, with whichever of memory, pids and cpu it could enable there; else none. The
+/// warnings say why when there is none.
+pub(crate) fn cgroups(parent: &str, warnings: &mut Vec<String>) -> CgroupLayout {
+    let Some((own, controllers)) = delegated_v2() else {
+        warnings.push(format!(
+            "rootless: no cgroup is writable by uid {}: the hierarchies belong to root and no cgroup v2 subtree is delegated to this user",
+            nix::unistd::geteuid()
+        ));
+        return CgroupLayout::default();
     };
-    warnings.push(format!(
-        "rootless: {why}; memory, cpu and pids cgroup limits are not enforced"
-    ));
-    CgroupLayout::default()
+    let enabled = enable_controllers(&own, parent, &controllers).unwrap_or_else(|e| {
+        warnings.push(format!(
+            "rootless: the delegated cgroup v2 subtree {} offers {} but they cannot be enabled for instances ({e}): fgs shares its cgroup with other processes",
+            own.display(),
+            controllers.join(" ")
+        ));
+        Vec::new()
+    });
+    tracing::info!(
+        subtree = %own.display(),
+        controllers = ?enabled,
+        "rootless: instance cgroups go into the delegated cgroup v2 subtree"
+    );
+    CgroupLayout {
+        unified: Some(own),
+        unified_controllers: enabled,
+        ..CgroupLayout::default()
+    }
+}
+
+/// Enables the wanted controllers of `own` for its children. cgroup v2 lets no cgroup with
+/// processes in it do that, so fgs first moves itself into a leaf `<parent>-server` of its own
+/// subtree (as rootless container engines do). Returns the controllers enabled.
+fn enable_controllers(
+    own: &Path,
+    parent: &str,
+    offered: &[String],
+) -> std::io::Result<Vec<String>> {
+    let wanted: Vec<String> = offered
+        .iter()
+        .filter(|c| ["memory", "pids", "cpu"].contains(&c.as_str()))
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return Ok(wanted);
+    }
+    let leaf = own.join(format!("{parent}-server"));
+    match std::fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    // Writing the pid moves every thread of fgs (cgroup v2 moves whole processes).
+    std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())?;
+    let line: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
+    std::fs::write(own.join("cgroup.subtree_control"), line.join(" "))?;
+    Ok(wanted)
 }
 
 /// fgs's own cgroup on the unified hierarchy, with its controllers, if this user may write it.

@@ -145,7 +145,7 @@ impl Sandbox {
         }
         let rootless = isolated && !root;
         let layout = if rootless {
-            rootless::cgroups(&mut warnings)
+            rootless::cgroups(&cfg.cgroup_parent, &mut warnings)
         } else {
             CgroupLayout::detect()
         };

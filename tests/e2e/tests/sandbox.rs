@@ -94,6 +94,15 @@ const NOBODY: u32 = 65534;
 /// not root (it cannot switch users), `setpriv` is missing, or the kernel refuses that user a
 /// user namespace.
 fn start_rootless(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
+    start_rootless_in(test, extra, None)
+}
+
+/// [`start_rootless`], with fgs started in `cgroup` (a v2 cgroup delegated to nobody) if given.
+fn start_rootless_in(
+    test: &str,
+    extra: &[(&str, &str)],
+    cgroup: Option<&std::path::Path>,
+) -> Option<Sandboxed> {
     use std::os::unix::fs::{chown, PermissionsExt};
     use std::process::Command;
     if !is_root() {
@@ -139,10 +148,13 @@ fn start_rootless(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
         chown(d, Some(NOBODY), Some(NOBODY)).expect("chown to nobody");
     }
     let wrapper = dir.join("fgs-as-nobody");
+    let join = cgroup
+        .map(|c| format!("echo $$ >{}/cgroup.procs || exit 1\n", c.display()))
+        .unwrap_or_default();
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec {setpriv} --reuid={NOBODY} --regid={NOBODY} --clear-groups {} \"$@\"\n",
+            "#!/bin/sh\n{join}exec {setpriv} --reuid={NOBODY} --regid={NOBODY} --clear-groups {} \"$@\"\n",
             bin.display()
         ),
     )
@@ -650,4 +662,81 @@ fn rootless_kill_9_of_fgs_leaves_no_process_behind() {
         .map(|p| format!("{p}: {}", cmdline(p)))
         .collect();
     assert!(clean, "left behind after kill -9: {described:#?}");
+}
+
+/// The unified (v2) cgroup hierarchy's mount point, if one is mounted at its root.
+fn unified_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let f: Vec<&str> = left.split(' ').collect();
+        (right.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| PathBuf::from(f[4]))
+    })
+}
+
+/// Rootless with a cgroup v2 subtree delegated to fgs's user (as systemd's `Delegate=yes` gives
+/// one): instance cgroups go there, and `cgroup.kill` ends them. The test hosts' v2 hierarchy has
+/// no controllers, so memory and cpu stay reported as not enforced.
+#[test]
+fn rootless_uses_a_delegated_cgroup_v2_subtree() {
+    use std::os::unix::fs::chown;
+    let Some(v2) = unified_mount() else {
+        eprintln!("skipped rootless delegated cgroup: no cgroup v2 hierarchy is mounted");
+        return;
+    };
+    if !is_root() {
+        eprintln!("skipped rootless delegated cgroup: delegating a cgroup needs root");
+        return;
+    }
+    let deleg = v2.join(unique("fgs-e2e-deleg-"));
+    std::fs::create_dir(&deleg).expect("create the delegated cgroup");
+    for f in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        chown(deleg.join(f), Some(NOBODY), Some(NOBODY)).expect("delegate to nobody");
+    }
+    let Some(sb) = start_rootless_in("rootless delegated cgroup", &[], Some(&deleg)) else {
+        let _ = std::fs::remove_dir(&deleg);
+        return;
+    };
+    let iso = healthz(sb.s())["isolation"].clone();
+    assert_eq!(iso["cgroups"]["layout"], "v2", "{iso}");
+    assert_eq!(iso["cgroups"]["kill"], true, "{iso}");
+    let parent = deleg.join("fgs");
+    assert_eq!(
+        iso["cgroups"]["parents"],
+        json!([parent.display().to_string()]),
+        "{iso}"
+    );
+    sb.create("cg", json!({}));
+    assert_eq!(sb.ok("cg", "echo in-a-cgroup"), "in-a-cgroup\n");
+    let instances = std::fs::read_dir(&parent)
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+        .unwrap_or(0);
+    assert!(
+        instances >= 1,
+        "no instance cgroup under {}",
+        parent.display()
+    );
+    sb.finish();
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&deleg)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    for d in &leftovers {
+        let _ = std::fs::remove_dir(d);
+    }
+    let removed = wait_until(Duration::from_secs(5), || {
+        std::fs::remove_dir(&deleg).is_ok()
+    });
+    assert!(
+        removed && leftovers.is_empty(),
+        "left in the delegated cgroup: {leftovers:?}"
+    );
 }
