@@ -29,7 +29,8 @@ async function api(method, path, { body, headers = {}, query, raw } = {}) {
   return data;
 }
 
-const urnOf = (pkg, name, q) => encodeURIComponent(`${pkg}:${name}${q ? ":" + q : ""}`);
+// `package:name`, or `project:package:name:version|!alias` (SPEC.md 1: a qualifier needs all four).
+const urnOf = (pkg, name, q) => encodeURIComponent(q ? `${cred().project}:${pkg}:${name}:${q}` : `${pkg}:${name}`);
 const fail = (e) => `<div class="msg">${esc(e.message || e)}</div>`;
 const when = (ms) => (ms ? new Date(ms).toLocaleString() : "");
 
@@ -164,10 +165,12 @@ const PAGES = {
     const list = Array.isArray(t) ? t : t.triggers || [];
     el.innerHTML = `<div class="card">${list.length ? `<table><tr><th>Type</th><th>ID</th><th>Status</th><th>Event data</th></tr>${list.map((x) => `<tr><td>${esc(x.trigger_type_code)}</td><td class="muted">${esc(x.trigger_id)}</td><td>${esc(x.trigger_status)}</td><td><pre>${esc(JSON.stringify(x.event_data, null, 1))}</pre></td></tr>`).join("")}</table>` : `<p class="muted">No triggers.</p>`}</div>`;
   },
-  async test(el, urn) {
-    const ev = await api("GET", `/functions/${urn}/events`);
+  async test(el, urn, pkg, name) {
+    const [ev, vs, as] = await Promise.all([api("GET", `/functions/${urn}/events`), api("GET", `/functions/${urn}/versions`).catch(() => ({})), api("GET", `/functions/${urn}/aliases`).catch(() => [])]);
     const events = ev.events || [];
+    const quals = ["latest", ...(vs.versions || []).map((v) => v.version).filter((v) => v !== "latest"), ...(Array.isArray(as) ? as : as.aliases || []).map((a) => "!" + a.name)];
     el.innerHTML = `<div class="card"><div class="row"><label>Saved event <select id="sev"><option value="">(typed below)</option>${events.map((e) => `<option value="${esc(e.id)}">${esc(e.name)}</option>`).join("")}</select></label>
+      <label>Invoke <select id="qual">${quals.map((q) => `<option value="${esc(q)}">${q.startsWith("!") ? "alias " + esc(q.slice(1)) : q === "latest" ? "latest" : "version " + esc(q)}</option>`).join("")}</select></label>
       <span class="grow"></span><input id="evname" placeholder="event name" size="14"><button id="save">Save event</button></div>
       <textarea id="evt" rows="8" spellcheck="false">{"hello": "world"}</textarea>
       <div class="row" style="margin-top:10px"><button class="primary" id="run">Invoke</button><span id="sum" class="muted"></span></div></div>
@@ -192,7 +195,7 @@ const PAGES = {
       $("#sum").textContent = "invoking…";
       const t0 = performance.now();
       try {
-        const res = await api("POST", `/functions/${urn}/invocations`, { body: $("#evt").value, headers: { "X-Cff-Log-Type": "tail" }, raw: true });
+        const res = await api("POST", `/functions/${urnOf(pkg, name, $("#qual").value)}/invocations`, { body: $("#evt").value, headers: { "X-Cff-Log-Type": "tail" }, raw: true });
         const wall = performance.now() - t0;
         const body = await res.text();
         let summary = {};
@@ -205,22 +208,31 @@ const PAGES = {
         try { pretty = JSON.stringify(JSON.parse(body), null, 2); } catch {}
         $("#res").textContent = pretty;
         $("#log").textContent = unb64(res.headers.get("X-Cff-Function-Log") || "") || "(no log)";
-        $("#sum").textContent = `request ${res.headers.get("X-Cff-Request-Id") || "-"} · duration ${summary.duration ?? "?"} ms · billed ${summary.billingDuration ?? "?"} ms · memory ${summary.memoryUsed ?? "?"}/${summary.memorySize ?? "?"} MB · round trip ${wall.toFixed(0)} ms`;
+        $("#sum").textContent = `request ${res.headers.get("X-Cff-Request-Id") || "-"} · ${$("#qual").value} · duration ${summary.duration ?? "?"} ms · billed ${summary.billingDuration ?? "?"} ms · memory ${summary.memoryUsed ?? "?"}/${summary.memorySize ?? "?"} MB · round trip ${wall.toFixed(0)} ms`;
       } catch (e) { $("#sum").innerHTML = fail(e); }
       $("#run").disabled = false;
     };
   },
   async invocations(el, urn) {
-    let r;
-    try { r = await api("GET", `/functions/${urn}/logs`, { query: { order: "desc", limit: 30 } }); } catch (e) {
-      el.innerHTML = `<div class="card">${fail(e)}<p class="muted">Invocation logs need the logs API of this server.</p></div>`;
-      return;
-    }
-    const logs = r.logs || [];
-    el.innerHTML = `<div class="card">${logs.length ? `<table id="inv"><tr><th>Start</th><th>Request</th><th>Version</th><th>Type</th><th>Duration</th><th>Status</th></tr>${logs.map((l, i) => `<tr class="click" data-i="${i}"><td>${esc(l.start_time)}</td><td class="muted">${esc(l.request_id)}</td><td>${esc(l.version)}</td><td>${esc(l.invoke_type)}</td><td>${esc(l.duration)} ms</td><td><span class="badge ${l.status === "success" ? "ok" : "err"}">${esc(l.status)}${l.error_code ? " " + esc(l.error_code) : ""}</span></td></tr>`).join("")}</table><h2>Log</h2><pre id="ilog">Pick an invocation.</pre>` : `<p class="muted">No invocations recorded yet.</p>`}</div>`;
-    for (const tr of el.querySelectorAll("tr.click")) tr.onclick = () => { const l = logs[+tr.dataset.i]; $("#ilog").textContent = l.log + (l.truncated ? "\n[truncated]" : ""); };
-    const first = el.querySelector("tr.click");
-    if (first) first.onclick();
+    el.innerHTML = `<div class="card"><div class="row"><input id="rid" class="grow" placeholder="Find a request id"><button id="find">Find</button></div><div id="ilist" class="muted">Loading…</div><h2>Log</h2><pre id="ilog">Pick an invocation.</pre></div>`;
+    let logs = [];
+    const load = async (marker) => {
+      const rid = $("#rid").value.trim();
+      let r;
+      try { r = await api("GET", `/functions/${urn}/logs`, { query: { order: "desc", limit: 30, request_id: rid, marker } }); } catch (e) {
+        $("#ilist").innerHTML = fail(e);
+        return;
+      }
+      logs = marker ? logs.concat(r.logs || []) : r.logs || [];
+      $("#ilist").innerHTML = logs.length ? `<table id="inv"><tr><th>Start</th><th>Request</th><th>Version</th><th>Type</th><th>Duration</th><th>Status</th></tr>${logs.map((l, i) => `<tr class="click" data-i="${i}"><td>${esc(l.start_time)}</td><td class="muted">${esc(l.request_id)}</td><td>${esc(l.version)}</td><td>${esc(l.invoke_type)}</td><td>${esc(l.duration)} ms</td><td><span class="badge ${l.status === "success" ? "ok" : "err"}">${esc(l.status)}${l.error_code ? " " + esc(l.error_code) : ""}</span></td></tr>`).join("")}</table>${r.next_marker ? `<p><button id="more">Older</button></p>` : ""}` : `<p class="muted">${rid ? "No invocation with that request id." : "No invocations recorded yet."}</p>`;
+      for (const tr of el.querySelectorAll("tr.click")) tr.onclick = () => { const l = logs[+tr.dataset.i]; $("#ilog").textContent = l.log + (l.truncated ? "\n[truncated]" : ""); };
+      if (r.next_marker) $("#more").onclick = () => load(r.next_marker);
+      const first = el.querySelector("tr.click");
+      if (first && !marker) first.onclick();
+    };
+    $("#find").onclick = () => load();
+    $("#rid").onkeydown = (e) => { if (e.key === "Enter") load(); };
+    await load();
   },
   async monitoring(el, urn) {
     const period = +(sessionStorage.getItem("fgs.period") || 60);

@@ -117,7 +117,9 @@ try {
   check(result.includes('"greeting": "hello chromium"'), "the test panel shows the result");
   check(log.includes("console says hi to chromium"), "the test panel shows the log tail");
   check((await page.textContent("#st")).includes("success"), "the invocation is marked success");
-  check(/duration [\d.]+ ms/.test(await page.textContent("#sum")), "the test panel shows the duration");
+  const summary = await page.textContent("#sum");
+  check(/duration [\d.]+ ms/.test(summary), "the test panel shows the duration");
+  const requestId = summary.match(/request (\S+)/)[1];
   await page.fill("#evname", "chromium-event");
   await page.click("#save");
   await page.waitForFunction(() => document.querySelector("#sum").textContent.includes("saved event"));
@@ -142,12 +144,22 @@ try {
   // Stored logs are written off the invocation's path: give them a moment.
   for (let i = 0; i < 20; i++) {
     await page.goto(`${base}/console/#/fn/default/console-hello/invocations`);
-    await page.waitForSelector("#tab .card");
-    if (await page.$("#ilog")) break;
+    await page.waitForFunction(() => document.querySelector("#ilist") && !document.querySelector("#ilist").textContent.includes("Loading"));
+    if (await page.$("#inv")) break;
     await page.waitForTimeout(250);
   }
   await page.waitForFunction(() => document.querySelector("#ilog")?.textContent.includes("console says hi"));
   check(true, "recent invocations show their stored log");
+  await page.fill("#rid", requestId);
+  await page.click("#find");
+  await page.waitForFunction((id) => document.querySelectorAll("#inv tr.click").length === 1 && document.querySelector("#inv").textContent.includes(id), requestId);
+  await page.fill("#rid", "no-such-request");
+  await page.click("#find");
+  await page.waitForSelector("text=No invocation with that request id.");
+  check(true, "invocations are found by request id");
+  await page.fill("#rid", "");
+  await page.click("#find");
+  await page.waitForSelector("#inv");
   await page.screenshot({ path: join(shots, "5-invocations.png") });
 
   step = "monitoring";
