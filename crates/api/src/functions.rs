@@ -324,6 +324,13 @@ fn apply_config(
             spec.strategy_config.concurrency = c as i32;
         }
     }
+    if let Some(d) = b
+        .network_controller
+        .as_ref()
+        .and_then(|n| n.disable_public_network)
+    {
+        spec.disable_public_network = d;
+    }
     if let Some(list) = &b.depend_version_list {
         check_dependencies(list)?;
         spec.depend_version_list = list.clone();
@@ -409,6 +416,7 @@ async fn create_function(
         depend_version_list: Vec::new(),
         strategy_config: StrategyConfig::default(),
         max_instance_num: limits::MAX_INSTANCE_NUM_DEFAULT,
+        disable_public_network: false,
     };
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
     dependencies_exist(state, &project, &spec.depend_version_list).await?;

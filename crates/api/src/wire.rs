@@ -37,6 +37,13 @@ pub struct CreateBody {
     pub pre_stop_timeout: Option<i64>,
     pub depend_version_list: Option<Vec<String>>,
     pub strategy_config: Option<StrategyBody>,
+    pub network_controller: Option<NetworkBody>,
+}
+
+/// FunctionGraph's NetworkControlConfig; fgs honours `disable_public_network`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NetworkBody {
+    pub disable_public_network: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +122,10 @@ pub fn function_json(rec: &FunctionRecord, region: &str) -> Value {
         "pre_stop_handler": spec.pre_stop_handler,
         "pre_stop_timeout": spec.pre_stop_timeout,
         "max_instance_num": spec.max_instance_num,
+        "network_controller": {
+            "disable_public_network": spec.disable_public_network,
+            "trigger_access_vpcs": [],
+        },
         "enterprise_project_id": "0",
         "long_time": false,
         "type": "v2",

@@ -79,6 +79,10 @@ pub struct FunctionSpec {
     /// -1 unlimited, 0 disables the function (SPEC.md 2).
     #[serde(default = "default_max_instances")]
     pub max_instance_num: i32,
+    /// FunctionGraph's `network_controller.disable_public_network`: the function's instances
+    /// reach nothing beyond their own loopback (no egress, no `host.fgs.internal`).
+    #[serde(default)]
+    pub disable_public_network: bool,
 }
 
 fn default_max_instances() -> i32 {

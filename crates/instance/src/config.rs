@@ -24,6 +24,9 @@ pub struct InstanceConfig {
     pub env: Vec<(String, String)>,
     /// Events one instance takes at once (`strategy_config.concurrent_num`).
     pub concurrency: u32,
+    /// Whether the instance may reach beyond its own loopback (FunctionGraph's
+    /// `disable_public_network` turns it off).
+    pub network: bool,
     /// How long the runtime may take to become ready.
     pub start_timeout: Duration,
     /// How long the extensions may take to register, before the runtime starts (SPEC.md 5).

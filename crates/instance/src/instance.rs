@@ -220,7 +220,7 @@ fn exec_spec(
         cwd: code_root,
         code_dir: cfg.code_dir.clone(),
         mounts,
-        network: true,
+        network: cfg.network,
         env,
     }
 }

@@ -38,6 +38,7 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         concurrency: 1,
         start_timeout: Duration::from_secs(10),
         extension_init_timeout: Duration::from_secs(10),
+        network: true,
         stop_grace: Duration::from_secs(3),
         runtime_dir,
         interpreter,

@@ -31,6 +31,7 @@ fn config(code: &Path, concurrency: u32) -> InstanceConfig {
         concurrency,
         start_timeout: Duration::from_secs(10),
         extension_init_timeout: Duration::from_secs(10),
+        network: true,
         stop_grace: Duration::from_secs(3),
         runtime_dir: code.to_path_buf(),
         interpreter: Availability::Bootstrap,

@@ -260,6 +260,7 @@ impl<S: FunctionSource> Invoker<S> {
             concurrency: spec.strategy_config.concurrent_num.max(1),
             start_timeout,
             extension_init_timeout: self.config.extension_init_timeout,
+            network: !spec.disable_public_network,
             // SPEC.md 5: SIGKILL follows SIGTERM after the pre-stop timeout.
             stop_grace: if spec.pre_stop_handler.is_empty() || spec.pre_stop_timeout == 0 {
                 self.config.stop_grace

@@ -50,5 +50,6 @@ pub(crate) fn same_template(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         && a.concurrency == b.concurrency
         && a.start_timeout == b.start_timeout
         && a.extension_init_timeout == b.extension_init_timeout
+        && a.network == b.network
         && a.stop_grace == b.stop_grace
 }

@@ -68,6 +68,9 @@ pub(crate) struct SpawnMsg {
     /// it already has instead of calling `setgroups`.
     #[serde(default)]
     pub user_ns: bool,
+    /// Whether the instance keeps the interfaces egress gave its namespace; without, only
+    /// `lo` stays up.
+    pub network: bool,
 }
 
 /// What fgs sends a shim after it is ready.

@@ -336,6 +336,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         nproc: (shim.sandbox.rootless && shim.sandbox.layout.pids() == Source::None)
             .then_some(u64::from(PIDS_MAX)),
         user_ns: shim.sandbox.rootless,
+        network: spec.network,
     };
     let fail = |shim: Shim, msg: String| {
         teardown_later(Teardown::Shim(shim));

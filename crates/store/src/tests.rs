@@ -29,6 +29,7 @@ fn record(project: &str, package: &str, name: &str, created_ms: i64) -> Function
             depend_version_list: Vec::new(),
             strategy_config: StrategyConfig::default(),
             max_instance_num: 400,
+            disable_public_network: false,
         },
         code: CodeInfo {
             code_type: CodeType::Zip,

@@ -140,6 +140,11 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         }
         std::fs::write(file, value).ctx(|| format!("writing {value} to {}", file.display()))?;
     }
+    if !spawn.network {
+        // A pre-warmed sandbox got its egress before anyone knew whose it would be: a function
+        // without network gives it back (fgs ends pasta too) and keeps only `lo`.
+        interfaces_down()?;
+    }
     root::add_mounts(&cfg.root_dir, &spawn.mounts)?;
     let programs = seccomp::programs()?;
     root::pivot(&cfg.root_dir)?;
@@ -179,6 +184,47 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             }
         }
     }
+}
+
+/// Takes every interface but `lo` down, which also drops their addresses and routes.
+fn interfaces_down() -> ShimResult<()> {
+    let names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .ctx(|| "listing interfaces".into())?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lo")
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(|| "socket for ioctl".into())?;
+    for name in names {
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+            *d = s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own, which lives
+        // across the calls; the fd is a valid socket.
+        unsafe {
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+                continue;
+            }
+            req.ifr_ifru.ifru_flags &= !((libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short);
+            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+                return Err(format!(
+                    "taking {name} down: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Brings up `lo` in the new network namespace (a new namespace starts with it down).
