@@ -243,6 +243,14 @@ pub async fn list(
     })))
 }
 
+/// RFC 3339 with milliseconds: invocations a few ms apart must read apart (FunctionGraph's
+/// other times have whole seconds).
+fn start_time(ms: i64) -> String {
+    let secs = wire::rfc3339_ms(ms);
+    let base = secs.trim_end_matches("+00:00");
+    format!("{base}.{:03}+00:00", ms.rem_euclid(1000))
+}
+
 fn record(l: &InvocationLog) -> Value {
     json!({
         "id": l.id.to_string(),
@@ -251,7 +259,7 @@ fn record(l: &InvocationLog) -> Value {
         "package": l.package,
         "version": l.version,
         "invoke_type": l.invoke_type,
-        "start_time": wire::rfc3339_ms(l.started_ms),
+        "start_time": start_time(l.started_ms),
         "start_time_ms": l.started_ms,
         "duration": (l.duration_ms * 1000.0).round() / 1000.0,
         "status": if l.error_code == 0 { "success" } else { "error" },
@@ -264,6 +272,14 @@ fn record(l: &InvocationLog) -> Value {
 #[cfg(test)]
 mod tests {
     use super::cut;
+
+    #[test]
+    fn start_time_has_milliseconds() {
+        assert_eq!(
+            super::start_time(1_764_388_800_042),
+            "2025-11-29T04:00:00.042+00:00"
+        );
+    }
 
     #[test]
     fn cut_keeps_head_and_tail() {
