@@ -319,6 +319,11 @@ impl<L: Launcher> Pool<L> {
         }
     }
 
+    /// Whether the pool was retired: it takes no more events.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
     /// Retires the pool: idle instances stop now, busy ones when their events finish.
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
