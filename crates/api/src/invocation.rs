@@ -65,10 +65,15 @@ pub async fn invoke(
     let qualifier = r.qualifier_or_latest();
     let opts = InvokeOptions {
         invoked_urn: qualified_urn(&state.region, &project, &r.package, &r.name, &qualifier),
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        // Only an alias's rules route on headers (SPEC.md 2): other calls skip copying them.
+        headers: if matches!(qualifier, fgs_core::Qualifier::Alias(_)) {
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect()
+        } else {
+            Vec::new()
+        },
         ..InvokeOptions::default()
     };
     let outcome = state
