@@ -95,9 +95,19 @@ impl FunctionSpec {
         Runtime::parse(&self.runtime).expect("stored runtime names were validated at create")
     }
 
-    /// The user's environment variables, which were validated when the spec was built.
+    /// The user's environment variables. They were validated when the spec was stored; one
+    /// that a later fgs reserves for the platform is left out rather than dropping them all,
+    /// so a stored function keeps the rest of its environment.
     pub fn user_env(&self) -> Vec<(String, String)> {
-        crate::validate::user_data(&self.user_data).unwrap_or_default()
+        if let Ok(all) = crate::validate::user_data(&self.user_data) {
+            return all;
+        }
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.user_data).unwrap_or_default();
+        map.into_iter()
+            .filter(|(k, _)| !crate::validate::env_name_reserved(k))
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+            .collect()
     }
 
     pub fn cpu(&self) -> u32 {
@@ -145,4 +155,39 @@ pub struct FunctionRecord {
     pub revision: u64,
     #[serde(default)]
     pub async_config: Option<crate::flows::AsyncInvokeConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(user_data: &str) -> FunctionSpec {
+        FunctionSpec {
+            runtime: "Custom".into(),
+            handler: "bootstrap".into(),
+            timeout: 3,
+            memory_size: 128,
+            user_data: user_data.into(),
+            encrypted_user_data: String::new(),
+            description: String::new(),
+            initializer_handler: String::new(),
+            initializer_timeout: 0,
+            pre_stop_handler: String::new(),
+            pre_stop_timeout: 0,
+            depend_version_list: Vec::new(),
+            strategy_config: StrategyConfig::default(),
+            max_instance_num: 400,
+            disable_public_network: false,
+        }
+    }
+
+    #[test]
+    fn a_stored_variable_now_reserved_drops_alone() {
+        let env = spec(r#"{"A":"1","FGS_EXTENSIONS":"x","B":"2"}"#).user_env();
+        assert_eq!(
+            env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(spec("").user_env(), vec![]);
+    }
 }
