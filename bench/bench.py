@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""The fgs benchmark driver (run it through `bench/run`, which builds what it needs).
+
+Starts `fgs serve` on 127.0.0.1:0 with a temporary data dir, deploys the benchmark functions,
+drives them with wrk and prints a table; writes the figures as JSON. Everything runs on
+loopback, is bounded in time, and is cleaned up at the end (fgs and the peers are stopped, the
+temporary directories removed). Scenarios and how each is measured: bench/README.md.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TOKEN = "bench-token-" + os.urandom(8).hex()
+AK, SK = "BENCHAK" + os.urandom(4).hex().upper(), os.urandom(16).hex()
+PROJECT = "bench" + os.urandom(8).hex()
+EVENT = b'{"hello":"world","n":42}'
+# Process names an instance is made of: the runtime, the sandbox shim (fgs re-exec'd), the
+# egress helper.
+INSTANCE_COMMS = {"bootstrap", "fgs", "passt", "passt.avx2", "pasta", "pasta.avx2"}
+
+
+# ---------------------------------------------------------------- processes and /proc
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak(pid):
+    """Resets VmHWM (Linux >= 4.0), so that each scenario reports its own peak."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def processes():
+    """pid -> (comm, PSS bytes) of every process on the host. PSS, not RSS: pages shared between
+    the instances (the same binary, the same libraries) are counted once, split among them."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{d}/smaps_rollup") as f:
+                pss = next(int(x.split()[1]) for x in f if x.startswith("Pss:")) * 1024
+        except (OSError, StopIteration):
+            continue
+        out[int(d)] = (comm, pss)
+    return out
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/")
+            c.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Fgs:
+    """One `fgs serve` with its own data dir, cgroup parent and sandbox run dir."""
+
+    def __init__(self, binary, tmp, tag, prewarm):
+        self.dir = os.path.join(tmp, tag)
+        os.makedirs(self.dir)
+        self.log = open(os.path.join(self.dir, "fgs.log"), "w")
+        cmd = [binary, "serve", "--listen", "127.0.0.1:0",
+               "--data-dir", os.path.join(self.dir, "data"),
+               "--auth-token", TOKEN, "--access-key", AK, "--secret-key", SK,
+               "--project-id", PROJECT, "--prewarm", str(prewarm),
+               "--instance-idle-timeout", "1h", "--queue-limit", "1000",
+               "--cgroup-parent", f"fgs-bench-{os.getpid()}-{tag}",
+               "--sandbox-run-dir", os.path.join(self.dir, "run")]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env={**os.environ, "FGS_LOG": "warn"})
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on http://([\d.]+):(\d+)", line)
+        if not m:
+            raise RuntimeError(f"fgs did not start: {line!r}; see {self.log.name}")
+        self.port = int(m.group(2))
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def api(self, method, path, body=None, headers=None):
+        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+        h = {"X-Auth-Token": TOKEN, "Content-Type": "application/json", **(headers or {})}
+        try:
+            self.conn.request(method, f"/v2/{PROJECT}/fgs{path}", body=data, headers=h)
+            r = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.request(method, f"/v2/{PROJECT}/fgs{path}", body=data, headers=h)
+            r = self.conn.getresponse()
+        out = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {out[:300]!r}")
+        return json.loads(out) if out and r.getheader("content-type", "").startswith(
+            "application/json") else out
+
+    def create(self, name, runtime, handler, files, user_data=None):
+        body = {"func_name": name, "package": "default", "runtime": runtime,
+                "handler": handler, "memory_size": 128, "timeout": 30, "code_type": "zip",
+                "code_filename": "code.zip", "func_code": {"file": b64zip(files)}}
+        if user_data:
+            body["user_data"] = json.dumps(user_data)
+        return self.api("POST", "/functions", body)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def b64zip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content, mode in files:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, content)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+# ---------------------------------------------------------------- signing (SPEC.md 2)
+
+
+def sdk_sign(method, url, headers, body):
+    """SDK-HMAC-SHA256, as the official SDKs sign; the date is now, valid for 15 minutes."""
+    u = urllib.parse.urlsplit(url)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    h = {**headers, "Host": u.netloc, "X-Sdk-Date": date}
+    path = "/".join(urllib.parse.quote(urllib.parse.unquote(s), safe="~")
+                    for s in u.path.split("/"))
+    if not path.endswith("/"):
+        path += "/"
+    names = sorted(k.lower() for k in h)
+    lines = "".join(f"{k}:{h[next(x for x in h if x.lower() == k)].strip()}\n" for k in names)
+    canonical = "\n".join([method, path, "", lines, ";".join(names),
+                           hashlib.sha256(body).hexdigest()])
+    sts = "SDK-HMAC-SHA256\n%s\n%s" % (date, hashlib.sha256(canonical.encode()).hexdigest())
+    sig = hmac.new(SK.encode(), sts.encode(), hashlib.sha256).hexdigest()
+    del h["Host"]  # wrk sends it, with the same value
+    h["Authorization"] = (f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders={';'.join(names)}, "
+                          f"Signature={sig}")
+    return h
+
+
+# ---------------------------------------------------------------- load generator
+
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.body = %s
+%s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"errors":%%d,"non2xx":%%d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def lua_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk(url, conns, seconds, headers, pids, body=EVENT, tmp="/tmp"):
+    """One wrk run; the CPU time and peak RSS of each pid in `pids` are taken around it."""
+    hs = "\n".join(f"wrk.headers[{lua_str(k)}] = {lua_str(v)}" for k, v in headers.items())
+    script = os.path.join(tmp, "wrk.lua")
+    with open(script, "w") as f:
+        f.write(WRK_LUA % (lua_str(body.decode()), hs))
+    threads = 1 if conns == 1 else 2
+    # Warm-up: connections open, instances scale out (64 connections on fgs: 64 cold starts),
+    # caches fill. Repeated until a second of load runs without a slow call, at most 15 times.
+    for _ in range(15):
+        w = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", "1s",
+                            "--timeout", "10s", "-s", script, url],
+                           capture_output=True, text=True, check=True).stdout
+        m = re.search(r"BENCH (\{.*\})", w)
+        if m and json.loads(m.group(1))["p99_us"] < 50_000:
+            break
+    for p in pids:
+        reset_peak(p)
+    cpu0 = {p: cpu_seconds(p) for p in pids}
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s",
+                          "--timeout", "10s", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    cpu = {p: cpu_seconds(p) - cpu0[p] for p in pids}
+    m = re.search(r"BENCH (\{.*\})", out)
+    r = json.loads(m.group(1))
+    n = max(r["requests"], 1)
+    return {
+        "conns": conns,
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "requests": r["requests"],
+        "errors": r["errors"] + r["non2xx"],
+        "cpu_us_per_call": {str(p): cpu[p] / n * 1e6 for p in pids},
+        "peak_rss_mb": {str(p): status_kb(p, "VmHWM") / 1024 for p in pids},
+    }
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def warm(res, name, fgs, url, conns, secs, headers, tmp, extra_pids=()):
+    for c in conns:
+        r = wrk(url, c, secs, headers, [fgs.pid, *extra_pids], tmp=tmp)
+        r["scenario"] = name
+        r["cpu_us"] = r["cpu_us_per_call"][str(fgs.pid)]
+        r["rss_mb"] = r["peak_rss_mb"][str(fgs.pid)]
+        res.append(r)
+        print(f"  {name} c={c}: p50 {r['p50_ms']:.3f} ms, {r['rps']:.0f}/s, "
+              f"{r['errors']} errors", file=sys.stderr)
+
+
+def peer(res, name, pid, url, conns, secs, tmp):
+    for c in conns:
+        r = wrk(url, c, secs, {"Content-Type": "application/json"}, [pid], tmp=tmp)
+        r["scenario"] = name
+        r["cpu_us"] = r["cpu_us_per_call"][str(pid)]
+        r["rss_mb"] = r["peak_rss_mb"][str(pid)]
+        res.append(r)
+        print(f"  {name} c={c}: p50 {r['p50_ms']:.3f} ms, {r['rps']:.0f}/s", file=sys.stderr)
+
+
+def timed_invoke(fgs, name, body):
+    conn = http.client.HTTPConnection("127.0.0.1", fgs.port, timeout=60)
+    t0 = time.perf_counter()
+    conn.request("POST", f"/v2/{PROJECT}/fgs/functions/{name}/invocations", body=body,
+                 headers={"X-Auth-Token": TOKEN, "Content-Type": "application/json"})
+    r = conn.getresponse()
+    out = r.read()
+    dt = time.perf_counter() - t0
+    conn.close()
+    if r.status != 200 or r.getheader("x-is-func-err") == "true":
+        raise RuntimeError(f"invoke {name}: {r.status} {out[:300]!r}")
+    return dt * 1000
+
+
+def cold_starts(res, fgs, label, functions, samples):
+    """A cold start per sample: changing `user_data` retires the pool (a new instance template),
+    so the next call starts a new instance. The pause lets the old instance stop and the
+    pre-warmed sandbox pool refill, as between real cold starts; it is not measured."""
+    for name, user_data, body in functions:
+        times = []
+        for i in range(samples):
+            fgs.api("PUT", f"/functions/{name}/config",
+                    {"user_data": json.dumps({**user_data, "BENCH_GEN": str(i)})})
+            time.sleep(0.25)
+            times.append(timed_invoke(fgs, name, body))
+        times.sort()
+        r = {"scenario": f"cold {name} ({label})", "conns": 1, "samples": samples,
+             "p50_ms": statistics.median(times),
+             "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+             "min_ms": times[0], "rps": None, "cpu_us": None, "rss_mb": None}
+        res.append(r)
+        print(f"  {r['scenario']}: p50 {r['p50_ms']:.1f} ms, min {r['min_ms']:.1f} ms",
+              file=sys.stderr)
+
+
+def async_throughput(res, fgs, name, n):
+    """Submits n async invocations from 8 keep-alive connections, then waits for n SUCCESS."""
+    reset_peak(fgs.pid)
+    cpu0 = cpu_seconds(fgs.pid)
+    t0 = time.perf_counter()
+    errors = []
+
+    def submit(k):
+        c = http.client.HTTPConnection("127.0.0.1", fgs.port, timeout=60)
+        for i in range(k, n, 8):
+            c.request("POST", f"/v2/{PROJECT}/fgs/functions/{name}/invocations-async",
+                      body=b'{"n":%d}' % i,
+                      headers={"X-Auth-Token": TOKEN, "Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 202:
+                errors.append(r.status)
+
+    ts = [threading.Thread(target=submit, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    submitted = time.perf_counter() - t0
+
+    def count(status):
+        return fgs.api("GET", f"/functions/{name}/async-invocations?status={status}&limit=1")[
+            "count"]
+
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline:
+        done = count("SUCCESS")
+        if done >= n:
+            break
+        time.sleep(0.02)
+    total = time.perf_counter() - t0
+    failed = count("FAIL") + count("DISCARD")
+    r = {"scenario": "async no-op end to end", "conns": 8, "events": n, "succeeded": done,
+         "failed": failed, "submit_errors": len(errors), "submit_s": submitted,
+         "p50_ms": None, "p99_ms": None, "rps": done / total,
+         "cpu_us": (cpu_seconds(fgs.pid) - cpu0) / n * 1e6,
+         "rss_mb": status_kb(fgs.pid, "VmHWM") / 1024,
+         "errors": len(errors) + failed + (n - done)}
+    res.append(r)
+    print(f"  async: {done}/{n} SUCCESS in {total:.2f} s ({r['rps']:.0f}/s), "
+          f"{failed} failed", file=sys.stderr)
+
+
+def memory(res, fgs, n):
+    """fgs's RSS before and after `n` reserved instances of the echo are up and idle."""
+    time.sleep(1)
+    before = processes()
+    fgs_before = status_kb(fgs.pid, "VmRSS")
+    fgs.api("PUT", "/functions/echo/reservedinstances", {"count": n, "idle_mode": False})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        now = processes()
+        new = {p: v for p, v in now.items() if p not in before}
+        if sum(1 for c, _ in new.values() if c == "bootstrap") >= n:
+            break
+        time.sleep(0.2)
+    time.sleep(2)  # let the last starts settle
+    now = processes()
+    # Processes that started meanwhile and are of the instances (not a compiler of a neighbour).
+    new = {p: v for p, v in now.items() if p not in before and v[0] in INSTANCE_COMMS}
+    fgs_after = status_kb(fgs.pid, "VmRSS")
+    by_comm = {}
+    for comm, rss in new.values():
+        by_comm.setdefault(comm, [0, 0])
+        by_comm[comm][0] += 1
+        by_comm[comm][1] += rss
+    runtimes = sum(1 for c, _ in new.values() if c == "bootstrap")
+    per = max(runtimes, 1)
+    r = {"scenario": f"memory, {runtimes} idle reserved instances", "instances": runtimes,
+         "fgs_rss_before_mb": fgs_before / 1024, "fgs_rss_after_mb": fgs_after / 1024,
+         "fgs_kb_per_instance": (fgs_after - fgs_before) / per,
+         "new_processes": {c: {"count": v[0], "pss_kb_each": round(v[1] / v[0] / 1024)}
+                           for c, v in by_comm.items()},
+         "other_processes_kb_per_instance":
+             sum(v[1] for c, v in by_comm.items() if c != "bootstrap") / per / 1024,
+         "p50_ms": None, "p99_ms": None, "rps": None, "cpu_us": None,
+         "rss_mb": fgs_after / 1024}
+    res.append(r)
+    print(f"  memory: fgs {fgs_before/1024:.1f} -> {fgs_after/1024:.1f} MB with {runtimes} "
+          f"instances ({r['fgs_kb_per_instance']:.0f} KB each); new processes {by_comm}",
+          file=sys.stderr)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fgs", required=True)
+    ap.add_argument("--echo", required=True)
+    ap.add_argument("--peers", help="dir with node_modules/@google-cloud/functions-framework")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    quick = a.quick
+    secs = 1 if quick else 5
+    conns = [1, 64] if quick else [1, 8, 64]
+    samples = 3 if quick else 50
+    tmp = tempfile.mkdtemp(prefix="fgs-bench-")
+    echo = open(a.echo, "rb").read()
+    res, started = [], []
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "quick": quick, "nproc": os.cpu_count(),
+            "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True).stdout.strip(),
+            "kernel": os.uname().release}
+    try:
+        # The floor and the peer.
+        floor = subprocess.Popen([a.echo, "floor", "0"], stdout=subprocess.PIPE, text=True)
+        started.append(floor)
+        fport = int(floor.stdout.readline().rsplit(":", 1)[1])
+        print("floor (minimal keep-alive echo server)", file=sys.stderr)
+        peer(res, "floor", floor.pid, f"http://127.0.0.1:{fport}/", conns, secs, tmp)
+        if a.peers:
+            ffport = fport + 1 if fport < 65000 else fport - 1
+            ff = subprocess.Popen(
+                ["node", os.path.join(a.peers, "node_modules/.bin/functions-framework"),
+                 "--target=echo", f"--port={ffport}", f"--source={a.peers}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(ff)
+            wait_port(ffport)
+            print("Functions Framework for Node.js", file=sys.stderr)
+            peer(res, "functions-framework", ff.pid, f"http://127.0.0.1:{ffport}/", conns,
+                 secs, tmp)
+            ff.terminate()
+            ff.wait()
+
+        # fgs with the default pre-warmed sandboxes.
+        fgs = Fgs(a.fgs, tmp, "prewarm", 2)
+        time.sleep(1)
+        res.append({"scenario": "fgs idle RSS (started, no functions)",
+                    "rss_mb": status_kb(fgs.pid, "VmRSS") / 1024, "p50_ms": None,
+                    "p99_ms": None, "rps": None, "cpu_us": None})
+        boot = [("bootstrap", echo, 0o755)]
+        fgs.create("echo", "Custom", "bootstrap", boot)
+        fgs.create("noop", "Custom", "bootstrap", boot)
+        fgs.create("apig", "Custom", "bootstrap", boot, {"BENCH_MODE": "apig"})
+        trig = fgs.api("POST", "/triggers/apig", {
+            "trigger_type_code": "APIG", "trigger_status": "ACTIVE",
+            "event_data": {"path": "/echo", "req_method": "ANY", "auth": "NONE"}})
+        for n in (1, 10):
+            files = list(boot)
+            for i in range(n):
+                script = f"extension{i:02d}.sh"
+                files.append((f"extension/{script}",
+                              f"exec ../bootstrap ext {script} {8081 + i}\n".encode(), 0o755))
+            fgs.create(f"ext{n}", "Custom", "bootstrap", files)
+
+        inv = f"{fgs.base}/v2/{PROJECT}/fgs/functions/echo/invocations"
+        token = {"X-Auth-Token": TOKEN, "Content-Type": "application/json"}
+        print("fgs warm sync invoke", file=sys.stderr)
+        warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp)
+        signed = sdk_sign("POST", inv, {"Content-Type": "application/json",
+                                        "X-Project-Id": PROJECT}, EVENT)
+        warm(res, "fgs sync, AK/SK signed", fgs, inv, conns, secs, signed, tmp)
+        warm(res, "fgs APIG trigger (auth NONE)", fgs, trig["event_data"]["invoke_url"], conns,
+             secs, {"Content-Type": "application/json"}, tmp)
+        for n in (1, 10):
+            warm(res, f"fgs sync, {n} extension{'s' if n > 1 else ''}", fgs,
+                 f"{fgs.base}/v2/{PROJECT}/fgs/functions/ext{n}/invocations", [1], secs,
+                 token, tmp)
+        print("fgs async", file=sys.stderr)
+        async_throughput(res, fgs, "noop", 200 if quick else 5000)
+
+        print("fgs cold starts", file=sys.stderr)
+        py = [("index.py", b"def handler(event, context):\n    return event\n", 0o644)]
+        js = [("index.js", b"exports.handler = async (event, context) => event;\n", 0o644)]
+        fgs.create("cold-custom", "Custom", "bootstrap", boot)
+        fgs.create("cold-python", "Python3.10", "index.handler", py)
+        fgs.create("cold-node", "Node.js20.15", "index.handler", js)
+        fgs.create("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})
+        apig_event = json.dumps({"httpMethod": "POST", "path": "/", "headers": {
+            "content-type": "application/json"}, "queryStringParameters": {},
+            "body": base64.b64encode(EVENT).decode(), "isBase64Encoded": True}).encode()
+        cold_fns = [("cold-custom", {}, EVENT), ("cold-python", {}, EVENT),
+                    ("cold-node", {}, EVENT), ("cold-http", {"BENCH_MODE": "http"}, apig_event)]
+        cold_starts(res, fgs, "pre-warmed sandboxes", cold_fns, samples)
+        fgs.stop()
+
+        # fgs without pre-warmed sandboxes: cold starts, then memory.
+        fgs = Fgs(a.fgs, tmp, "noprewarm", 0)
+        for name, rt, handler, files, ud in [
+                ("cold-custom", "Custom", "bootstrap", boot, None),
+                ("cold-python", "Python3.10", "index.handler", py, None),
+                ("cold-node", "Node.js20.15", "index.handler", js, None),
+                ("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})]:
+            fgs.create(name, rt, handler, files, ud)
+        cold_starts(res, fgs, "no pre-warm", cold_fns, samples)
+        fgs.create("echo", "Custom", "bootstrap", boot)
+        memory(res, fgs, 5 if quick else 100)
+        fgs.stop()
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+        for f in [x for x in locals().values() if isinstance(x, Fgs)]:
+            f.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    report(res)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump({"meta": meta, "results": res}, f, indent=1)
+    print(f"\nJSON: {a.out}")
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def report(res):
+    def find(name, c):
+        return next((r for r in res if r["scenario"] == name and r.get("conns") == c), None)
+
+    print(f"\n{'scenario':<44}{'conns':>6}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
+          f"{'cpu us/call':>12}{'peak RSS MB':>12}{'p50 xfloor':>11}{'req/s xfloor':>13}"
+          f"{'req/s xFF':>10}")
+    for r in res:
+        fl = find("floor", r.get("conns"))
+        ff = find("functions-framework", r.get("conns"))
+        ratios = ["", "", ""]
+        if r.get("rps") and r.get("p50_ms") and not r["scenario"].startswith(("floor", "cold")):
+            if fl:
+                ratios[0] = f"{r['p50_ms'] / fl['p50_ms']:.1f}x"
+                ratios[1] = f"{r['rps'] / fl['rps']:.2f}x"
+            if ff:
+                ratios[2] = f"{r['rps'] / ff['rps']:.2f}x"
+        print(f"{r['scenario'][:44]:<44}{fmt(r.get('conns'), 'd'):>6}"
+              f"{fmt(r.get('p50_ms'), '.3f'):>9}{fmt(r.get('p99_ms'), '.3f'):>9}"
+              f"{fmt(r.get('rps'), '.0f'):>9}{fmt(r.get('cpu_us'), '.1f'):>12}"
+              f"{fmt(r.get('rss_mb'), '.1f'):>12}{ratios[0]:>11}{ratios[1]:>13}{ratios[2]:>10}")
+    e0 = find("fgs sync, token", 1)
+    for n in (1, 10):
+        e = find(f"fgs sync, {n} extension{'s' if n > 1 else ''}", 1)
+        if e0 and e:
+            print(f"each of {n} extension(s) adds {(e['p50_ms'] - e0['p50_ms']) / n * 1000:.0f} "
+                  f"us p50")
+    for r in res:
+        if r["scenario"].startswith("memory"):
+            print(f"memory: fgs {r['fgs_rss_before_mb']:.1f} MB -> {r['fgs_rss_after_mb']:.1f} MB"
+                  f" with {r['instances']} idle instances = {r['fgs_kb_per_instance']:.0f} KB of"
+                  f" fgs per instance; other new processes "
+                  f"{r['other_processes_kb_per_instance']:.0f} KB per instance "
+                  f"{json.dumps(r['new_processes'])}")
+        if r["scenario"].startswith("async"):
+            print(f"async: {r['succeeded']}/{r['events']} SUCCESS, {r['failed']} failed, "
+                  f"{r['submit_errors']} refused; submitted in {r['submit_s']:.2f} s")
+    bad = [r["scenario"] for r in res if r.get("errors")]
+    if bad:
+        print(f"ERRORS in: {', '.join(bad)}")
+
+
+if __name__ == "__main__":
+    main()
