@@ -48,24 +48,22 @@ fn disabled_public_network_cuts_egress() {
             disabled
         );
     }
-    assert_eq!(
-        s.invoke("open", &json!({"url": url})).json()["result"],
-        "reached"
-    );
-    assert_eq!(
-        s.invoke("closed", &json!({"url": url})).json()["result"],
-        "unreachable"
-    );
+    let result = |name: &str| {
+        let r = s.invoke(name, &json!({"url": url}));
+        r.expect(200);
+        let v = r.json();
+        assert!(v["result"].is_string(), "{name}: {}", r.text());
+        v["result"].clone()
+    };
+    assert_eq!(result("open"), "reached");
+    assert_eq!(result("closed"), "unreachable");
     // Turned back on through the config API, the function reaches out again.
     s.put(
         "/functions/closed/config",
         &json!({"network_controller": {"disable_public_network": false}}),
     )
     .expect(200);
-    assert_eq!(
-        s.invoke("closed", &json!({"url": url})).json()["result"],
-        "reached"
-    );
+    assert_eq!(result("closed"), "reached");
 }
 
 fn nix_is_root() -> bool {
