@@ -125,7 +125,10 @@ pub(crate) fn sweep(run_dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
                 .and_then(|s| s.trim().parse::<i32>().ok());
             if let Some(pid) = pid {
                 let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                if comm.trim() == "pasta" {
+                // Debian's pasta is a link to passt, built per CPU: its name is `passt.avx2`
+                // or the like, not `pasta`.
+                let comm = comm.trim();
+                if comm.starts_with("pasta") || comm.starts_with("passt") {
                     if let Ok(fd) = PidFd::open(pid) {
                         fd.signal(Signal::SIGKILL);
                     }
