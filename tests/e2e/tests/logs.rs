@@ -152,6 +152,10 @@ fn long_logs_are_cut_to_the_limit() {
 fn server_log_as_json_lines() {
     let s = Server::start(ServerOpts::default().flag("--log-format", "json"));
     s.create_fixture("jsonlog", &unique("logs"), &[], json!({}));
+    // The harness reads fgs's stderr on a thread of its own: the line can trail the answer.
+    wait_until(Duration::from_secs(5), || {
+        s.stderr().contains("function created")
+    });
     let stderr = s.stderr();
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
