@@ -492,3 +492,52 @@ fn an_extension_that_dies_gets_its_instance_replaced() {
         "the instance whose extension died was replaced"
     );
 }
+
+const SUBSCRIBER: &str = r#"#!/bin/bash
+api="http://$EXTENSION_API_ADDR"
+n='FunctionGraph-Extension-Name: extensionW.sh'
+curl -s -o /dev/null -X POST "$api/extension/register" -H "$n" -H 'FunctionGraph-Extension-Address: 127.0.0.1:8082'
+t() { curl -s -o /dev/null -w '%{http_code}' -X POST "$api/telemetry" "$@"; }
+ok='{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8082/t"},"types":["platform"]}'
+{
+  echo "noname $(t -d "$ok")"
+  echo "stranger $(t -H 'FunctionGraph-Extension-Name: extensionX.sh' -d "$ok")"
+  echo "get $(t -H "$n" -d '{"subscriber":{"protocol":"GET","uri":"http://127.0.0.1:8082/t"},"types":["platform"]}')"
+  echo "port $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:9000/t"},"types":["platform"]}')"
+  echo "remote $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://10.0.0.1:8082/t"},"types":["platform"]}')"
+  echo "types $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8082/t"},"types":["bogus"]}')"
+  echo "json $(t -H "$n" -d 'not json')"
+  echo "good $(t -H "$n" -d "$ok")"
+  echo "second $(t -H "$n" -d "$ok")"
+} > /tmp/reg.log
+sleep 3600
+"#;
+
+#[test]
+fn telemetry_subscriptions_are_validated() {
+    let s = Server::start(ServerOpts::default());
+    let zip = code(&[(
+        "extension/extensionW.sh".into(),
+        SUBSCRIBER.as_bytes().to_vec(),
+    )]);
+    create(&s, "subscribed", &zip, json!({}));
+    // The script goes on after it registered, while the function already runs.
+    let mut got = Vec::new();
+    fgs_e2e::wait_until(Duration::from_secs(10), || {
+        got = lines(&s, "subscribed", "reg.log");
+        got.iter().any(|l| l.starts_with("second "))
+    });
+    for (k, code) in [
+        ("noname", "400"),
+        ("stranger", "400"),
+        ("get", "400"),
+        ("port", "400"),
+        ("remote", "400"),
+        ("types", "400"),
+        ("json", "400"),
+        ("good", "200"),
+        ("second", "400"),
+    ] {
+        assert!(got.contains(&format!("{k} {code}")), "{k}: {got:?}");
+    }
+}
