@@ -33,6 +33,10 @@ pub(crate) struct ShimConfig {
     /// Rootless: the user namespace to make first, and how ids map into it.
     #[serde(default)]
     pub user_ns: Option<UserNs>,
+    /// Where the sandbox's pasta will write its pid, when it gets one: fgs makes the file
+    /// before it starts pasta.
+    #[serde(default)]
+    pub pasta_pid_file: Option<PathBuf>,
 }
 
 /// A user namespace with one uid and one gid: the host ids of the unprivileged user fgs runs as,

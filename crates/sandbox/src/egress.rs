@@ -41,7 +41,10 @@ impl Egress {
         pid: u32,
     ) -> Result<Egress, String> {
         let rootless = !crate::probe::is_root();
-        let pid_file = run_dir.join("pasta").join(format!("{id}.pid"));
+        let pid_file = pid_file(run_dir, id);
+        // Made before pasta starts: a shim that sees fgs gone while its pasta still starts
+        // (a pre-warm cut short by `kill -9`) waits for the pid pasta writes here and ends it.
+        fs::write(&pid_file, b"").map_err(|e| format!("creating {}: {e}", pid_file.display()))?;
         let mut eg = Egress {
             pasta: None,
             pid: None,
@@ -114,6 +117,21 @@ impl Drop for Egress {
     }
 }
 
+/// Where the pasta of sandbox `id` writes its pid.
+pub(crate) fn pid_file(run_dir: &Path, id: &str) -> PathBuf {
+    run_dir.join("pasta").join(format!("{id}.pid"))
+}
+
+/// A pidfd of `pid` if that process is a pasta (pids are reused).
+pub(crate) fn pasta_pidfd(pid: i32) -> Option<PidFd> {
+    let fd = PidFd::open(pid).ok()?;
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    // Debian's pasta is a link to passt, built per CPU: its name is `passt.avx2` or the like,
+    // not `pasta`.
+    let comm = comm.trim();
+    (comm.starts_with("pasta") || comm.starts_with("passt")).then_some(fd)
+}
+
 /// Ends the pastas and namespace files in `run_dir` whose names `owned` picks; how many.
 pub(crate) fn sweep(run_dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
     let mut n = 0;
@@ -123,16 +141,8 @@ pub(crate) fn sweep(run_dir: &Path, owned: impl Fn(&str) -> bool) -> usize {
             let pid = fs::read_to_string(e.path())
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
-            if let Some(pid) = pid {
-                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                // Debian's pasta is a link to passt, built per CPU: its name is `passt.avx2`
-                // or the like, not `pasta`.
-                let comm = comm.trim();
-                if comm.starts_with("pasta") || comm.starts_with("passt") {
-                    if let Ok(fd) = PidFd::open(pid) {
-                        fd.signal(Signal::SIGKILL);
-                    }
-                }
+            if let Some(fd) = pid.and_then(pasta_pidfd) {
+                fd.signal(Signal::SIGKILL);
             }
             let _ = fs::remove_file(e.path());
             n += 1;

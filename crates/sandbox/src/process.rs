@@ -143,6 +143,10 @@ pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError
             uid: sb.cfg.uid,
             gid: sb.cfg.gid,
         }),
+        pasta_pid_file: sb
+            .pasta
+            .is_some()
+            .then(|| crate::egress::pid_file(&sb.cfg.run_dir, &id)),
     };
     let mut cmd = std::process::Command::new(&sb.exe);
     cmd.arg("__sandbox-exec")

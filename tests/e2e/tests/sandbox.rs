@@ -641,7 +641,6 @@ fn rootless_http_function_is_reached_on_its_own_loopback() {
 /// Rootless there is no cgroup for the next fgs to sweep: after `kill -9` of fgs, each shim sees
 /// its control socket close and kills its namespace, and pasta quits with it.
 #[test]
-#[ignore = "known issue: rootless, a pasta can outlive a kill -9 of fgs (about one run in three); see docs/sandbox.md"]
 fn rootless_kill_9_of_fgs_leaves_no_process_behind() {
     let Some(mut sb) = start_rootless("rootless kill -9", &[]) else {
         return;

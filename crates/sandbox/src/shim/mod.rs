@@ -67,6 +67,10 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
+/// How long a shim whose fgs is gone waits for a starting pasta's pid (it starts in about 10 ms;
+/// one that fails never writes it).
+const PASTA_START_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn run(ctl: &OwnedFd) -> ShimResult<i32> {
     // The runtime must never inherit the control socket (dup2 cleared close-on-exec).
     nix::fcntl::fcntl(
@@ -126,8 +130,9 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             // fgs let the prepared sandbox go (pool shrink, shutdown) or was killed: nothing
             // to run, and nothing of the sandbox may outlive it.
             None => {
-                if let Some(p) = &pasta {
-                    p.signal(nix::sys::signal::Signal::SIGKILL);
+                match &pasta {
+                    Some(p) => p.signal(nix::sys::signal::Signal::SIGKILL),
+                    None => end_starting_pasta(cfg.pasta_pid_file.as_deref()),
                 }
                 return Ok(0);
             }
@@ -163,34 +168,78 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             )
             .ctx(|| "reporting the init".into())?;
             if cfg.user_ns.is_some() {
-                broker::serve(ctl, child, pasta.as_ref())?;
-            }
-            loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => {
-                        // The init exits 128+N for a runtime killed by signal N, like a shell.
-                        if (129..=128 + 64).contains(&code) {
-                            if let Ok(sig) = nix::sys::signal::Signal::try_from(code - 128) {
-                                init::die_by(sig);
-                            }
-                        }
-                        return Ok(code);
-                    }
-                    Ok(WaitStatus::Signaled(_, sig, _)) => init::die_by(sig),
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(_) => continue,
-                    Err(e) => return Err(format!("waiting for the init: {e}")),
+                let served = broker::serve(ctl, child, pasta.as_ref());
+                if served.is_err() {
+                    end_pasta(pasta.as_ref());
                 }
+                served?;
+            }
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r @ (Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_)) => {
+                        break r;
+                    }
+                    Ok(_) => continue,
+                }
+            };
+            // The instance is over. fgs ends pasta too when it tears the instance down, but it
+            // may be gone (`kill -9`): the runtime then dies of its closed pipes, and nothing
+            // else would end pasta before the next start's sweep.
+            end_pasta(pasta.as_ref());
+            match status {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    // The init exits 128+N for a runtime killed by signal N, like a shell.
+                    if (129..=128 + 64).contains(&code) {
+                        if let Ok(sig) = nix::sys::signal::Signal::try_from(code - 128) {
+                            init::die_by(sig);
+                        }
+                    }
+                    Ok(code)
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => init::die_by(sig),
+                Ok(other) => Err(format!("unexpected init status: {other:?}")),
+                Err(e) => Err(format!("waiting for the init: {e}")),
             }
         }
     }
 }
 
+/// Ends the sandbox's pasta, if the shim was told of one.
+fn end_pasta(pasta: Option<&PidFd>) {
+    if let Some(p) = pasta {
+        p.signal(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// fgs went away before it told of the sandbox's pasta: it may have been killed while pasta
+/// started. pasta writes its pid to the file fgs made for it once it has configured the
+/// namespace (kept alive meanwhile by this shim); waits for that, boundedly, and ends it.
+fn end_starting_pasta(pid_file: Option<&std::path::Path>) {
+    let Some(pid_file) = pid_file else { return };
+    let deadline = std::time::Instant::now() + PASTA_START_WAIT;
+    while std::time::Instant::now() < deadline {
+        let Ok(text) = std::fs::read_to_string(pid_file) else {
+            // Removed: fgs ended that pasta itself, or never started one.
+            return;
+        };
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            if let Some(p) = crate::egress::pasta_pidfd(pid) {
+                p.signal(nix::sys::signal::Signal::SIGKILL);
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Takes every interface but `lo` down, which also drops their addresses and routes.
 fn interfaces_down() -> ShimResult<()> {
-    let names: Vec<String> = std::fs::read_dir("/sys/class/net")
+    // The namespace's own interfaces (`/sys/class/net` still shows the host's here).
+    let names: Vec<String> = nix::net::if_::if_nameindex()
         .ctx(|| "listing interfaces".into())?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .iter()
+        .filter_map(|i| i.name().to_str().ok().map(str::to_owned))
         .filter(|n| n != "lo")
         .collect();
     if names.is_empty() {
@@ -221,10 +270,12 @@ fn interfaces_down() -> ShimResult<()> {
             }
             req.ifr_ifru.ifru_flags &= !((libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short);
             if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-                return Err(format!(
-                    "taking {name} down: {}",
-                    std::io::Error::last_os_error()
-                ));
+                let e = std::io::Error::last_os_error();
+                // fgs ends pasta meanwhile, and its tap device goes with it.
+                if e.raw_os_error() == Some(libc::ENODEV) {
+                    continue;
+                }
+                return Err(format!("taking {name} down: {e}"));
             }
         }
     }
