@@ -113,7 +113,7 @@ class Fgs:
                "--cgroup-parent", f"fgs-bench-{os.getpid()}-{tag}",
                "--sandbox-run-dir", os.path.join(self.dir, "run")]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "FGS_LOG": "warn"})
+                                     env={"FGS_LOG": "warn", **os.environ})
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         m = re.search(r"listening on http://([\d.]+):(\d+)", line)
@@ -403,6 +403,13 @@ def memory(res, fgs, n):
 # ---------------------------------------------------------------- main
 
 
+GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory")
+
+
+class Done(Exception):
+    """The groups asked for have run."""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fgs", required=True)
@@ -410,7 +417,12 @@ def main():
     ap.add_argument("--peers", help="dir with node_modules/@google-cloud/functions-framework")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default=",".join(GROUPS),
+                    help="comma-separated groups to run, of: " + ", ".join(GROUPS))
     a = ap.parse_args()
+    only = set(a.only.split(","))
+    if not only <= set(GROUPS):
+        ap.error(f"--only takes {', '.join(GROUPS)}")
     quick = a.quick
     secs = 1 if quick else 5
     conns = [1, 64] if quick else [1, 8, 64]
@@ -428,9 +440,10 @@ def main():
         floor = subprocess.Popen([a.echo, "floor", "0"], stdout=subprocess.PIPE, text=True)
         started.append(floor)
         fport = int(floor.stdout.readline().rsplit(":", 1)[1])
-        print("floor (minimal keep-alive echo server)", file=sys.stderr)
-        peer(res, "floor", floor.pid, f"http://127.0.0.1:{fport}/", conns, secs, tmp)
-        if a.peers:
+        if "peers" in only:
+            print("floor (minimal keep-alive echo server)", file=sys.stderr)
+            peer(res, "floor", floor.pid, f"http://127.0.0.1:{fport}/", conns, secs, tmp)
+        if a.peers and "peers" in only:
             ffport = fport + 1 if fport < 65000 else fport - 1
             ff = subprocess.Popen(
                 ["node", os.path.join(a.peers, "node_modules/.bin/functions-framework"),
@@ -467,19 +480,22 @@ def main():
 
         inv = f"{fgs.base}/v2/{PROJECT}/fgs/functions/echo/invocations"
         token = {"X-Auth-Token": TOKEN, "Content-Type": "application/json"}
-        print("fgs warm sync invoke", file=sys.stderr)
-        warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp)
-        signed = sdk_sign("POST", inv, {"Content-Type": "application/json",
-                                        "X-Project-Id": PROJECT}, EVENT)
-        warm(res, "fgs sync, AK/SK signed", fgs, inv, conns, secs, signed, tmp)
-        warm(res, "fgs APIG trigger (auth NONE)", fgs, trig["event_data"]["invoke_url"], conns,
-             secs, {"Content-Type": "application/json"}, tmp)
-        for n in (1, 10):
-            warm(res, f"fgs sync, {n} extension{'s' if n > 1 else ''}", fgs,
-                 f"{fgs.base}/v2/{PROJECT}/fgs/functions/ext{n}/invocations", [1], secs,
-                 token, tmp)
-        print("fgs async", file=sys.stderr)
-        async_throughput(res, fgs, "noop", 200 if quick else 5000)
+        if "warm" in only:
+            print("fgs warm sync invoke", file=sys.stderr)
+            warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp)
+            signed = sdk_sign("POST", inv, {"Content-Type": "application/json",
+                                            "X-Project-Id": PROJECT}, EVENT)
+            warm(res, "fgs sync, AK/SK signed", fgs, inv, conns, secs, signed, tmp)
+            warm(res, "fgs APIG trigger (auth NONE)", fgs, trig["event_data"]["invoke_url"],
+                 conns, secs, {"Content-Type": "application/json"}, tmp)
+        if "extensions" in only:
+            for n in (1, 10):
+                warm(res, f"fgs sync, {n} extension{'s' if n > 1 else ''}", fgs,
+                     f"{fgs.base}/v2/{PROJECT}/fgs/functions/ext{n}/invocations", [1], secs,
+                     token, tmp)
+        if "async" in only:
+            print("fgs async", file=sys.stderr)
+            async_throughput(res, fgs, "noop", 200 if quick else 5000)
 
         print("fgs cold starts", file=sys.stderr)
         py = [("index.py", b"def handler(event, context):\n    return event\n", 0o644)]
@@ -493,8 +509,11 @@ def main():
             "body": base64.b64encode(EVENT).decode(), "isBase64Encoded": True}).encode()
         cold_fns = [("cold-custom", {}, EVENT), ("cold-python", {}, EVENT),
                     ("cold-node", {}, EVENT), ("cold-http", {"BENCH_MODE": "http"}, apig_event)]
-        cold_starts(res, fgs, "pre-warmed sandboxes", cold_fns, samples)
+        if "cold" in only:
+            cold_starts(res, fgs, "pre-warmed sandboxes", cold_fns, samples)
         fgs.stop()
+        if not only & {"cold", "memory"}:
+            raise Done
 
         # fgs without pre-warmed sandboxes: cold starts, then memory.
         fgs = Fgs(a.fgs, tmp, "noprewarm", 0)
@@ -504,10 +523,14 @@ def main():
                 ("cold-node", "Node.js20.15", "index.handler", js, None),
                 ("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})]:
             fgs.create(name, rt, handler, files, ud)
-        cold_starts(res, fgs, "no pre-warm", cold_fns, samples)
-        fgs.create("echo", "Custom", "bootstrap", boot)
-        memory(res, fgs, 5 if quick else 100)
+        if "cold" in only:
+            cold_starts(res, fgs, "no pre-warm", cold_fns, samples)
+        if "memory" in only:
+            fgs.create("echo", "Custom", "bootstrap", boot)
+            memory(res, fgs, 5 if quick else 100)
         fgs.stop()
+    except Done:
+        pass
     finally:
         for p in started:
             if p.poll() is None:

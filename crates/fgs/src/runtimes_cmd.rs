@@ -52,6 +52,7 @@ pub fn prepare(data_dir: &Path, args: &RuntimeArgs) -> Result<(Arc<RuntimeTable>
     }
     let dir = fgs_instance::install_shims(&data_dir.join("runtime"))
         .with_context(|| format!("writing the runtime shims under {}", data_dir.display()))?;
+    fgs_instance::compile_python_shim(&dir, table.installed());
     Ok((Arc::new(table), dir))
 }
 

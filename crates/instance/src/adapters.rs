@@ -30,7 +30,9 @@ const SYSTEM_TREES: &[&str] = &[
 
 /// Python: `-u` because stdout is a pipe whose lines fgs attributes to the invocation in flight
 /// (block buffering would move them into the next one); `-B` because the code is read-only.
-const PYTHON_MAIN: &str = "import os,runpy;runpy.run_path(os.environ['FGS_RUNTIME_DIR']+'/python/bootstrap.py',run_name='__main__')";
+/// The shim runs as `__main__` from the bytecode fgs compiled at start-up
+/// (`compile_python_shim`) when it matches (a plain script path would be compiled every time).
+const PYTHON_MAIN: &str = "import os;from importlib.machinery import SourceFileLoader;__file__=os.environ['FGS_RUNTIME_DIR']+'/python/bootstrap.py';exec(SourceFileLoader('__main__',__file__).get_code('__main__'))";
 const NODE_MAIN: &str = "require(process.env.FGS_RUNTIME_DIR+'/nodejs/bootstrap.js')";
 
 /// The program, arguments and extra environment that start a runtime of `cfg`.

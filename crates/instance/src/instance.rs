@@ -390,6 +390,9 @@ impl Instance {
                     match state {
                         StartState::Starting => continue,
                         StartState::Ready => {
+                            // The start ran unthrottled; the function's cpu share holds from
+                            // its first event on.
+                            instance.process.apply_cpu_quota();
                             let init_ms = t0.elapsed().as_secs_f64() * 1000.0;
                             instance.api.telemetry.emit("platform", "platform.initRuntimeDone", serde_json::json!({"initializationType": "on-demand", "phase": "init", "status": "success"}));
                             instance.api.telemetry.emit("platform", "platform.initReport", serde_json::json!({"initializationType": "on-demand", "phase": "init", "status": "success", "metrics": {"durationMs": init_ms}}));

@@ -18,4 +18,4 @@ mod telemetry;
 
 pub use config::{InstanceConfig, InvokeType, Request};
 pub use instance::{Instance, Reply, StartError};
-pub use runtimes::{discover, install_shims, DiscoverOptions};
+pub use runtimes::{compile_python_shim, discover, install_shims, DiscoverOptions};

@@ -142,7 +142,6 @@ impl CgroupLayout {
     pub fn limit_writes(&self, dir_of: &InstanceCgroup, limits: &Limits) -> Vec<(PathBuf, String)> {
         let mut w = Vec::new();
         let mem = limits.memory_mb.map(|m| u64::from(m) * 1024 * 1024);
-        let quota = limits.cpu_millicores.map(|m| u64::from(m) * 100);
         match (&self.v1_memory, mem) {
             (Some(root), Some(bytes)) => {
                 let d = dir_of.dir_under(root);
@@ -172,20 +171,32 @@ impl CgroupLayout {
             }
             _ => {}
         }
+        w.extend(self.cpu_writes(dir_of, limits.cpu_millicores));
+        // Files that do not exist (memsw without swap accounting) are skipped by the writer.
+        w
+    }
+
+    /// The writes that set `millicores` as the instance's CFS quota (per 100 ms period).
+    pub fn cpu_writes(
+        &self,
+        dir_of: &InstanceCgroup,
+        millicores: Option<u32>,
+    ) -> Vec<(PathBuf, String)> {
+        let quota = millicores.map(|m| u64::from(m) * 100);
         match (&self.v1_cpu, self.cpu(), quota) {
             (Some(root), _, Some(q)) => {
                 let d = dir_of.dir_under(root);
-                w.push((d.join("cpu.cfs_period_us"), "100000".into()));
-                w.push((d.join("cpu.cfs_quota_us"), q.to_string()));
+                vec![
+                    (d.join("cpu.cfs_period_us"), "100000".into()),
+                    (d.join("cpu.cfs_quota_us"), q.to_string()),
+                ]
             }
             (None, Source::V2, Some(q)) => {
                 let d = dir_of.dir_under(self.unified.as_ref().expect("v2 source has a root"));
-                w.push((d.join("cpu.max"), format!("{q} 100000")));
+                vec![(d.join("cpu.max"), format!("{q} 100000"))]
             }
-            _ => {}
+            _ => Vec::new(),
         }
-        // Files that do not exist (memsw without swap accounting) are skipped by the writer.
-        w
     }
 }
 

@@ -301,6 +301,7 @@ fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
                 },
                 peak: AtomicU64::new(0),
                 oom_kills: AtomicU64::new(0),
+                cpu_quota: Mutex::new(Vec::new()),
             }),
         },
         cleanup: None,
@@ -314,16 +315,21 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
     }
     let mut mounts = vec![(spec.code_dir.clone(), PathBuf::from(CODE_ROOT))];
     mounts.extend(spec.mounts.iter().cloned());
-    let cgroup_writes = match &shim.cgroup {
-        Some(cg) => shim.sandbox.layout.limit_writes(
-            cg,
-            &Limits {
-                memory_mb: spec.memory_mb,
-                cpu_millicores: spec.cpu_millicores,
-                pids: PIDS_MAX,
-            },
+    // The cpu quota waits for the end of the start (`ProcessHandle::apply_cpu_quota`): a quota
+    // of 0.3 cpu throttles an interpreter's start-up by whole 100 ms periods.
+    let (cgroup_writes, cpu_writes) = match &shim.cgroup {
+        Some(cg) => (
+            shim.sandbox.layout.limit_writes(
+                cg,
+                &Limits {
+                    memory_mb: spec.memory_mb,
+                    cpu_millicores: None,
+                    pids: PIDS_MAX,
+                },
+            ),
+            shim.sandbox.layout.cpu_writes(cg, spec.cpu_millicores),
         ),
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let msg = SpawnMsg {
         program: spec.program.clone(),
@@ -399,6 +405,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             },
             peak: AtomicU64::new(0),
             oom_kills: AtomicU64::new(0),
+            cpu_quota: Mutex::new(cpu_writes),
         }),
     };
     Ok(Running {
@@ -435,6 +442,8 @@ struct HandleInner {
     /// Last known memory peak and OOM kill count, kept when the cgroup is removed.
     peak: AtomicU64,
     oom_kills: AtomicU64,
+    /// The cgroup writes of the cpu quota, until [`ProcessHandle::apply_cpu_quota`].
+    cpu_quota: Mutex<Vec<(PathBuf, String)>>,
 }
 
 #[derive(Debug)]
@@ -508,6 +517,23 @@ impl Broker {
 impl ProcessHandle {
     pub fn pid(&self) -> u32 {
         self.inner.pid
+    }
+
+    /// Ends the start's unthrottled phase: from now on the instance runs within its cpu quota
+    /// (docs/sandbox.md). Once; later calls do nothing.
+    pub fn apply_cpu_quota(&self) {
+        let writes = std::mem::take(
+            &mut *self
+                .inner
+                .cpu_quota
+                .lock()
+                .expect("cpu quota lock is never poisoned"),
+        );
+        for (file, value) in writes {
+            if let Err(e) = std::fs::write(&file, &value) {
+                tracing::warn!(file = %file.display(), error = %e, "setting the cpu quota failed");
+            }
+        }
     }
 
     /// Sends a signal to every process of the tree. A tree that is already gone is not an

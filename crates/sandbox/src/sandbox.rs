@@ -91,7 +91,15 @@ pub(crate) struct Inner {
 struct PoolState {
     ready: Vec<Prepared>,
     closed: bool,
+    /// When a cold start last took a pre-warmed sandbox.
+    last_take: Option<std::time::Instant>,
 }
+
+/// While pre-warmed sandboxes are left, the pool refills only once takes have paused this long:
+/// preparing one (shim, namespaces, pasta) costs tens of milliseconds of CPU, which on a small
+/// host would otherwise be taken from the cold start that just took one. An empty pool refills
+/// at once.
+const REFILL_SETTLE: Duration = Duration::from_millis(150);
 
 impl Default for Sandbox {
     /// No isolation: for tests of other crates.
@@ -337,6 +345,7 @@ impl Sandbox {
         let taken = {
             let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
             let p = pool.ready.pop();
+            pool.last_take = Some(std::time::Instant::now());
             self.inner.pool_cv.notify_all();
             p
         };
@@ -402,6 +411,19 @@ impl Sandbox {
                 }
                 if pool.closed {
                     return;
+                }
+                let settling = pool
+                    .last_take
+                    .map(|t| REFILL_SETTLE.saturating_sub(t.elapsed()))
+                    .filter(|left| !left.is_zero() && !pool.ready.is_empty());
+                if let Some(left) = settling {
+                    drop(
+                        self.inner
+                            .pool_cv
+                            .wait_timeout(pool, left)
+                            .expect("pool lock is never poisoned"),
+                    );
+                    continue;
                 }
             }
             match process::prepare_isolated(&self.inner) {

@@ -294,6 +294,66 @@ fn memory_beyond_the_limit_gives_4205_and_the_next_call_works() {
     sb.finish();
 }
 
+/// The cpu quota of every instance cgroup under the test's parents (`cpu.cfs_quota_us` on v1,
+/// the first field of `cpu.max` on v2; -1 / "max" when unlimited).
+fn cpu_quotas(sb: &Sandboxed) -> Vec<String> {
+    let mut q = Vec::new();
+    for p in &sb.parents {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            let d = e.path();
+            if let Ok(v) = std::fs::read_to_string(d.join("cpu.cfs_quota_us")) {
+                q.push(v.trim().to_string());
+            } else if let Ok(v) = std::fs::read_to_string(d.join("cpu.max")) {
+                q.push(v.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    q
+}
+
+/// An instance starts unthrottled (an interpreter's start-up would otherwise wait out whole CFS
+/// periods) and runs within its cpu share, memory_size/128*100+200 millicores, from its first
+/// event on.
+#[test]
+fn the_cpu_quota_applies_once_the_instance_has_started() {
+    let Some(sb) = start("cpu quota", &[]) else {
+        return;
+    };
+    if healthz(sb.s())["isolation"]["not_enforced"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "cpu"))
+    {
+        eprintln!("skipped cpu quota: no cpu controller on this host");
+        sb.finish();
+        return;
+    }
+    let slow = SHELL_RUNTIME.replacen("#!/bin/sh\n", "#!/bin/sh\nsleep 2\n", 1);
+    let mut body = custom_zip_body("slowstart", &bootstrap_zip(&slow));
+    body["memory_size"] = json!(256);
+    sb.s().post("/functions", &body).expect(200);
+    let limited = |q: &Vec<String>| q.iter().filter(|v| *v != "-1" && *v != "max").count();
+    thread::scope(|scope| {
+        let call = scope.spawn(|| sb.ok("slowstart", "echo started"));
+        thread::sleep(Duration::from_millis(1000));
+        let during = cpu_quotas(&sb);
+        assert!(
+            !during.is_empty(),
+            "no instance cgroup with a cpu quota file"
+        );
+        assert_eq!(limited(&during), 0, "quotas while starting: {during:?}");
+        assert_eq!(call.join().expect("the call"), "started\n");
+    });
+    // 256 MB: 256/128*100+200 = 400 millicores, 40 ms per 100 ms period.
+    let after = cpu_quotas(&sb);
+    assert_eq!(
+        after.iter().filter(|v| *v == "40000").count(),
+        1,
+        "quotas after the first call: {after:?}"
+    );
+    assert_eq!(limited(&after), 1, "{after:?}");
+    sb.finish();
+}
+
 #[test]
 fn a_fork_bomb_is_contained_and_fgs_keeps_serving() {
     let Some(sb) = start("fork bomb", &[]) else {
