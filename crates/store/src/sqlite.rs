@@ -90,12 +90,13 @@ pub(crate) fn function_row(
     package: &str,
     name: &str,
 ) -> Result<i64, StoreError> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT id FROM functions WHERE project = ?1 AND package = ?2 AND name = ?3",
-        params![project, package, name],
-        |row| row.get(0),
     )
-    .optional()
+    .and_then(|mut stmt| {
+        stmt.query_row(params![project, package, name], |row| row.get(0))
+            .optional()
+    })
     .map_err(db("find function"))?
     .ok_or_else(|| StoreError::FunctionNotFound {
         project: project.to_string(),
@@ -127,10 +128,34 @@ impl Sqlite {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Room for every statement of the hot paths (async queue, logs, lookups).
+        conn.set_prepared_statement_cache_capacity(64);
         migrations::apply(&mut conn, path)?;
         Ok(Sqlite {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// [`Sqlite::run`] for writes that may wait for the next fsync: the commit reaches the WAL
+    /// (the OS has it, so it survives a crash of fgs) without an fsync of its own, and becomes
+    /// durable with the next `FULL` commit or checkpoint. Only for records whose loss on power
+    /// failure is harmless: state changes of async events (a lost one runs the event again, which
+    /// at-least-once allows) and invocation logs. Never for accepting a request.
+    async fn run_relaxed<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(op, move |conn| {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(db("relax synchronous"))?;
+            let out = f(conn);
+            // Back before the lock is released: every other write stays FULL.
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(db("restore synchronous"))?;
+            out
+        })
+        .await
     }
 
     /// Runs `f` on the connection in the blocking pool.
@@ -470,5 +495,35 @@ mod tests {
         assert_eq!(pragma("synchronous"), 2);
         assert_eq!(pragma("foreign_keys"), 1);
         assert_eq!(pragma("busy_timeout"), BUSY_TIMEOUT.as_millis() as i64);
+    }
+
+    #[tokio::test]
+    async fn relaxed_writes_leave_the_connection_full() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Sqlite::open(&dir.path().join("fgs.db")).expect("open");
+        let seen = store
+            .run_relaxed("probe", |conn| {
+                conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
+                    .map_err(db("read synchronous"))
+            })
+            .await
+            .expect("runs");
+        assert_eq!(seen, 1, "NORMAL inside");
+        // A failing relaxed write restores FULL too.
+        let failed = store
+            .run_relaxed("fail", |conn| {
+                conn.execute("INSERT INTO no_such_table VALUES (1)", [])
+                    .map_err(db("insert"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let after = store
+            .run("probe", |conn| {
+                conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
+                    .map_err(db("read synchronous"))
+            })
+            .await
+            .expect("runs");
+        assert_eq!(after, 2, "FULL again after");
     }
 }

@@ -314,12 +314,14 @@ impl Sqlite {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let res = function_id(&tx, &r.project, &r.package, &r.name).and_then(|fid| {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO async_invocations
                          (request_id, function_id, qualifier, status, attempts, created_ms,
                           next_attempt_ms, body, extra)
                          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?6, ?7)",
-                        params![
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
                             r.request_id,
                             fid,
                             r.qualifier,
@@ -327,8 +329,8 @@ impl Sqlite {
                             r.created_ms,
                             r.body,
                             r.extra
-                        ],
-                    )
+                        ])
+                    })
                     .map(|_| ())
                     .map_err(db("insert async invocation"))
                 });
@@ -346,13 +348,13 @@ impl Sqlite {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<AsyncRow>, StoreError> {
-        self.run("claim async invocations", move |conn| {
+        self.run_relaxed("claim async invocations", move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db("begin claim async"))?;
             let rows = {
                 let mut stmt = tx
-                    .prepare(&format!(
+                    .prepare_cached(&format!(
                         "SELECT {ASYNC_COLUMNS} FROM async_invocations a JOIN functions f ON f.id = a.function_id
                          WHERE a.status = 'WAIT' AND a.next_attempt_ms <= ?1
                          ORDER BY a.next_attempt_ms LIMIT ?2"
@@ -365,12 +367,16 @@ impl Sqlite {
                     .map_err(db("read claimed async"))?;
                 rows
             };
-            for r in &rows {
-                tx.execute(
-                    "UPDATE async_invocations SET status = 'RUNNING', started_ms = ?2 WHERE request_id = ?1",
-                    params![r.request_id, now_ms],
-                )
-                .map_err(db("mark async running"))?;
+            {
+                let mut mark = tx
+                    .prepare_cached(
+                        "UPDATE async_invocations SET status = 'RUNNING', started_ms = ?2 WHERE request_id = ?1",
+                    )
+                    .map_err(db("prepare mark async running"))?;
+                for r in &rows {
+                    mark.execute(params![r.request_id, now_ms])
+                        .map_err(db("mark async running"))?;
+                }
             }
             tx.commit().map_err(db("commit claim async"))?;
             Ok(rows
@@ -413,28 +419,33 @@ impl Sqlite {
 
     /// Records the state an event moved to after an attempt.
     pub(crate) async fn update_async(&self, rows: Vec<AsyncRow>) -> Result<(), StoreError> {
-        self.run("update async invocations", move |conn| {
+        self.run_relaxed("update async invocations", move |conn| {
             // One transaction, so one fsync, for every state change the dispatcher has ready.
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db("begin update async"))?;
-            for row in rows {
-                tx.execute(
+            {
+                let mut update = tx
+                .prepare_cached(
                     "UPDATE async_invocations SET status = ?2, attempts = ?3, next_attempt_ms = ?4,
                      started_ms = ?5, ended_ms = ?6, error_code = ?7, error_message = ?8
                      WHERE request_id = ?1",
-                    params![
-                        row.request_id,
-                        row.status.as_str(),
-                        i64::from(row.attempts),
-                        row.next_attempt_ms,
-                        row.started_ms,
-                        row.ended_ms,
-                        row.error_code.map(i64::from),
-                        row.error_message
-                    ],
                 )
-                .map_err(db("update async invocation"))?;
+                .map_err(db("prepare update async invocation"))?;
+                for row in rows {
+                    update
+                        .execute(params![
+                            row.request_id,
+                            row.status.as_str(),
+                            i64::from(row.attempts),
+                            row.next_attempt_ms,
+                            row.started_ms,
+                            row.ended_ms,
+                            row.error_code.map(i64::from),
+                            row.error_message
+                        ])
+                        .map_err(db("update async invocation"))?;
+                }
             }
             tx.commit().map_err(db("commit update async"))
         })

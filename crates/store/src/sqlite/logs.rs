@@ -68,7 +68,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationLog> {
 
 impl Sqlite {
     async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
-        self.run("insert invocation logs", move |conn| {
+        self.run_relaxed("insert invocation logs", move |conn| {
             let tx = conn.transaction().map_err(db("begin insert logs"))?;
             {
                 let mut stmt = tx
