@@ -150,11 +150,24 @@ pub fn start<S: fgs_invoke::FunctionSource>(
     }
 }
 
-/// Stores what arrives, everything already queued in one transaction: under load batches grow
-/// by themselves, and a lone invocation's log is written at once.
+/// How long the writer lets a batch fill after its first log: a lone invocation's log is stored
+/// this much later, and under load one transaction takes every log of the interval rather than
+/// one or two (a transaction per invocation cost about a tenth of fgs's cpu at 8,000 calls/s).
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Stores what arrives in batches, one transaction each.
 async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>, pending: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(l) => batch.push(l),
+                    Err(_) => break,
+                }
+            }
+        }
         let n = batch.len();
         if let Err(e) = store.insert_logs(std::mem::take(&mut batch)).await {
             tracing::warn!(logs = n, error = %crate::error::chain(&e), "storing invocation logs failed");

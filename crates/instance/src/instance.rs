@@ -505,8 +505,7 @@ impl Instance {
                 }
             }
         };
-        let memory_used_bytes = self.process.memory_used_bytes();
-        let oom_now = self.process.oom_kills();
+        let (memory_used_bytes, oom_now) = self.process.usage();
         self.oom_seen.fetch_max(oom_now, Ordering::AcqRel);
         if oom_now > oom_before {
             // The memory cgroup's OOM killer ended a process of this instance while the event

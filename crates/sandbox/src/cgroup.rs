@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -276,6 +277,18 @@ pub struct InstanceCgroup {
     pub dirs: Vec<PathBuf>,
     memory: Option<(PathBuf, Source)>,
     kill: Option<PathBuf>,
+    /// The memory counters, opened once and read with `pread` at every invocation (a path
+    /// lookup through cgroupfs per read cost more than the read).
+    peak_file: Arc<OnceLock<Option<fs::File>>>,
+    oom_file: Arc<OnceLock<Option<fs::File>>>,
+}
+
+/// Reads a whole cgroup file from an open descriptor (cgroup files regenerate at offset 0).
+fn pread_string(f: &fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 512];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    String::from_utf8(buf[..n].to_vec()).ok()
 }
 
 impl InstanceCgroup {
@@ -321,6 +334,8 @@ impl InstanceCgroup {
             dirs,
             memory,
             kill,
+            peak_file: Arc::default(),
+            oom_file: Arc::default(),
         })
     }
 
@@ -340,9 +355,10 @@ impl InstanceCgroup {
             Source::V1 => &["memory.max_usage_in_bytes", "memory.usage_in_bytes"],
             _ => &["memory.peak", "memory.current"],
         };
-        files
-            .iter()
-            .find_map(|f| fs::read_to_string(d.join(f)).ok()?.trim().parse().ok())
+        let file = self
+            .peak_file
+            .get_or_init(|| files.iter().find_map(|f| fs::File::open(d.join(f)).ok()));
+        pread_string(file.as_ref()?)?.trim().parse().ok()
     }
 
     /// How many processes the OOM killer has killed in the instance.
@@ -354,7 +370,10 @@ impl InstanceCgroup {
             Source::V1 => "memory.oom_control",
             _ => "memory.events",
         };
-        fs::read_to_string(d.join(file))
+        self.oom_file
+            .get_or_init(|| fs::File::open(d.join(file)).ok())
+            .as_ref()
+            .and_then(pread_string)
             .map(|s| parse_oom_kills(&s))
             .unwrap_or(0)
     }
@@ -506,6 +525,8 @@ mod tests {
             dirs: l.instance_dirs("fgs", "x"),
             memory: None,
             kill: None,
+            peak_file: Arc::default(),
+            oom_file: Arc::default(),
         };
         let w = l.limit_writes(
             &cg,
@@ -523,6 +544,17 @@ mod tests {
         assert!(w.contains(&("/sys/fs/cgroup/fgs/x/memory.swap.max".into(), "0".into())));
         assert!(w.contains(&("/sys/fs/cgroup/fgs/x/cpu.max".into(), "30000 100000".into())));
         assert!(w.contains(&("/sys/fs/cgroup/fgs/x/pids.max".into(), "1024".into())));
+    }
+
+    #[test]
+    fn counters_are_read_again_from_the_open_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.peak");
+        fs::write(&path, "4096\n").unwrap();
+        let f = fs::File::open(&path).unwrap();
+        assert_eq!(pread_string(&f).as_deref(), Some("4096\n"));
+        fs::write(&path, "8192\n").unwrap();
+        assert_eq!(pread_string(&f).as_deref(), Some("8192\n"));
     }
 
     #[test]

@@ -603,6 +603,13 @@ impl ProcessHandle {
         self.inner.oom_kills.load(Ordering::Relaxed)
     }
 
+    /// [`ProcessHandle::memory_used_bytes`] and [`ProcessHandle::oom_kills`] from one read of
+    /// the counters: what an invocation reports when it ends.
+    pub fn usage(&self) -> (u64, u64) {
+        let used = self.memory_used_bytes();
+        (used, self.inner.oom_kills.load(Ordering::Relaxed))
+    }
+
     /// A TCP connection to `127.0.0.1:port` inside the instance's network namespace (the
     /// host's loopback when isolation is off).
     pub fn connect(&self, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
