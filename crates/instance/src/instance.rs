@@ -40,6 +40,9 @@ pub enum StartError {
     Timeout(u64),
     #[error("{}", .0.message)]
     Extension(FunctionError),
+    /// The memory cgroup's OOM killer ended a process of the instance before it was ready.
+    #[error("runtime memory limit exceeded while the instance started")]
+    MemoryLimit,
 }
 
 fn fmt_output(output: &str) -> String {
@@ -65,6 +68,7 @@ impl StartError {
             StartError::InitFailed(e) | StartError::Extension(e) => return Some(e.clone()),
             StartError::Exited { .. } => (codes::RUNTIME_EXITED, "RuntimeExited"),
             StartError::Timeout(_) => (codes::INIT_TIMEOUT, "InitTimeout"),
+            StartError::MemoryLimit => return Some(FunctionError::memory_limit()),
             StartError::UnsupportedRuntime(_) | StartError::Sandbox(_) | StartError::Api(_) => {
                 return None
             }
@@ -418,6 +422,10 @@ impl Instance {
                     // A runtime that reported its init error and then exited failed to init.
                     if let StartState::InitFailed(e) = instance.api.start.borrow().clone() {
                         return Err(StartError::InitFailed(e));
+                    }
+                    // SPEC.md 6: memory beyond the limit is 4205, in the start as in an event.
+                    if instance.process.oom_kills() > 0 {
+                        return Err(StartError::MemoryLimit);
                     }
                     return Err(StartError::Exited {
                         status,

@@ -354,6 +354,32 @@ fn the_cpu_quota_applies_once_the_instance_has_started() {
     sb.finish();
 }
 
+/// An instance killed for its memory while it starts (a bootstrap that allocates before its first
+/// event) answers 4205 too, not a generic start failure.
+#[test]
+fn memory_beyond_the_limit_while_starting_gives_4205() {
+    let Some(sb) = start("memory limit at start", &[]) else {
+        return;
+    };
+    let hog = SHELL_RUNTIME.replacen(
+        "#!/bin/sh\n",
+        "#!/bin/sh\nx=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#x}\n",
+        1,
+    );
+    let mut body = custom_zip_body("starthog", &bootstrap_zip(&hog));
+    body["memory_size"] = json!(128);
+    sb.s().post("/functions", &body).expect(200);
+    let r = sb
+        .s()
+        .invoke("starthog", &json!({"cmd": b64(b"echo never")}));
+    r.expect(200);
+    assert_eq!(r.header("x-is-func-err").as_deref(), Some("true"));
+    let v = r.json();
+    assert_eq!(v["errorCode"], 4205, "{v}");
+    assert_eq!(v["errorMessage"], "runtime memory limit exceeded", "{v}");
+    sb.finish();
+}
+
 #[test]
 fn a_fork_bomb_is_contained_and_fgs_keeps_serving() {
     let Some(sb) = start("fork bomb", &[]) else {
