@@ -51,8 +51,18 @@ pub struct AsyncDispatcher<S: FunctionSource> {
     slots: Arc<Semaphore>,
     writer: mpsc::Sender<Pending>,
     updater: mpsc::Sender<Pending>,
+    /// Accepted events handed to the dispatcher in memory: stored RUNNING, so no claim reads
+    /// them back. Bounded; past it, events are stored WAIT and claimed from the database.
+    direct: mpsc::Sender<AsyncRow>,
+    direct_rx: std::sync::Mutex<Option<mpsc::Receiver<AsyncRow>>>,
+    /// Set once the restart's requeue is done: before, a RUNNING row would be queued again.
+    direct_open: std::sync::atomic::AtomicBool,
     http: reqwest::Client,
 }
+
+/// How often the dispatcher looks at the database while events arrive in memory, so that retries
+/// and events stored WAIT are not starved by a steady stream.
+const CLAIM_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy)]
 enum Write {
@@ -105,7 +115,11 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
         tokio::spawn(write_batches(store.clone(), Write::Insert, rx));
         let (updater, rx) = mpsc::channel(4096);
         tokio::spawn(write_batches(store.clone(), Write::Update, rx));
+        let (direct, direct_rx) = mpsc::channel(config.concurrency.max(1) * 4);
         Arc::new(AsyncDispatcher {
+            direct,
+            direct_rx: std::sync::Mutex::new(Some(direct_rx)),
+            direct_open: std::sync::atomic::AtomicBool::new(false),
             invoker,
             store,
             slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
@@ -147,15 +161,29 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
             body: ev.body.to_vec(),
             extra: serde_json::json!({"source": ev.source}).to_string(),
         };
+        let mut row = row;
+        // Room in the dispatcher's memory: the event is stored RUNNING and handed over, and no
+        // claim has to find it. A restart queues RUNNING events again (at-least-once).
+        let handover = if self.direct_open.load(std::sync::atomic::Ordering::Acquire) {
+            self.direct.try_reserve().ok()
+        } else {
+            None
+        };
+        if handover.is_some() {
+            row.status = AsyncStatus::Running;
+        }
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((row, tx))
+            .send((row.clone(), tx))
             .await
             .map_err(|_| InvokeError::Platform("the async queue writer stopped".into()))?;
         rx.await
             .map_err(|_| InvokeError::Platform("the async queue writer stopped".into()))?
             .map_err(|e| InvokeError::Platform(format!("storing the async event: {e}")))?;
-        self.wake.notify_one();
+        match handover {
+            Some(permit) => permit.send(row),
+            None => self.wake.notify_one(),
+        }
         Ok(request_id)
     }
 
@@ -166,25 +194,48 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "requeueing async events failed"),
         }
+        let mut direct = self
+            .direct_rx
+            .lock()
+            .expect("direct queue lock is never poisoned")
+            .take()
+            .expect("the dispatcher runs once");
+        self.direct_open
+            .store(true, std::sync::atomic::Ordering::Release);
         // Claimed events wait here for a slot. Claiming a whole slot's worth at once makes one
-        // write transaction (one fsync) per `concurrency` events rather than one per event; the
-        // events claimed are RUNNING on disk, and a restart queues them again (at-least-once).
+        // write transaction per `concurrency` events rather than one per event; the events
+        // claimed are RUNNING on disk, and a restart queues them again (at-least-once).
         let mut claimed: std::collections::VecDeque<AsyncRow> = Default::default();
         let batch = self.config.concurrency.max(1);
+        let mut last_claim = tokio::time::Instant::now();
         loop {
-            if claimed.is_empty() {
+            // Events claimed from the database first (they may be retries that waited), then
+            // those handed over in memory, and the database again when neither has any or
+            // every CLAIM_EVERY.
+            if claimed.is_empty() && (direct.is_empty() || last_claim.elapsed() >= CLAIM_EVERY) {
+                last_claim = tokio::time::Instant::now();
                 match self.store.claim_due_async(now_ms(), batch).await {
                     Ok(rows) => claimed.extend(rows),
                     Err(e) => tracing::error!(error = %e, "claiming async events failed"),
                 }
             }
-            let Some(row) = claimed.pop_front() else {
-                let wait = match self.store.next_due_async().await {
-                    Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64),
-                    _ => Duration::from_secs(1),
-                };
-                let _ = tokio::time::timeout(wait, self.wake.notified()).await;
-                continue;
+            let row = match claimed.pop_front() {
+                Some(row) => row,
+                None => match direct.try_recv() {
+                    Ok(row) => row,
+                    Err(_) => {
+                        let wait = match self.store.next_due_async().await {
+                            Ok(Some(due)) => {
+                                Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64)
+                            }
+                            _ => Duration::from_secs(1),
+                        };
+                        tokio::select! {
+                            Some(row) = direct.recv() => row,
+                            _ = tokio::time::timeout(wait, self.wake.notified()) => continue,
+                        }
+                    }
+                },
             };
             let permit = Arc::clone(&self.slots)
                 .acquire_owned()
