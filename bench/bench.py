@@ -555,7 +555,10 @@ def main():
                 p.wait()
         for f in [x for x in locals().values() if isinstance(x, Fgs)]:
             f.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("FGS_BENCH_KEEP"):
+            print(f"kept {tmp} (fgs logs in */fgs.log)", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     report(res)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

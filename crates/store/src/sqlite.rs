@@ -497,18 +497,24 @@ mod tests {
         assert_eq!(pragma("busy_timeout"), BUSY_TIMEOUT.as_millis() as i64);
     }
 
+    /// The connection's `synchronous` level as seen by a relaxed or by a plain write.
+    async fn synchronous(store: &Sqlite, relaxed: bool) -> i64 {
+        let read = |conn: &mut Connection| {
+            conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
+                .map_err(db("read synchronous"))
+        };
+        if relaxed {
+            store.run_relaxed("probe", read).await.expect("runs")
+        } else {
+            store.run("probe", read).await.expect("runs")
+        }
+    }
+
     #[tokio::test]
     async fn relaxed_writes_leave_the_connection_full() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Sqlite::open(&dir.path().join("fgs.db")).expect("open");
-        let seen = store
-            .run_relaxed("probe", |conn| {
-                conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
-                    .map_err(db("read synchronous"))
-            })
-            .await
-            .expect("runs");
-        assert_eq!(seen, 1, "NORMAL inside");
+        assert_eq!(synchronous(&store, true).await, 1, "NORMAL inside");
         // A failing relaxed write restores FULL too.
         let failed = store
             .run_relaxed("fail", |conn| {
@@ -517,13 +523,6 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        let after = store
-            .run("probe", |conn| {
-                conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
-                    .map_err(db("read synchronous"))
-            })
-            .await
-            .expect("runs");
-        assert_eq!(after, 2, "FULL again after");
+        assert_eq!(synchronous(&store, false).await, 2, "FULL again after");
     }
 }
