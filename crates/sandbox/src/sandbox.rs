@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     pub hosts: String,
     pool: Mutex<PoolState>,
     pool_cv: Condvar,
+    /// Sandboxes being set up now, at most [`max_preparing`] (see there).
+    preparing: Mutex<usize>,
+    preparing_cv: Condvar,
     /// The pre-warm thread, joined at shutdown so that a sandbox it is preparing is not left
     /// behind when the process exits.
     refill: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -100,6 +103,43 @@ struct PoolState {
 /// host would otherwise be taken from the cold start that just took one. An empty pool refills
 /// at once.
 const REFILL_SETTLE: Duration = Duration::from_millis(150);
+
+/// How many sandboxes are set up at once: four per cpu. A burst of cold starts (56 at once when a
+/// function scales from 8 to 64 instances) otherwise runs that many namespace creations, pasta
+/// starts and rtnl-serialised interface set-ups together; on a 2-cpu host that starved the
+/// instances already serving (their calls took 0.5-2 s) and stalled the scale-out for seconds in
+/// 3 of 5 benchmark runs. Two at once brought the burst up too slowly (p99 2.6-4.4 s for the calls
+/// waiting for it); eight kept every call of the warm instances under 0.17 s (bench/README.md).
+fn max_preparing() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| n.get().max(2) * 4)
+}
+
+impl Inner {
+    /// [`process::prepare_isolated`] within [`max_preparing`].
+    fn prepare_limited(self: &Arc<Self>) -> Result<Prepared, SandboxError> {
+        let max = max_preparing();
+        {
+            let mut n = self
+                .preparing
+                .lock()
+                .expect("preparing lock is never poisoned");
+            while *n >= max {
+                n = self
+                    .preparing_cv
+                    .wait(n)
+                    .expect("preparing lock is never poisoned");
+            }
+            *n += 1;
+        }
+        let out = process::prepare_isolated(self);
+        *self
+            .preparing
+            .lock()
+            .expect("preparing lock is never poisoned") -= 1;
+        self.preparing_cv.notify_one();
+        out
+    }
+}
 
 impl Default for Sandbox {
     /// No isolation: for tests of other crates.
@@ -260,6 +300,8 @@ impl Sandbox {
                 hosts,
                 pool: Mutex::new(PoolState::default()),
                 pool_cv: Condvar::new(),
+                preparing: Mutex::new(0),
+                preparing_cv: Condvar::new(),
                 refill: Mutex::new(None),
             }),
         };
@@ -351,7 +393,7 @@ impl Sandbox {
         };
         match taken {
             Some(p) => Ok(p),
-            None => process::prepare_isolated(&self.inner),
+            None => self.inner.prepare_limited(),
         }
     }
 
@@ -426,7 +468,7 @@ impl Sandbox {
                     continue;
                 }
             }
-            match process::prepare_isolated(&self.inner) {
+            match self.inner.prepare_limited() {
                 Ok(p) => {
                     let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
                     if pool.closed {
