@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::functions::{function_ref, key_of, latest, now_ms, parse_json};
+use crate::query::ListParams;
 use crate::state::SharedState;
 use crate::wire;
 
@@ -50,34 +51,14 @@ pub async fn invoke(
         .into_response())
 }
 
-pub(crate) fn parse_time(s: &str) -> ApiResult<i64> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    time::OffsetDateTime::parse(s, &Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "time {s:?} is invalid: use RFC 3339 or Unix milliseconds"
-            ))
-        })
-}
-
 pub async fn list(
     State(state): State<SharedState>,
     Path((project, urn)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
-    let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
-    let num = |k: &str, d: u64| -> ApiResult<u64> {
-        get(k).map_or(Ok(d), |v| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("{k} {v:?} is not a number")))
-        })
-    };
-    let status = match get("status") {
+    let q = ListParams(&q);
+    let status = match q.get("status") {
         None => None,
         Some(s) => Some(AsyncStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -89,12 +70,12 @@ pub async fn list(
         project: project.clone(),
         package: r.package.clone(),
         name: r.name.clone(),
-        request_id: get("request_id").cloned(),
+        request_id: q.get("request_id").cloned(),
         status,
-        begin_ms: get("query_begin_time").map(|s| parse_time(s)).transpose()?,
-        end_ms: get("query_end_time").map(|s| parse_time(s)).transpose()?,
-        marker: num("marker", 0)?,
-        limit: num("limit", 100)?.clamp(1, 500),
+        begin_ms: q.time("query_begin_time")?,
+        end_ms: q.time("query_end_time")?,
+        marker: q.num("marker", 0)?,
+        limit: q.num("limit", 100)?.clamp(1, 500),
     };
     let marker = filter.marker;
     let (rows, count) = state.store.list_async(filter).await?;

@@ -12,10 +12,7 @@ use bytes::Bytes;
 use fgs_core::function::{CodeInfo, CodeType, Reserved};
 use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
 use fgs_core::runtime::RuntimeTable;
-use fgs_core::{
-    validate, FunctionRecord, FunctionRef, FunctionSpec, Invalid, Qualifier, Runtime,
-    StrategyConfig,
-};
+use fgs_core::{validate, FunctionRecord, FunctionRef, FunctionSpec, Invalid, Qualifier, Runtime};
 use fgs_invoke::FunctionKey;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -401,23 +398,7 @@ async fn create_function(
     if b.runtime.as_deref().unwrap_or("").is_empty() {
         return Err(Invalid::Runtime(String::new(), "see the documentation".into()).into());
     }
-    let mut spec = FunctionSpec {
-        runtime: String::new(),
-        handler: String::new(),
-        timeout: 3,
-        memory_size: 128,
-        user_data: String::new(),
-        encrypted_user_data: String::new(),
-        description: String::new(),
-        initializer_handler: String::new(),
-        initializer_timeout: 0,
-        pre_stop_handler: String::new(),
-        pre_stop_timeout: 0,
-        depend_version_list: Vec::new(),
-        strategy_config: StrategyConfig::default(),
-        max_instance_num: limits::MAX_INSTANCE_NUM_DEFAULT,
-        disable_public_network: false,
-    };
+    let mut spec = FunctionSpec::default();
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
     dependencies_exist(state, &project, &spec.depend_version_list).await?;
     let (code_type, filename, zip) = code_package(

@@ -17,6 +17,7 @@ mod functions;
 mod invocation;
 pub mod logs;
 mod metrics;
+mod query;
 pub mod state;
 mod statistics;
 mod test_events;

@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::async_invoke::parse_time;
 use crate::error::{ApiError, ApiResult};
 use crate::functions::function_ref;
+use crate::query::ListParams;
 use crate::state::SharedState;
 use crate::wire;
 
@@ -202,14 +202,8 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
-    let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
-    let num = |k: &str, d: u64| -> ApiResult<u64> {
-        get(k).map_or(Ok(d), |v| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("{k} {v:?} is not a number")))
-        })
-    };
-    let newest_first = match get("order").map(String::as_str) {
+    let q = ListParams(&q);
+    let newest_first = match q.get("order").map(String::as_str) {
         None | Some("asc") => false,
         Some("desc") => true,
         Some(o) => {
@@ -226,17 +220,17 @@ pub async fn list(
     {
         return Err(ApiError::function_not_found(&r.name));
     }
-    let limit = num("limit", DEFAULT_LIMIT)?.clamp(1, MAX_LIMIT);
+    let limit = q.num("limit", DEFAULT_LIMIT)?.clamp(1, MAX_LIMIT);
     let mut rows = state
         .store
         .query_logs(LogQuery {
             project,
             package: r.package.clone(),
             function: r.name.clone(),
-            request_id: get("request_id").cloned(),
-            since_ms: get("since").map(|s| parse_time(s)).transpose()?,
-            until_ms: get("until").map(|s| parse_time(s)).transpose()?,
-            marker: i64::try_from(num("marker", 0)?).unwrap_or(i64::MAX),
+            request_id: q.get("request_id").cloned(),
+            since_ms: q.time("since")?,
+            until_ms: q.time("until")?,
+            marker: i64::try_from(q.num("marker", 0)?).unwrap_or(i64::MAX),
             // One more than asked: whether there is a next page.
             limit: limit + 1,
             newest_first,

@@ -89,6 +89,30 @@ fn default_max_instances() -> i32 {
     MAX_INSTANCE_NUM_DEFAULT
 }
 
+/// FunctionGraph's defaults for what a create request leaves out (SPEC.md 2): timeout 3 s,
+/// 128 MB, 400 instances; runtime and handler have none.
+impl Default for FunctionSpec {
+    fn default() -> FunctionSpec {
+        FunctionSpec {
+            runtime: String::new(),
+            handler: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            user_data: String::new(),
+            encrypted_user_data: String::new(),
+            description: String::new(),
+            initializer_handler: String::new(),
+            initializer_timeout: 0,
+            pre_stop_handler: String::new(),
+            pre_stop_timeout: 0,
+            depend_version_list: Vec::new(),
+            strategy_config: StrategyConfig::default(),
+            max_instance_num: MAX_INSTANCE_NUM_DEFAULT,
+            disable_public_network: false,
+        }
+    }
+}
+
 impl FunctionSpec {
     /// The runtime, which was validated when the spec was built.
     pub fn runtime(&self) -> Runtime {
@@ -165,19 +189,8 @@ mod tests {
         FunctionSpec {
             runtime: "Custom".into(),
             handler: "bootstrap".into(),
-            timeout: 3,
-            memory_size: 128,
             user_data: user_data.into(),
-            encrypted_user_data: String::new(),
-            description: String::new(),
-            initializer_handler: String::new(),
-            initializer_timeout: 0,
-            pre_stop_handler: String::new(),
-            pre_stop_timeout: 0,
-            depend_version_list: Vec::new(),
-            strategy_config: StrategyConfig::default(),
-            max_instance_num: 400,
-            disable_public_network: false,
+            ..FunctionSpec::default()
         }
     }
 

@@ -139,7 +139,8 @@ impl CgroupLayout {
         Ok(())
     }
 
-    /// The writes that set one instance's limits (file, value), in the order they must happen.
+    /// The writes that set one instance's memory and pids limits (file, value), in the order they
+    /// must happen; the cpu quota comes later ([`CgroupLayout::cpu_writes`]).
     pub fn limit_writes(&self, dir_of: &InstanceCgroup, limits: &Limits) -> Vec<(PathBuf, String)> {
         let mut w = Vec::new();
         let mem = limits.memory_mb.map(|m| u64::from(m) * 1024 * 1024);
@@ -172,7 +173,6 @@ impl CgroupLayout {
             }
             _ => {}
         }
-        w.extend(self.cpu_writes(dir_of, limits.cpu_millicores));
         // Files that do not exist (memsw without swap accounting) are skipped by the writer.
         w
     }
@@ -265,7 +265,6 @@ fn unescape(s: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_mb: Option<u32>,
-    pub cpu_millicores: Option<u32>,
     pub pids: u32,
 }
 
@@ -532,12 +531,12 @@ mod tests {
             &cg,
             &Limits {
                 memory_mb: Some(128),
-                cpu_millicores: Some(300),
                 pids: 1024,
             },
         );
         let w: Vec<(String, String)> = w
             .into_iter()
+            .chain(l.cpu_writes(&cg, Some(300)))
             .map(|(p, v)| (p.display().to_string(), v))
             .collect();
         assert!(w.contains(&("/sys/fs/cgroup/fgs/x/memory.max".into(), "134217728".into())));

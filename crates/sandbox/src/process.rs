@@ -323,7 +323,6 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
                 cg,
                 &Limits {
                     memory_mb: spec.memory_mb,
-                    cpu_millicores: None,
                     pids: PIDS_MAX,
                 },
             ),
@@ -580,10 +579,18 @@ impl ProcessHandle {
         }
     }
 
-    /// Memory of the tree in bytes: the cgroup's peak in a sandbox, the main process's resident
-    /// set otherwise (0 once it is gone).
-    pub fn memory_used_bytes(&self) -> u64 {
-        match &self.inner.kind {
+    /// How many processes of the tree the kernel's OOM killer has killed (always 0 without a
+    /// memory cgroup).
+    pub fn oom_kills(&self) -> u64 {
+        self.remember();
+        self.inner.oom_kills.load(Ordering::Relaxed)
+    }
+
+    /// What an invocation reports when it ends, from one read of the counters: the memory of the
+    /// tree in bytes (the cgroup's peak in a sandbox, the main process's resident set otherwise,
+    /// 0 once it is gone) and [`ProcessHandle::oom_kills`].
+    pub fn usage(&self) -> (u64, u64) {
+        let used = match &self.inner.kind {
             Kind::Plain { pgid } => std::fs::read_to_string(format!("/proc/{pgid}/statm"))
                 .ok()
                 .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -593,20 +600,7 @@ impl ProcessHandle {
                 self.remember();
                 self.inner.peak.load(Ordering::Relaxed)
             }
-        }
-    }
-
-    /// How many processes of the tree the kernel's OOM killer has killed (always 0 without a
-    /// memory cgroup).
-    pub fn oom_kills(&self) -> u64 {
-        self.remember();
-        self.inner.oom_kills.load(Ordering::Relaxed)
-    }
-
-    /// [`ProcessHandle::memory_used_bytes`] and [`ProcessHandle::oom_kills`] from one read of
-    /// the counters: what an invocation reports when it ends.
-    pub fn usage(&self) -> (u64, u64) {
-        let used = self.memory_used_bytes();
+        };
         (used, self.inner.oom_kills.load(Ordering::Relaxed))
     }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use fgs_core::function::Reserved;
-use fgs_core::{CodeInfo, CodeType, FunctionRecord, FunctionSpec, StrategyConfig};
+use fgs_core::{CodeInfo, CodeType, FunctionRecord, FunctionSpec};
 use tempfile::TempDir;
 
 use super::*;
@@ -18,18 +18,7 @@ fn record(project: &str, package: &str, name: &str, created_ms: i64) -> Function
             runtime: "Python3.9".to_owned(),
             handler: "index.handler".to_owned(),
             timeout: 30,
-            memory_size: 128,
-            user_data: String::new(),
-            encrypted_user_data: String::new(),
-            description: String::new(),
-            initializer_handler: String::new(),
-            initializer_timeout: 0,
-            pre_stop_handler: String::new(),
-            pre_stop_timeout: 0,
-            depend_version_list: Vec::new(),
-            strategy_config: StrategyConfig::default(),
-            max_instance_num: 400,
-            disable_public_network: false,
+            ..FunctionSpec::default()
         },
         code: CodeInfo {
             code_type: CodeType::Zip,

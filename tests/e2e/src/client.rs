@@ -72,6 +72,19 @@ impl Resp {
         self
     }
 
+    /// Asserts a successful invocation: 200 and no function error.
+    #[track_caller]
+    pub fn expect_ok(&self) -> &Self {
+        self.expect(200);
+        assert_eq!(
+            self.header("x-is-func-err").as_deref(),
+            Some("false"),
+            "{}",
+            self.text()
+        );
+        self
+    }
+
     /// Asserts an FSS error: status, `error_code`, and a non-empty `error_msg`.
     #[track_caller]
     pub fn expect_fss(&self, status: u16, code: &str) -> &Self {

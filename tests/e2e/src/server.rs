@@ -109,6 +109,17 @@ impl ServerOpts {
         self.env_credential = false;
         self
     }
+    /// Only `creds` are accepted: written to `file` (one `AK SK project` line each) and passed
+    /// as `--credentials`.
+    pub fn credentials_file(self, file: &Path, creds: &[&crate::Credential]) -> Self {
+        let lines: String = creds
+            .iter()
+            .map(|c| format!("{} {} {}\n", c.access_key, c.secret_key, c.project_id))
+            .collect();
+        std::fs::write(file, lines).expect("write the credentials file");
+        self.without_env_credential()
+            .flag("--credentials", file.display().to_string())
+    }
 }
 
 /// A running `fgs serve`. Dropping it stops the server (SIGTERM, then SIGKILL after 10 s) and,

@@ -104,19 +104,7 @@ fn credentials_file_maps_each_key_to_its_project() {
         secret_key: "sk-two".into(),
         project_id: "projecttwo".into(),
     };
-    std::fs::write(
-        &file,
-        format!(
-            "{} {} {}\n{} {} {}\n",
-            a.access_key, a.secret_key, a.project_id, b.access_key, b.secret_key, b.project_id
-        ),
-    )
-    .expect("write creds");
-    let s = Server::start(
-        ServerOpts::default()
-            .without_env_credential()
-            .flag("--credentials", file.display().to_string()),
-    );
+    let s = Server::start(ServerOpts::default().credentials_file(&file, &[&a, &b]));
     let get = |cred: &Credential, project: &str| {
         s.req("GET", &format!("/v2/{project}/fgs/functions"))
             .auth(Auth::Signed(cred.clone()))

@@ -10,13 +10,7 @@ fn demo_function_answers() {
         &json!({"name": "world"}),
         &[("X-Cff-Log-Type", "tail")],
     );
-    r.expect(200);
-    assert_eq!(
-        r.header("x-is-func-err").as_deref(),
-        Some("false"),
-        "{}",
-        r.text()
-    );
+    r.expect_ok();
     let body = r.json();
     let rid = r.header("x-cff-request-id").expect("request id");
     assert_eq!(body["greeting"], "Hello, world!", "{body}");

@@ -44,13 +44,7 @@ fn create(s: &Server, name: &str, zip: &[u8], extra: Value) {
 
 #[track_caller]
 fn ok(r: &Resp) {
-    r.expect(200);
-    assert_eq!(
-        r.header("x-is-func-err").as_deref(),
-        Some("false"),
-        "{}",
-        r.text()
-    );
+    r.expect_ok();
 }
 
 #[track_caller]

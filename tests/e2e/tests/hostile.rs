@@ -35,6 +35,16 @@ struct Written {
     dependencies: Value,
 }
 
+/// A function that works, to show after each refusal that the server still serves: its name
+/// and URN.
+fn good_function(s: &Server) -> (String, String) {
+    let good = unique("good");
+    let urn = s.urn(&good);
+    s.create_fixture(&good, &unique("m"), &[], json!({}));
+    s.invoke_pid(&urn);
+    (good, urn)
+}
+
 fn written(s: &Server) -> Written {
     let functions = s.get("/functions");
     functions.expect(200);
@@ -142,10 +152,7 @@ fn bad_archives() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn refused_packages_leave_nothing_behind() {
     let s = Server::start(ServerOpts::default());
-    let good = unique("good");
-    let urn = s.urn(&good);
-    s.create_fixture(&good, &unique("m"), &[], json!({}));
-    s.invoke_pid(&urn);
+    let (good, urn) = good_function(&s);
     let before = written(&s);
     let target = unique("bad");
 
@@ -188,10 +195,7 @@ fn refused_packages_leave_nothing_behind() {
 #[test]
 fn request_limits_answer_fss_codes() {
     let s = Server::start(ServerOpts::default());
-    let good = unique("good");
-    let urn = s.urn(&good);
-    s.create_fixture(&good, &unique("m"), &[], json!({}));
-    s.invoke_pid(&urn);
+    let (good, urn) = good_function(&s);
     let before = written(&s);
 
     // Payloads: 6 MB sync, 256 KB async (SPEC.md 6).
@@ -272,10 +276,7 @@ fn request_limits_answer_fss_codes() {
 #[test]
 fn environment_rules_are_fss_1009() {
     let s = Server::start(ServerOpts::default());
-    let good = unique("good");
-    let urn = s.urn(&good);
-    s.create_fixture(&good, &unique("m"), &[], json!({}));
-    s.invoke_pid(&urn);
+    let (good, urn) = good_function(&s);
     let before = written(&s);
     let name = unique("env");
     let big = "x".repeat(4 * 1024);
@@ -477,10 +478,7 @@ fn slow_and_idle_clients_do_not_starve_a_normal_call() {
             .flag("--header-read-timeout", "2s")
             .flag("--body-read-timeout", "2s"),
     );
-    let good = unique("good");
-    let urn = s.urn(&good);
-    s.create_fixture(&good, &unique("m"), &[], json!({}));
-    s.invoke_pid(&urn);
+    let (good, urn) = good_function(&s);
     // A public APIG route: its bodies are read before any credential could be checked.
     s.post(
         &format!("/triggers/{urn}"),
@@ -698,19 +696,7 @@ fn projects_never_see_each_other() {
         secret_key: "e2e-other-secret".into(),
         project_id: "fedcba9876543210fedcba9876543210".into(),
     };
-    std::fs::write(
-        &file,
-        format!(
-            "{} {} {}\n{} {} {}\n",
-            a.access_key, a.secret_key, a.project_id, b.access_key, b.secret_key, b.project_id
-        ),
-    )
-    .expect("write creds");
-    let s = Server::start(
-        ServerOpts::default()
-            .without_env_credential()
-            .flag("--credentials", file.display().to_string()),
-    );
+    let s = Server::start(ServerOpts::default().credentials_file(&file, &[&a, &b]));
 
     // Project A owns one of everything.
     let name = unique("secret");

@@ -12,13 +12,7 @@ fn server() -> Server {
 
 #[track_caller]
 fn assert_ok(r: &Resp) {
-    r.expect(200);
-    assert_eq!(
-        r.header("x-is-func-err").as_deref(),
-        Some("false"),
-        "{}",
-        r.text()
-    );
+    r.expect_ok();
     assert_eq!(
         r.header("x-func-err-code").as_deref(),
         Some("0"),

@@ -245,73 +245,65 @@ fn interfaces_down() -> ShimResult<()> {
     if names.is_empty() {
         return Ok(());
     }
-    let sock = nix::sys::socket::socket(
-        nix::sys::socket::AddressFamily::Inet,
-        nix::sys::socket::SockType::Datagram,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx(|| "socket for ioctl".into())?;
+    let sock = ioctl_socket()?;
     for name in names {
-        // SAFETY: ifreq is plain old data; all-zero is a valid value.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (d, s) in req
-            .ifr_name
-            .iter_mut()
-            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *d = s as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own, which lives
-        // across the calls; the fd is a valid socket.
-        unsafe {
-            if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-                continue;
-            }
-            req.ifr_ifru.ifru_flags &= !((libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short);
-            if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-                let e = std::io::Error::last_os_error();
-                // fgs ends pasta meanwhile, and its tap device goes with it.
-                if e.raw_os_error() == Some(libc::ENODEV) {
-                    continue;
-                }
-                return Err(format!("taking {name} down: {e}"));
-            }
-        }
+        // A device gone meanwhile is down already: fgs ends pasta at the same time, and its tap
+        // device goes with it.
+        set_link(&sock, &name, false).ctx(|| format!("taking {name} down"))?;
     }
     Ok(())
 }
 
 /// Brings up `lo` in the new network namespace (a new namespace starts with it down).
 fn loopback_up() -> ShimResult<()> {
-    let sock = nix::sys::socket::socket(
+    match set_link(&ioctl_socket()?, "lo", true) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("bringing lo up: no such device".into()),
+        Err(e) => Err(format!("bringing lo up: {e}")),
+    }
+}
+
+fn ioctl_socket() -> ShimResult<OwnedFd> {
+    nix::sys::socket::socket(
         nix::sys::socket::AddressFamily::Inet,
         nix::sys::socket::SockType::Datagram,
         nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .ctx(|| "socket for ioctl".into())?;
+    .ctx(|| "socket for ioctl".into())
+}
+
+/// Sets (`up`) or clears `IFF_UP | IFF_RUNNING` on interface `name`; `Ok(false)` when there is
+/// no such device.
+fn set_link(sock: &OwnedFd, name: &str, up: bool) -> std::io::Result<bool> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
+    for (d, s) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
     }
+    let flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    let absent = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ENODEV) => Ok(false),
+        _ => Err(e),
+    };
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own, which lives across
     // the calls; the fd is a valid socket.
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(format!(
-                "reading lo flags: {}",
-                std::io::Error::last_os_error()
-            ));
+            return absent(std::io::Error::last_os_error());
         }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if up {
+            req.ifr_ifru.ifru_flags |= flags;
+        } else {
+            req.ifr_ifru.ifru_flags &= !flags;
+        }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(format!(
-                "bringing lo up: {}",
-                std::io::Error::last_os_error()
-            ));
+            return absent(std::io::Error::last_os_error());
         }
     }
-    Ok(())
+    Ok(true)
 }
