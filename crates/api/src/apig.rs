@@ -108,7 +108,7 @@ async fn answer(state: &SharedState, req: Request) -> ApiResult<Response> {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = fgs_invoke::new_request_id();
     let event = apig::event(
         &m,
         &HttpRequest {

@@ -110,6 +110,9 @@ pub struct Keyring {
     by_access_key: HashMap<String, Credential>,
     /// MAC of the static token, never the token itself; `None` when tokens are off.
     token_tag: Option<Vec<u8>>,
+    /// The MAC with its key already absorbed: each check clones it rather than hashing the
+    /// key's two blocks again (half of a token check's cost).
+    token_key: HmacSha256,
 }
 
 impl fmt::Debug for Keyring {
@@ -123,11 +126,8 @@ impl fmt::Debug for Keyring {
     }
 }
 
-fn token_mac(token: &[u8]) -> HmacSha256 {
-    let mut mac =
-        HmacSha256::new_from_slice(TOKEN_MAC_KEY).expect("HMAC accepts keys of any length");
-    mac.update(token);
-    mac
+fn token_key() -> HmacSha256 {
+    HmacSha256::new_from_slice(TOKEN_MAC_KEY).expect("HMAC accepts keys of any length")
 }
 
 impl Keyring {
@@ -138,12 +138,16 @@ impl Keyring {
             .into_iter()
             .map(|c| (c.access_key.clone(), c))
             .collect();
-        let token_tag = static_token
-            .filter(|t| !t.is_empty())
-            .map(|t| token_mac(t.as_bytes()).finalize().into_bytes().to_vec());
+        let token_key = token_key();
+        let token_tag = static_token.filter(|t| !t.is_empty()).map(|t| {
+            let mut mac = token_key.clone();
+            mac.update(t.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        });
         Keyring {
             by_access_key,
             token_tag,
+            token_key,
         }
     }
 
@@ -225,8 +229,9 @@ impl Keyring {
 
     fn verify_token(&self, presented: &[u8]) -> Result<Principal, AuthError> {
         let tag = self.token_tag.as_ref().ok_or(AuthError::TokenNotAccepted)?;
-        token_mac(canonical::trim(presented))
-            .verify_slice(tag)
+        let mut mac = self.token_key.clone();
+        mac.update(canonical::trim(presented));
+        mac.verify_slice(tag)
             .map(|()| Principal::Token)
             .map_err(|_| AuthError::BadToken)
     }

@@ -1,7 +1,8 @@
 //! Sync invocation (SPEC.md 3): `POST /functions/{urn}/invocations`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
@@ -97,12 +98,13 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
         ),
     };
     let duration_ms = o.duration.as_secs_f64() * 1000.0;
-    let summary = json!({
-        "duration": (duration_ms * 1000.0).round() / 1000.0,
-        "billingDuration": o.billed_ms,
-        "memorySize": o.memory_size_mb,
-        "memoryUsed": (o.memory_used_mb * 1000.0).round() / 1000.0,
-    });
+    let summary = serde_json::to_string(&Summary {
+        duration: (duration_ms * 1000.0).round() / 1000.0,
+        billing_duration: o.billed_ms,
+        memory_size: o.memory_size_mb,
+        memory_used: (o.memory_used_mb * 1000.0).round() / 1000.0,
+    })
+    .expect("numbers serialise");
     let body = if v1 {
         Bytes::from(
             json!({
@@ -118,24 +120,42 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
     };
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    let mut set = |name: &'static str, value: &str| {
+    let mut set = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
         }
     };
-    set("content-type", "application/json");
-    set("x-cff-request-id", &o.request_id);
-    set("x-cff-invoke-summary", &summary.to_string());
-    set("x-cff-billing-duration", &o.billed_ms.to_string());
-    set("x-func-err-code", &err_code.to_string());
+    set(CONTENT_TYPE, "application/json");
+    set(X_CFF_REQUEST_ID, &o.request_id);
+    set(X_CFF_INVOKE_SUMMARY, &summary);
+    set(X_CFF_BILLING_DURATION, &o.billed_ms.to_string());
+    set(X_FUNC_ERR_CODE, &err_code.to_string());
     set(
-        "x-is-func-err",
+        X_IS_FUNC_ERR,
         if o.result.is_err() { "true" } else { "false" },
     );
     if want_tail {
-        set("x-cff-function-log", &log_b64);
+        set(X_CFF_FUNCTION_LOG, &log_b64);
     }
     resp
+}
+
+// Header names built once, not parsed on each response.
+const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
+const X_CFF_INVOKE_SUMMARY: HeaderName = HeaderName::from_static("x-cff-invoke-summary");
+const X_CFF_BILLING_DURATION: HeaderName = HeaderName::from_static("x-cff-billing-duration");
+const X_FUNC_ERR_CODE: HeaderName = HeaderName::from_static("x-func-err-code");
+const X_IS_FUNC_ERR: HeaderName = HeaderName::from_static("x-is-func-err");
+const X_CFF_FUNCTION_LOG: HeaderName = HeaderName::from_static("x-cff-function-log");
+
+/// The `X-Cff-Invoke-Summary` header's JSON.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    duration: f64,
+    billing_duration: u64,
+    memory_size: u32,
+    memory_used: f64,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::limits::SYNC_PAYLOAD_MAX;
 use fgs_core::FunctionError;
-use http::{Method, Request as HttpRequest, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -82,11 +82,13 @@ impl ApiState {
 
 type Body = Full<Bytes>;
 
-fn json(status: StatusCode, body: String) -> Response<Body> {
+const OK_BODY: &[u8] = br#"{"status":"OK"}"#;
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .header(http::header::CONTENT_TYPE, JSON)
+        .body(Full::new(body.into()))
         .expect("static response parts are valid")
 }
 
@@ -130,7 +132,7 @@ async fn handle(
                 .telemetry
                 .subscribe(&state.extensions, name.as_deref(), &body)
             {
-                Ok(()) => json(StatusCode::OK, r#"{"status":"OK"}"#.into()),
+                Ok(()) => json(StatusCode::OK, OK_BODY),
                 Err(BadSubscription(m)) => {
                     api_error(StatusCode::BAD_REQUEST, "InvalidSubscription", &m)
                 }
@@ -146,7 +148,7 @@ async fn handle(
                     "the instance ended".into(),
                 )));
             match g {
-                Gate::Open => json(StatusCode::OK, r#"{"status":"OK"}"#.into()),
+                Gate::Open => json(StatusCode::OK, OK_BODY),
                 _ => api_error(
                     StatusCode::CONFLICT,
                     "ExtensionsFailed",
@@ -169,13 +171,13 @@ async fn handle(
                     .unhealthy
                     .store(true, std::sync::atomic::Ordering::Release);
             }
-            json(StatusCode::OK, r#"{"status":"OK"}"#.into())
+            json(StatusCode::OK, OK_BODY)
         }
         (&Method::POST, "/v1/runtime/init/error") => {
             let body = read_body(req, 64 * 1024).await.unwrap_or_default();
             let err = parse_error(codes::INIT_FAILED, &body, &[codes::INIT_TIMEOUT]);
             state.start.send_replace(StartState::InitFailed(err));
-            json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+            json(StatusCode::ACCEPTED, OK_BODY)
         }
         (&Method::POST, p) => {
             if let Some(id) = p.strip_prefix("/v1/runtime/invocation/response/") {
@@ -190,7 +192,7 @@ async fn handle(
                             &body,
                             &[codes::HANDLER_NOT_FOUND],
                         )));
-                        json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+                        json(StatusCode::ACCEPTED, OK_BODY)
                     }
                     None => unknown_request(&id),
                 }
@@ -296,17 +298,19 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         );
     };
     state.output.begin(&request.request_id);
-    state.telemetry.emit(
-        "platform",
-        "platform.start",
-        serde_json::json!({
-            "requestId": request.request_id,
-            "traceId": request.request_id,
-            "name": state.extensions.function().0,
-            "version": state.extensions.function().1,
-            "startTime": crate::telemetry::now_iso(),
-        }),
-    );
+    if state.telemetry.enabled() {
+        state.telemetry.emit(
+            "platform",
+            "platform.start",
+            serde_json::json!({
+                "requestId": request.request_id,
+                "traceId": request.request_id,
+                "name": state.extensions.function().0,
+                "version": state.extensions.function().1,
+                "startTime": crate::telemetry::now_iso(),
+            }),
+        );
+    }
     if let Some(d) = start_deliveries(state, &request) {
         *state.deliveries.lock().await = Some(d);
     }
@@ -317,15 +321,24 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         .insert(request.request_id.clone(), reply);
     Response::builder()
         .status(StatusCode::OK)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("X-Cff-Request-Id", &request.request_id)
-        .header("X-CFF-Invoke-Type", request.invoke_type.as_str())
-        .header("X-Cff-Timeout-Ms", request.timeout.as_millis().to_string())
-        .header("X-Cff-Function-Urn", &request.invoked_urn)
-        .header("X-Cff-Alias", &request.alias)
+        .header(http::header::CONTENT_TYPE, JSON)
+        .header(X_CFF_REQUEST_ID, &request.request_id)
+        .header(X_CFF_INVOKE_TYPE, request.invoke_type.as_str())
+        .header(X_CFF_TIMEOUT_MS, request.timeout.as_millis().to_string())
+        .header(X_CFF_FUNCTION_URN, &request.invoked_urn)
+        .header(X_CFF_ALIAS, &request.alias)
         .body(Full::new(request.body))
         .expect("request ids are valid header values")
 }
+
+// The event's header names, built once rather than parsed for each event (HTTP/1.1 sends
+// them in lower case either way).
+const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
+const X_CFF_INVOKE_TYPE: HeaderName = HeaderName::from_static("x-cff-invoke-type");
+const X_CFF_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-cff-timeout-ms");
+const X_CFF_FUNCTION_URN: HeaderName = HeaderName::from_static("x-cff-function-urn");
+const X_CFF_ALIAS: HeaderName = HeaderName::from_static("x-cff-alias");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Response<Body> {
     let body = read_body(req, SYNC_PAYLOAD_MAX).await;
@@ -335,7 +348,7 @@ async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Re
     match body {
         Ok(b) => {
             let _ = tx.send(RuntimeReply::Response(b));
-            json(StatusCode::ACCEPTED, r#"{"status":"OK"}"#.into())
+            json(StatusCode::ACCEPTED, OK_BODY)
         }
         Err(BodyError::TooLarge) => {
             let msg = format!("response body exceeds the limit of {SYNC_PAYLOAD_MAX} bytes");

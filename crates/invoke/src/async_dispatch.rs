@@ -142,7 +142,7 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
     ) -> Result<String, InvokeError> {
         // The function must exist now: an unknown one is the caller's error, not a FAIL later.
         self.invoker.function_record(&ev.key, &ev.qualifier).await?;
-        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = request_id.unwrap_or_else(crate::new_request_id);
         let now = now_ms();
         let row = AsyncRow {
             request_id: request_id.clone(),

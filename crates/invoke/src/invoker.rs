@@ -379,9 +379,7 @@ impl<S: FunctionSource> Invoker<S> {
         body: Bytes,
         opts: InvokeOptions,
     ) -> Result<Outcome, InvokeError> {
-        let request_id = opts
-            .request_id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = opts.request_id.unwrap_or_else(crate::new_request_id);
         loop {
             let resolved = self.resolve(key, qualifier, &opts.headers).await?;
             let pool = self.pool_for(&resolved);

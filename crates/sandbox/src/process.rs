@@ -282,6 +282,11 @@ fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
         // Its own process group, so that ending the instance ends every process the runtime
         // started (SPEC.md 5: the process group gets SIGTERM, then SIGKILL).
         .process_group(0);
+    // SAFETY: the closure runs between fork and exec and makes one system call, which is
+    // async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(crate::sys::batch_scheduling);
+    }
     let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
         program: spec.program.clone(),
         source,

@@ -1,4 +1,4 @@
-//! Small system calls nix does not wrap: pidfds, and a random id.
+//! Small system calls nix does not wrap: pidfds, the scheduling policy, and a random id.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -33,6 +33,21 @@ impl PidFd {
             );
         }
     }
+}
+
+/// Puts the calling process (and everything it later forks) under `SCHED_BATCH`: a runtime
+/// woken by its next event no longer preempts the thread that handed the event over (fgs's
+/// own, mid-call), it runs at the next tick or as soon as that thread blocks. [FGS] measured in
+/// `bench/` (docs/sandbox.md): fewer context switches per call, more calls per second at 64
+/// connections; CPU shares between processes stay as they were. Async-signal-safe: one
+/// system call, so it may run between fork and exec.
+pub(crate) fn batch_scheduling() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling process (pid 0) with a valid parameter block.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl From<PidFd> for OwnedFd {

@@ -210,25 +210,12 @@ impl Sandboxed {
     /// Runs `script` in an instance of `name`: its exit status and output, or the function
     /// error's code.
     fn run(&self, name: &str, script: &str) -> Result<(i64, String), u64> {
-        let r = self
-            .s()
-            .invoke(name, &json!({"cmd": b64(script.as_bytes())}));
-        r.expect(200);
-        let v = r.json();
-        if r.header("x-is-func-err").as_deref() == Some("true") {
-            return Err(v["errorCode"].as_u64().unwrap_or(0));
-        }
-        let out =
-            String::from_utf8_lossy(&unb64(v["out"].as_str().unwrap_or_default())).into_owned();
-        Ok((v["code"].as_i64().unwrap_or(-1), out))
+        run_script(self.s(), name, script)
     }
 
     #[track_caller]
     fn ok(&self, name: &str, script: &str) -> String {
-        match self.run(name, script) {
-            Ok((0, out)) => out,
-            other => panic!("{script:?} failed: {other:?}"),
-        }
+        ok_script(self.s(), name, script)
     }
 
     /// Stops the server and asserts it left nothing: no cgroup, mount, namespace file, pasta
@@ -275,6 +262,57 @@ impl Sandboxed {
             let _ = std::fs::remove_dir(p);
         }
     }
+}
+
+/// Runs `script` in an instance of the [`SHELL_RUNTIME`] function `name` on `s`: its exit
+/// status and output, or the function error's code.
+fn run_script(s: &Server, name: &str, script: &str) -> Result<(i64, String), u64> {
+    let r = s.invoke(name, &json!({"cmd": b64(script.as_bytes())}));
+    r.expect(200);
+    let v = r.json();
+    if r.header("x-is-func-err").as_deref() == Some("true") {
+        return Err(v["errorCode"].as_u64().unwrap_or(0));
+    }
+    let out = String::from_utf8_lossy(&unb64(v["out"].as_str().unwrap_or_default())).into_owned();
+    Ok((v["code"].as_i64().unwrap_or(-1), out))
+}
+
+#[track_caller]
+fn ok_script(s: &Server, name: &str, script: &str) -> String {
+    match run_script(s, name, script) {
+        Ok((0, out)) => out,
+        other => panic!("{script:?} failed: {other:?}"),
+    }
+}
+
+/// [FGS] A runtime and every process it starts run under `SCHED_BATCH`, sandboxed or not
+/// (docs/sandbox.md): read from the `cut` the runtime forks, field 41 of its
+/// `/proc/self/stat` (3 is `SCHED_BATCH`, 0 `SCHED_OTHER`).
+#[test]
+fn runtimes_and_their_children_run_under_batch_scheduling() {
+    const POLICY: &str = "cut -d' ' -f41 /proc/self/stat";
+    if let Some(sb) = start("batch scheduling", &[]) {
+        sb.create("policy", json!({}));
+        assert_eq!(sb.ok("policy", POLICY), "3\n");
+        sb.finish();
+    }
+    let s = Server::start(ServerOpts::default().flag("--sandbox", "off"));
+    s.post(
+        "/functions",
+        &custom_zip_body("policy", &bootstrap_zip(SHELL_RUNTIME)),
+    )
+    .expect(200);
+    assert_eq!(ok_script(&s, "policy", POLICY), "3\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/stat")
+            .expect("own stat")
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split(' ').nth(39))
+            .map(str::to_string),
+        Some("0".to_string()),
+        "the test itself runs under SCHED_OTHER: the 3 above is fgs's doing"
+    );
 }
 
 fn cmdline(pid: u32) -> String {

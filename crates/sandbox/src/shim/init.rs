@@ -101,6 +101,7 @@ fn exec_runtime(spawn: &SpawnMsg, programs: &[BpfProgram]) -> String {
         nix::unistd::setresgid(gid, gid, gid).ctx(|| "setresgid".into())?;
         nix::unistd::setresuid(uid, uid, uid).ctx(|| "setresuid".into())?;
         nix::sys::prctl::set_no_new_privs().ctx(|| "no_new_privs".into())?;
+        crate::sys::batch_scheduling().ctx(|| "sched_setscheduler".into())?;
         seccomp::apply(programs)?;
         Ok(())
     })();
