@@ -379,7 +379,7 @@ impl Instance {
                         }
                         Gate::Failed(e) => {
                             // Lines the script wrote before it exited explain why.
-                            instance.api.output.drain().await;
+                            instance.api.output.drain();
                             let e = instance.api.extensions.exit_failure().unwrap_or(e);
                             instance.kill();
                             return Err(StartError::Extension(e));
@@ -418,7 +418,7 @@ impl Instance {
                 }
                 _ = exited.changed() => {
                     let status = exited.borrow().clone().unwrap_or_default();
-                    instance.api.output.drain().await;
+                    instance.api.output.drain();
                     // A runtime that reported its init error and then exited failed to init.
                     if let StartState::InitFailed(e) = instance.api.start.borrow().clone() {
                         return Err(StartError::InitFailed(e));
@@ -527,7 +527,7 @@ impl Instance {
                 self.dead.store(true, Ordering::Release);
             }
         }
-        let log = self.api.output.finish(&id).await;
+        let log = self.api.output.finish(&id);
         if self.api.telemetry.enabled() {
             self.report(&id, &result, started.elapsed(), memory_used_bytes);
         }

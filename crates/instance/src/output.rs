@@ -2,27 +2,26 @@
 //! attribution to request ids.
 //!
 //! A runtime writes its output and then posts its response. The bytes are in the pipe before the
-//! response arrives, but the reader task may not have read them yet; [`Output::drain`] asks the
-//! reader to empty the pipe before an invocation's log is closed, so that a line printed before
-//! the response always belongs to that invocation.
+//! response arrives, but the reader task may not have read them yet; [`Output::drain`] empties
+//! the pipe itself, in the caller, before an invocation's log is closed, so that a line printed
+//! before the response always belongs to that invocation. (The pipe's readiness is known by then:
+//! the runtime wrote the pipe before the socket, so the I/O driver saw the pipe's event first.)
 
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use tokio::net::unix::pipe;
 
 use crate::extensions::Extensions;
 use crate::telemetry::Telemetry;
-use tokio::sync::{mpsc, oneshot};
 
 /// Most bytes of log kept for one invocation; the oldest go first.
 const INVOCATION_LOG_MAX: usize = 1024 * 1024;
 /// Most bytes of unattributed output kept (start-up output, shown when a start fails).
 const INSTANCE_TAIL_MAX: usize = 8 * 1024;
-/// How long closing an invocation's log waits for the reader.
-const DRAIN_WAIT: Duration = Duration::from_millis(200);
+/// Bytes read from the pipe at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -35,9 +34,20 @@ struct State {
 
 pub(crate) struct Output {
     state: Mutex<State>,
-    drain_tx: mpsc::Sender<oneshot::Sender<()>>,
+    /// The pipe, read by the reader task when it turns readable and by [`Output::drain`].
+    rx: Arc<pipe::Receiver>,
+    /// What was read and not yet handed out as lines; one reader at a time keeps them in order.
+    reader: Mutex<Reader>,
     extensions: Arc<Extensions>,
     telemetry: Arc<Telemetry>,
+}
+
+struct Reader {
+    buf: Vec<u8>,
+    /// The unfinished last line.
+    partial: Vec<u8>,
+    /// False once the pipe reached its end.
+    open: bool,
 }
 
 /// How the extension supervisor marks a line of an extension's output:
@@ -68,16 +78,20 @@ impl Output {
         extensions: Arc<Extensions>,
         telemetry: Arc<Telemetry>,
     ) -> std::io::Result<Arc<Output>> {
-        let rx = pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
-        let (drain_tx, drain_rx) = mpsc::channel(16);
+        let rx = Arc::new(pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?);
         let out = Arc::new(Output {
             state: Mutex::new(State::default()),
-            drain_tx,
+            rx: Arc::clone(&rx),
+            reader: Mutex::new(Reader {
+                buf: vec![0u8; READ_CHUNK],
+                partial: Vec::new(),
+                open: true,
+            }),
             extensions,
             telemetry,
         });
         // The reader holds a weak reference: the capture lives as long as its instance does.
-        tokio::spawn(read_loop(rx, Arc::downgrade(&out), drain_rx));
+        tokio::spawn(read_loop(rx, Arc::downgrade(&out)));
         Ok(out)
     }
 
@@ -87,8 +101,8 @@ impl Output {
     }
 
     /// Empties the pipe into the attributed buffers, then closes and returns `request_id`'s log.
-    pub(crate) async fn finish(&self, request_id: &str) -> Vec<u8> {
-        self.drain().await;
+    pub(crate) fn finish(&self, request_id: &str) -> Vec<u8> {
+        self.drain();
         let mut st = self.state.lock().expect("output lock is never poisoned");
         match st.active.iter().position(|(id, _)| id == request_id) {
             Some(i) => st.active.swap_remove(i).1,
@@ -96,11 +110,23 @@ impl Output {
         }
     }
 
-    /// Waits until the reader has read everything written to the pipe so far.
-    pub(crate) async fn drain(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.drain_tx.send(tx).await.is_ok() {
-            let _ = tokio::time::timeout(DRAIN_WAIT, rx).await;
+    /// Reads everything written to the pipe so far and hands it out as lines, an unfinished
+    /// last line included. No task round trip: a warm call pays one lock, and a read only when
+    /// the pipe holds something.
+    pub(crate) fn drain(&self) {
+        self.read(true);
+    }
+
+    /// Reads what the pipe holds now; hands out complete lines, or with `all` everything.
+    fn read(&self, all: bool) {
+        let mut r = self.reader.lock().expect("reader lock is never poisoned");
+        let Reader { buf, partial, open } = &mut *r;
+        if *open {
+            *open = read_available(&self.rx, buf, partial);
+        }
+        flush_lines(self, partial, all || !*open);
+        if !*open {
+            self.mark_eof();
         }
     }
 
@@ -211,38 +237,16 @@ fn flush_lines(out: &Output, partial: &mut Vec<u8>, all: bool) {
     out.record(&chunk);
 }
 
-async fn read_loop(
-    rx: pipe::Receiver,
-    out: Weak<Output>,
-    mut drain_rx: mpsc::Receiver<oneshot::Sender<()>>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut partial = Vec::new();
-    let mut open = true;
-    while open {
-        let (all, ack) = tokio::select! {
-            ready = rx.readable() => {
-                open = ready.is_ok() && read_available(&rx, &mut buf, &mut partial);
-                (!open, None)
-            }
-            ack = drain_rx.recv() => {
-                let Some(ack) = ack else { return };
-                open = read_available(&rx, &mut buf, &mut partial);
-                (true, Some(ack))
-            }
-        };
+async fn read_loop(rx: Arc<pipe::Receiver>, out: Weak<Output>) {
+    loop {
+        let ready = rx.readable().await;
         let Some(o) = out.upgrade() else { return };
-        flush_lines(&o, &mut partial, all);
-        if !open {
-            o.mark_eof();
+        if ready.is_err() {
+            o.reader.lock().expect("reader lock is never poisoned").open = false;
         }
-        drop(o);
-        if let Some(ack) = ack {
-            let _ = ack.send(());
+        o.read(false);
+        if !o.reader.lock().expect("reader lock is never poisoned").open {
+            return;
         }
-    }
-    // The runtime is gone; answer drains at once until the instance is dropped.
-    while let Some(ack) = drain_rx.recv().await {
-        let _ = ack.send(());
     }
 }

@@ -306,6 +306,7 @@ fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
                 },
                 peak: AtomicU64::new(0),
                 oom_kills: AtomicU64::new(0),
+                memory_limit: None,
                 cpu_quota: Mutex::new(Vec::new()),
             }),
         },
@@ -409,6 +410,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             },
             peak: AtomicU64::new(0),
             oom_kills: AtomicU64::new(0),
+            memory_limit: spec.memory_mb.map(|m| u64::from(m) << 20),
             cpu_quota: Mutex::new(cpu_writes),
         }),
     };
@@ -420,6 +422,10 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         cleanup: egress,
     })
 }
+
+/// How close to its memory limit an instance's peak must be before its OOM kill count is
+/// read: more than a charge batch and a transparent huge page.
+const OOM_MARGIN: u64 = 8 << 20;
 
 /// A running runtime process tree.
 #[derive(Debug)]
@@ -446,6 +452,8 @@ struct HandleInner {
     /// Last known memory peak and OOM kill count, kept when the cgroup is removed.
     peak: AtomicU64,
     oom_kills: AtomicU64,
+    /// The memory cgroup's limit in bytes, when one was set.
+    memory_limit: Option<u64>,
     /// The cgroup writes of the cpu quota, until [`ProcessHandle::apply_cpu_quota`].
     cpu_quota: Mutex<Vec<(PathBuf, String)>>,
 }
@@ -575,12 +583,24 @@ impl ProcessHandle {
             cgroup: Some(c), ..
         } = &self.inner.kind
         {
-            if let Some(p) = c.memory_peak() {
+            let peak = c.memory_peak();
+            if let Some(p) = peak {
                 self.inner.peak.fetch_max(p, Ordering::Relaxed);
             }
-            self.inner
-                .oom_kills
-                .fetch_max(c.oom_kills(), Ordering::Relaxed);
+            // The OOM killer runs only for a charge that failed at the limit, so the peak came
+            // within one charge (at most a huge page) of it: further below, the kill count
+            // cannot have moved and its file is not read (one kernfs read less per event).
+            let near_limit = match (peak, self.inner.memory_limit) {
+                (Some(_), Some(limit)) => {
+                    self.inner.peak.load(Ordering::Relaxed) + OOM_MARGIN >= limit
+                }
+                _ => true,
+            };
+            if near_limit {
+                self.inner
+                    .oom_kills
+                    .fetch_max(c.oom_kills(), Ordering::Relaxed);
+            }
         }
     }
 
