@@ -85,6 +85,23 @@ def processes():
     return out
 
 
+def settle(limit=20.0):
+    """Waits (at most `limit` s) until the machine's cpus are at least 90 % idle over half a
+    second: a stopped fgs leaves the kernel removing its instances' cgroups for seconds after,
+    and that work would otherwise be billed to the next scenario."""
+    def idle():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        t0, i0 = idle()
+        time.sleep(0.5)
+        t1, i1 = idle()
+        if t1 > t0 and (i1 - i0) / (t1 - t0) >= 0.9:
+            return
+
+
 def wait_port(port, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
@@ -497,6 +514,7 @@ def main():
 
         inv = f"{fgs.base}/v2/{PROJECT}/fgs/functions/echo/invocations"
         token = {"X-Auth-Token": TOKEN, "Content-Type": "application/json"}
+        settle()
         if "warm" in only:
             print("fgs warm sync invoke", file=sys.stderr)
             warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp)
@@ -506,11 +524,13 @@ def main():
             warm(res, "fgs APIG trigger (auth NONE)", fgs, trig["event_data"]["invoke_url"],
                  conns, secs, {"Content-Type": "application/json"}, tmp)
         if "extensions" in only:
+            settle()
             for n in (1, 10):
                 warm(res, f"fgs sync, {n} extension{'s' if n > 1 else ''}", fgs,
                      f"{fgs.base}/v2/{PROJECT}/fgs/functions/ext{n}/invocations", [1], secs,
                      token, tmp)
         if "async" in only:
+            settle()
             print("fgs async", file=sys.stderr)
             async_throughput(res, fgs, "noop", 200 if quick else 5000)
 
@@ -527,6 +547,7 @@ def main():
         cold_fns = [("cold-custom", {}, EVENT), ("cold-python", {}, EVENT),
                     ("cold-node", {}, EVENT), ("cold-http", {"BENCH_MODE": "http"}, apig_event)]
         if "cold" in only:
+            settle()
             cold_starts(res, fgs, "pre-warmed sandboxes", cold_fns, samples)
         fgs.stop()
         if not only & {"cold", "memory"}:
@@ -541,6 +562,7 @@ def main():
                 ("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})]:
             fgs.create(name, rt, handler, files, ud)
         if "cold" in only:
+            settle()
             cold_starts(res, fgs, "no pre-warm", cold_fns, samples)
         if "memory" in only:
             fgs.create("echo", "Custom", "bootstrap", boot)
