@@ -316,6 +316,7 @@ impl Instance {
             telemetry,
             deliveries: tokio::sync::Mutex::new(None),
             unhealthy: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
         });
         let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&api)));
         let mut tasks = vec![server.abort_handle()];
@@ -337,6 +338,7 @@ impl Instance {
             // Whatever the runtime left in its group goes with it.
             running.kill();
             api2.abandon_all().await;
+            api2.exited.store(true, Ordering::Release);
             let _ = exit_tx.send(Some(status));
         });
 
@@ -466,7 +468,7 @@ impl Instance {
     pub fn is_healthy(&self) -> bool {
         !self.dead.load(Ordering::Acquire)
             && !self.api.unhealthy.load(Ordering::Acquire)
-            && self.exited.borrow().is_none()
+            && !self.api.exited.load(Ordering::Acquire)
     }
 
     /// Invoke events extensions did not take (non-200, refused, timed out), since start.
@@ -480,11 +482,10 @@ impl Instance {
         let id = request.request_id.clone();
         let timeout = request.timeout;
         let (tx, rx) = oneshot::channel();
-        let mut exited = self.exited.clone();
         let started = tokio::time::Instant::now();
-        // Each read of the cgroup's counters opens and reads two kernfs files, the largest
-        // part of fgs's own CPU time on a warm call (perf, bench/): the count is read once per
-        // event, when it ends, against the count the last event ended with. An OOM kill while
+        // Reading the cgroup's counters is a kernfs read each, a visible part of fgs's own cpu
+        // time on a warm call (perf, bench/): the count is read once per event, when it ends,
+        // against the count the last event ended with. An OOM kill while
         // the instance idled is thus blamed on its next event, which the old runtime may not
         // survive anyway.
         let oom_before = self.oom_seen.load(Ordering::Acquire);
@@ -503,6 +504,7 @@ impl Instance {
                     Err(_) => {
                         // The sender was dropped because the runtime exited; wait for the
                         // watcher's description of how.
+                        let mut exited = self.exited.clone();
                         let _ = tokio::time::timeout(Duration::from_secs(1), exited.wait_for(Option::is_some)).await;
                         Err(self.runtime_gone())
                     }

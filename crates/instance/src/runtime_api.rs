@@ -58,6 +58,9 @@ pub(crate) struct ApiState {
     pub deliveries: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set when an extension died after start: the instance is replaced.
     pub unhealthy: std::sync::atomic::AtomicBool,
+    /// Set once the runtime's main process has exited (and its events were abandoned): what
+    /// `Instance::is_healthy` reads, with plain loads, for every instance a pool scans.
+    pub exited: std::sync::atomic::AtomicBool,
 }
 
 impl ApiState {
