@@ -283,6 +283,33 @@ def warm(res, name, fgs, url, conns, secs, headers, tmp, extra_pids=()):
               f"{r['errors']} errors", file=sys.stderr)
 
 
+def extension_cost(res, fgs, secs, headers, tmp, rounds):
+    """What each extension adds at 1 connection: `echo`, `ext1` and `ext10` one after the other,
+    `rounds` times; per round, (p50 with n extensions - p50 without) / n, and the median over the
+    rounds. Paired runs a few seconds apart: the machine's speed drifts more than that between
+    scenario groups. The table shows each function's median run."""
+    names = {0: "echo", 1: "ext1", 10: "ext10"}
+    runs = {n: [] for n in names}
+    for _ in range(rounds):
+        for n, fn in names.items():
+            r = wrk(f"{fgs.base}/v2/{PROJECT}/fgs/functions/{fn}/invocations", 1, secs, headers,
+                    [fgs.pid], tmp=tmp)
+            r["cpu_us"] = r["cpu_us_per_call"][str(fgs.pid)]
+            r["rss_mb"] = r["peak_rss_mb"][str(fgs.pid)]
+            runs[n].append(r)
+    cost = {}
+    for n in (1, 10):
+        deltas = [(e["p50_ms"] - b["p50_ms"]) / n * 1000 for b, e in zip(runs[0], runs[n])]
+        cost[str(n)] = statistics.median(deltas)
+        mid = sorted(runs[n], key=lambda r: r["p50_ms"])[len(runs[n]) // 2]
+        mid["scenario"] = f"fgs sync, {n} extension{'s' if n > 1 else ''}"
+        res.append(mid)
+        print(f"  {n} extension(s): {cost[str(n)]:.0f} us each (rounds: "
+              f"{', '.join(f'{d:.0f}' for d in deltas)})", file=sys.stderr)
+    res.append({"scenario": "extension cost", "per_extension_us": cost, "rounds": rounds,
+                "p50_ms": None, "p99_ms": None, "rps": None, "cpu_us": None, "rss_mb": None})
+
+
 def peer(res, name, pid, url, conns, secs, tmp):
     for c in conns:
         r = wrk(url, c, secs, {"Content-Type": "application/json"}, [pid], tmp=tmp)
@@ -525,10 +552,7 @@ def main():
                  conns, secs, {"Content-Type": "application/json"}, tmp)
         if "extensions" in only:
             settle()
-            for n in (1, 10):
-                warm(res, f"fgs sync, {n} extension{'s' if n > 1 else ''}", fgs,
-                     f"{fgs.base}/v2/{PROJECT}/fgs/functions/ext{n}/invocations", [1], secs,
-                     token, tmp)
+            extension_cost(res, fgs, secs, token, tmp, 1 if quick else 3)
         if "async" in only:
             settle()
             print("fgs async", file=sys.stderr)
@@ -601,6 +625,8 @@ def report(res):
           f"{'cpu us/call':>12}{'peak RSS MB':>12}{'p50 xfloor':>11}{'req/s xfloor':>13}"
           f"{'req/s xFF':>10}")
     for r in res:
+        if r["scenario"] == "extension cost":
+            continue
         fl = find("floor", r.get("conns"))
         ff = find("functions-framework", r.get("conns"))
         ratios = ["", "", ""]
@@ -614,12 +640,11 @@ def report(res):
               f"{fmt(r.get('p50_ms'), '.3f'):>9}{fmt(r.get('p99_ms'), '.3f'):>9}"
               f"{fmt(r.get('rps'), '.0f'):>9}{fmt(r.get('cpu_us'), '.1f'):>12}"
               f"{fmt(r.get('rss_mb'), '.1f'):>12}{ratios[0]:>11}{ratios[1]:>13}{ratios[2]:>10}")
-    e0 = find("fgs sync, token", 1)
-    for n in (1, 10):
-        e = find(f"fgs sync, {n} extension{'s' if n > 1 else ''}", 1)
-        if e0 and e:
-            print(f"each of {n} extension(s) adds {(e['p50_ms'] - e0['p50_ms']) / n * 1000:.0f} "
-                  f"us p50")
+    for r in res:
+        if r["scenario"] == "extension cost":
+            for n, us in r["per_extension_us"].items():
+                print(f"each of {n} extension(s) adds {us:.0f} us p50 (median of "
+                      f"{r['rounds']} paired rounds)")
     for r in res:
         if r["scenario"].startswith("memory"):
             print(f"memory: fgs {r['fgs_rss_before_mb']:.1f} MB -> {r['fgs_rss_after_mb']:.1f} MB"
