@@ -114,20 +114,22 @@ impl Output {
     /// last line included. No task round trip: a warm call pays one lock, and a read only when
     /// the pipe holds something.
     pub(crate) fn drain(&self) {
-        self.read(true);
+        self.read(true, false);
     }
 
-    /// Reads what the pipe holds now; hands out complete lines, or with `all` everything.
-    fn read(&self, all: bool) {
+    /// Reads what the pipe holds now (nothing once `ended`: the pipe failed); hands out complete
+    /// lines, or with `all` (and at the end) everything. Whether the pipe is still open.
+    fn read(&self, all: bool, ended: bool) -> bool {
         let mut r = self.reader.lock().expect("reader lock is never poisoned");
         let Reader { buf, partial, open } = &mut *r;
         if *open {
-            *open = read_available(&self.rx, buf, partial);
+            *open = !ended && read_available(&self.rx, buf, partial);
         }
         flush_lines(self, partial, all || !*open);
         if !*open {
             self.mark_eof();
         }
+        *open
     }
 
     /// The last output no invocation owned (e.g. what a runtime printed before it failed to
@@ -241,11 +243,7 @@ async fn read_loop(rx: Arc<pipe::Receiver>, out: Weak<Output>) {
     loop {
         let ready = rx.readable().await;
         let Some(o) = out.upgrade() else { return };
-        if ready.is_err() {
-            o.reader.lock().expect("reader lock is never poisoned").open = false;
-        }
-        o.read(false);
-        if !o.reader.lock().expect("reader lock is never poisoned").open {
+        if !o.read(false, ready.is_err()) {
             return;
         }
     }

@@ -143,7 +143,7 @@ impl CgroupLayout {
     /// must happen; the cpu quota comes later ([`CgroupLayout::cpu_writes`]).
     pub fn limit_writes(&self, dir_of: &InstanceCgroup, limits: &Limits) -> Vec<(PathBuf, String)> {
         let mut w = Vec::new();
-        let mem = limits.memory_mb.map(|m| u64::from(m) * 1024 * 1024);
+        let mem = limits.memory_bytes();
         match (&self.v1_memory, mem) {
             (Some(root), Some(bytes)) => {
                 let d = dir_of.dir_under(root);
@@ -268,6 +268,13 @@ pub struct Limits {
     pub pids: u32,
 }
 
+impl Limits {
+    /// The memory limit in bytes, as written to the cgroup.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory_mb.map(|m| u64::from(m) << 20)
+    }
+}
+
 /// The cgroups of one instance, one directory per hierarchy.
 #[derive(Debug, Clone)]
 pub struct InstanceCgroup {
@@ -282,12 +289,13 @@ pub struct InstanceCgroup {
     oom_file: Arc<OnceLock<Option<fs::File>>>,
 }
 
-/// Reads a whole cgroup file from an open descriptor (cgroup files regenerate at offset 0).
-fn pread_string(f: &fs::File) -> Option<String> {
+/// Reads a whole cgroup file from an open descriptor (cgroup files regenerate at offset 0) and
+/// parses it in place: no allocation, since this runs once per invocation.
+fn pread_with<T>(f: &fs::File, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 512];
     let n = f.read_at(&mut buf, 0).ok()?;
-    String::from_utf8(buf[..n].to_vec()).ok()
+    parse(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 impl InstanceCgroup {
@@ -357,7 +365,7 @@ impl InstanceCgroup {
         let file = self
             .peak_file
             .get_or_init(|| files.iter().find_map(|f| fs::File::open(d.join(f)).ok()));
-        pread_string(file.as_ref()?)?.trim().parse().ok()
+        pread_with(file.as_ref()?, |s| s.trim().parse().ok())
     }
 
     /// How many processes the OOM killer has killed in the instance.
@@ -372,8 +380,7 @@ impl InstanceCgroup {
         self.oom_file
             .get_or_init(|| fs::File::open(d.join(file)).ok())
             .as_ref()
-            .and_then(pread_string)
-            .map(|s| parse_oom_kills(&s))
+            .and_then(|f| pread_with(f, |s| Some(parse_oom_kills(s))))
             .unwrap_or(0)
     }
 
@@ -551,9 +558,10 @@ mod tests {
         let path = dir.path().join("memory.peak");
         fs::write(&path, "4096\n").unwrap();
         let f = fs::File::open(&path).unwrap();
-        assert_eq!(pread_string(&f).as_deref(), Some("4096\n"));
+        let read = |f: &fs::File| pread_with(f, |s| Some(s.to_string()));
+        assert_eq!(read(&f).as_deref(), Some("4096\n"));
         fs::write(&path, "8192\n").unwrap();
-        assert_eq!(pread_string(&f).as_deref(), Some("8192\n"));
+        assert_eq!(read(&f).as_deref(), Some("8192\n"));
     }
 
     #[test]

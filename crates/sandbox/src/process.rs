@@ -323,15 +323,13 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
     mounts.extend(spec.mounts.iter().cloned());
     // The cpu quota waits for the end of the start (`ProcessHandle::apply_cpu_quota`): a quota
     // of 0.3 cpu throttles an interpreter's start-up by whole 100 ms periods.
+    let limits = Limits {
+        memory_mb: spec.memory_mb,
+        pids: PIDS_MAX,
+    };
     let (cgroup_writes, cpu_writes) = match &shim.cgroup {
         Some(cg) => (
-            shim.sandbox.layout.limit_writes(
-                cg,
-                &Limits {
-                    memory_mb: spec.memory_mb,
-                    pids: PIDS_MAX,
-                },
-            ),
+            shim.sandbox.layout.limit_writes(cg, &limits),
             shim.sandbox.layout.cpu_writes(cg, spec.cpu_millicores),
         ),
         None => (Vec::new(), Vec::new()),
@@ -410,7 +408,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             },
             peak: AtomicU64::new(0),
             oom_kills: AtomicU64::new(0),
-            memory_limit: spec.memory_mb.map(|m| u64::from(m) << 20),
+            memory_limit: limits.memory_bytes(),
             cpu_quota: Mutex::new(cpu_writes),
         }),
     };

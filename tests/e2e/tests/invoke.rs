@@ -88,10 +88,13 @@ fn v0_returns_the_result_with_the_summary_headers() {
         "no log asked for, none sent"
     );
 
-    // Each invocation has its own request id.
+    // Each invocation has its own request id: [FGS] a UUID of version 7 (docs/logs.md), so a
+    // later invocation's id sorts after an earlier one's.
+    assert_eq!((rid.len(), rid.as_bytes()[14]), (36, b'7'), "{rid}");
     let r2 = s.invoke("echo", &event);
     assert_ok(&r2);
-    assert_ne!(r2.header("x-cff-request-id"), Some(rid));
+    let rid2 = r2.header("x-cff-request-id").expect("X-Cff-Request-Id");
+    assert!(rid2 > rid, "{rid2} does not sort after {rid}");
 }
 
 #[test]
