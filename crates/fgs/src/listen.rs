@@ -89,7 +89,22 @@ pub async fn serve(
         });
         let mut stop = stop_tx.subscribe();
         let done = done_rx.clone();
-        tokio::spawn(async move {
+        // The connection moves to the next shard's runtime, where it stays (shard.rs).
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection lost before it was served");
+                continue;
+            }
+        };
+        fgs_pool::shard::spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "registering a connection failed");
+                    return;
+                }
+            };
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

@@ -8,6 +8,7 @@ mod listen;
 mod logging;
 mod runtimes_cmd;
 mod serve;
+mod shards;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,10 +45,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             logging::init_tracing(&args.logs.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(serve::run(*args))
+            let threads = match args.threads {
+                0 => shards::default_count(),
+                n => n,
+            };
+            shards::run(threads, serve::run(*args))?
         }
         Command::Client(cmd) => client::run(cmd),
         Command::Completions { shell } => {

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// as long.
     #[arg(long, env = "FGS_ASYNC_RETRY_BASE", default_value = "1s", value_parser = humantime::parse_duration)]
     pub async_retry_base: Duration,
+    /// Threads serving requests, each with its own connections and instances (thread-per-core,
+    /// docs/architecture.md); 0 is one per cpu.
+    #[arg(long, env = "FGS_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Create a demo function `hello` (if missing) and print how to invoke it.
     #[arg(long)]
     pub demo: bool,

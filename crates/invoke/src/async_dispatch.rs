@@ -242,7 +242,8 @@ impl<S: FunctionSource> AsyncDispatcher<S> {
                 .await
                 .expect("the slot semaphore is never closed");
             let this = Arc::clone(&self);
-            tokio::spawn(async move {
+            // Events run on every shard, as sync calls do (fgs_pool::shard).
+            fgs_pool::shard::spawn(async move {
                 this.process(row).await;
                 drop(permit);
             });

@@ -6,5 +6,6 @@
 #![forbid(unsafe_code)]
 
 mod pool;
+pub mod shard;
 
 pub use pool::{AcquireError, Launcher, Lease, Limits, Pool, PoolStats, Worker};

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::shard;
+
 /// A started instance, as the pool sees it.
 pub trait Worker: Send + Sync + 'static {
     /// False once the instance must take no more events (crashed, timed out).
@@ -54,6 +56,8 @@ struct Slot<W> {
     worker: Arc<W>,
     in_flight: u32,
     last_used: Instant,
+    /// The shard the instance was started on, where its Runtime API is served.
+    shard: usize,
 }
 
 struct State<W> {
@@ -177,12 +181,14 @@ impl<L: Launcher> Pool<L> {
                 }
                 let conc = limits.concurrency.max(1);
                 // The busiest instance with room first: keeps the others idle, so that they
-                // can be reclaimed.
+                // can be reclaimed. Among equally busy ones, one of the caller's shard: the
+                // invocation then stays on this thread (shard.rs).
+                let here = shard::current();
                 if let Some(slot) = st
                     .slots
                     .iter_mut()
                     .filter(|s| s.in_flight < conc && s.worker.is_healthy())
-                    .max_by_key(|s| s.in_flight)
+                    .max_by_key(|s| (s.in_flight, s.shard == here))
                 {
                     slot.in_flight += 1;
                     return Ok(Lease {
@@ -225,6 +231,7 @@ impl<L: Launcher> Pool<L> {
                     worker: Arc::clone(&worker),
                     in_flight: 1,
                     last_used: Instant::now(),
+                    shard: shard::current(),
                 });
                 Ok(Lease {
                     pool: Arc::clone(self),
@@ -311,7 +318,8 @@ impl<L: Launcher> Pool<L> {
         };
         for _ in 0..missing {
             let pool = Arc::clone(self);
-            tokio::spawn(async move {
+            // Spread over the shards, as the connections that will use them are.
+            shard::spawn(async move {
                 // A reserved start is a cold start whose lease is dropped at once: the
                 // instance stays, idle and warm.
                 let _ = pool.cold_start().await;

@@ -184,3 +184,30 @@ async fn retired_pool_stops_idle_now_and_busy_on_release() {
     tokio::task::yield_now().await;
     assert!(pool.launcher().stopped.load(Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn callers_get_an_instance_of_their_own_shard_first() {
+    let pool = Pool::new(FakeLauncher::default(), limits(-1, 0));
+    crate::shard::enter(0);
+    let a = pool.acquire().await.unwrap();
+    crate::shard::enter(1);
+    let b = pool.acquire().await.unwrap();
+    let (a_id, b_id) = (a.worker().id, b.worker().id);
+    drop((a, b));
+    for _ in 0..3 {
+        crate::shard::enter(1);
+        let on_1 = pool.acquire().await.unwrap();
+        assert_eq!(on_1.worker().id, b_id);
+        crate::shard::enter(0);
+        let on_0 = pool.acquire().await.unwrap();
+        assert_eq!(on_0.worker().id, a_id);
+    }
+    // With its own shard's instance busy, a caller takes another shard's idle one rather than
+    // starting a new instance.
+    crate::shard::enter(0);
+    let first = pool.acquire().await.unwrap();
+    let second = pool.acquire().await.unwrap();
+    assert_eq!((first.worker().id, second.worker().id), (a_id, b_id));
+    assert!(!second.cold);
+    assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 2);
+}

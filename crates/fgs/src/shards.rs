@@ -1,0 +1,172 @@
+//! `fgs serve`'s threads: one single-threaded tokio runtime per shard (thread-per-core,
+//! docs/architecture.md). Shard 0 runs on the main thread and also carries the control tasks
+//! (start-up, async dispatch, timers, log writing, shutdown); shards 1.. run on their own
+//! threads until `main` returns. Connections are spread over all of them (listen.rs), and the
+//! pool gives a shard's callers that shard's instances first (`fgs_pool::shard`).
+//!
+//! A shard that just worked keeps polling for I/O for a short window instead of sleeping
+//! ([`poll_after_work`]): a warm invocation waits twice for another process (the runtime's
+//! answer, the client's next request), a few tens of microseconds each, and being woken from
+//! sleep costs about as much again on a virtual machine's idle cpu.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::time::{clock_gettime, ClockId};
+use tokio::runtime::{Builder, Runtime};
+
+/// How long a shard keeps polling after its last work; `FGS_POLL_WINDOW_US` (0 turns it off).
+const POLL_WINDOW: Duration = Duration::from_micros(50);
+
+/// A poll round that took this much of the thread's own cpu ran some work.
+const WORK: Duration = Duration::from_micros(5);
+
+thread_local! {
+    static POLLER: RefCell<Option<Waker>> = const { RefCell::new(None) };
+}
+
+fn runtime() -> Result<Runtime> {
+    Builder::new_current_thread()
+        .enable_all()
+        .on_thread_unpark(unparked)
+        .build()
+        .context("building a tokio runtime")
+}
+
+/// How many shards `--threads 0` means: one per cpu fgs may run on.
+pub fn default_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn poll_window() -> Duration {
+    std::env::var("FGS_POLL_WINDOW_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(POLL_WINDOW, Duration::from_micros)
+}
+
+/// Runs `main` on shard 0 with `n` shards in all, and stops the others once it returns.
+pub fn run<F>(n: usize, main: F) -> Result<F::Output>
+where
+    F: Future,
+{
+    let n = n.max(1);
+    let window = poll_window();
+    let first = runtime()?;
+    let mut handles = vec![first.handle().clone()];
+    let mut stops = Vec::new();
+    let mut threads = Vec::new();
+    for i in 1..n {
+        let rt = runtime()?;
+        handles.push(rt.handle().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("fgs-shard-{i}"))
+            .spawn(move || {
+                fgs_pool::shard::enter(i);
+                rt.block_on(async {
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = poll_after_work(window) => {}
+                    }
+                });
+            })
+            .context("starting a shard thread")?;
+        threads.push(thread);
+    }
+    fgs_pool::shard::install(handles);
+    fgs_pool::shard::enter(0);
+    let out = first.block_on(async {
+        let poller = tokio::spawn(poll_after_work(window));
+        let out = main.await;
+        poller.abort();
+        out
+    });
+    drop(stops);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(out)
+}
+
+/// The runtime's `on_thread_unpark` hook: the shard's thread woke up, so work arrived.
+fn unparked() {
+    if let Some(w) = POLLER.with(|p| p.borrow_mut().take()) {
+        w.wake();
+    }
+}
+
+fn thread_cpu() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+}
+
+/// Each time the shard's thread wakes up, keeps it polling for I/O (never sleeping) until it
+/// has done no work of its own for `window`. Every round first offers the cpu to any other
+/// thread that wants it, so the runtimes and clients sharing the cpu are not held up; rounds in
+/// which other threads ran do not count as work, so a busy neighbour does not keep it polling.
+async fn poll_after_work(window: Duration) {
+    if window.is_zero() {
+        return std::future::pending().await;
+    }
+    loop {
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            registered = true;
+            POLLER.with(|p| *p.borrow_mut() = Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        let mut cpu = thread_cpu();
+        let mut until = Instant::now() + window;
+        loop {
+            std::thread::yield_now();
+            // Back to the scheduler, which polls the I/O driver without blocking before it
+            // polls this task again.
+            tokio::task::yield_now().await;
+            let now_cpu = thread_cpu();
+            let now = Instant::now();
+            if now_cpu - cpu > WORK {
+                until = now + window;
+            } else if now >= until {
+                break;
+            }
+            cpu = now_cpu;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_spread_over_the_shards_and_the_shards_stop_with_main() {
+        let seen = run(3, async {
+            let mut seen = Vec::new();
+            for _ in 0..6 {
+                let h = fgs_pool::shard::spawn(async {
+                    // A timer and I/O readiness work on every shard's runtime.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let addr = l.local_addr().unwrap();
+                    let (_c, _s) = tokio::join!(tokio::net::TcpStream::connect(addr), l.accept());
+                    fgs_pool::shard::current()
+                });
+                seen.push(h.await.unwrap());
+            }
+            seen
+        })
+        .unwrap();
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 0, 1, 1, 2, 2], "{seen:?}");
+        assert_eq!(fgs_pool::shard::count(), 3);
+    }
+}
