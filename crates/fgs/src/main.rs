@@ -45,11 +45,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             logging::init_tracing(&args.logs.log_format);
-            let threads = match args.threads {
-                0 => shards::default_count(),
-                n => n,
-            };
-            shards::run(threads, serve::run(*args))?
+            shards::run(args.threads, args.poll_window, serve::run(*args))?
         }
         Command::Client(cmd) => client::run(cmd),
         Command::Completions { shell } => {

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// docs/architecture.md); 0 is one per cpu.
     #[arg(long, env = "FGS_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// How long a serving thread keeps polling its sockets after its last work before it
+    /// sleeps (docs/architecture.md); 0s never.
+    #[arg(long, env = "FGS_POLL_WINDOW", default_value = "50us", value_parser = humantime::parse_duration)]
+    pub poll_window: Duration,
     /// Create a demo function `hello` (if missing) and print how to invoke it.
     #[arg(long)]
     pub demo: bool,

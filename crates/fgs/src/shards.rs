@@ -18,9 +18,6 @@ use anyhow::{Context, Result};
 use nix::time::{clock_gettime, ClockId};
 use tokio::runtime::{Builder, Runtime};
 
-/// How long a shard keeps polling after its last work; `FGS_POLL_WINDOW_US` (0 turns it off).
-const POLL_WINDOW: Duration = Duration::from_micros(50);
-
 /// A poll round that took this much of the thread's own cpu ran some work.
 const WORK: Duration = Duration::from_micros(5);
 
@@ -36,25 +33,17 @@ fn runtime() -> Result<Runtime> {
         .context("building a tokio runtime")
 }
 
-/// How many shards `--threads 0` means: one per cpu fgs may run on.
-pub fn default_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn poll_window() -> Duration {
-    std::env::var("FGS_POLL_WINDOW_US")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(POLL_WINDOW, Duration::from_micros)
-}
-
-/// Runs `main` on shard 0 with `n` shards in all, and stops the others once it returns.
-pub fn run<F>(n: usize, main: F) -> Result<F::Output>
+/// Runs `main` on shard 0 with `n` shards in all (0: one per cpu fgs may run on), each polling
+/// for `window` after its work ([`poll_after_work`]; zero: never), and stops the other shards
+/// once `main` returns.
+pub fn run<F>(n: usize, window: Duration, main: F) -> Result<F::Output>
 where
     F: Future,
 {
-    let n = n.max(1);
-    let window = poll_window();
+    let n = match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let first = runtime()?;
     let mut handles = vec![first.handle().clone()];
     let mut stops = Vec::new();
@@ -67,30 +56,27 @@ where
         let thread = std::thread::Builder::new()
             .name(format!("fgs-shard-{i}"))
             .spawn(move || {
-                fgs_pool::shard::enter(i);
-                rt.block_on(async {
-                    tokio::select! {
-                        _ = stopped => {}
-                        () = poll_after_work(window) => {}
-                    }
-                });
+                let _ = serve_shard(&rt, i, window, stopped);
             })
             .context("starting a shard thread")?;
         threads.push(thread);
     }
     fgs_pool::shard::install(handles);
-    fgs_pool::shard::enter(0);
-    let out = first.block_on(async {
-        let poller = tokio::spawn(poll_after_work(window));
-        let out = main.await;
-        poller.abort();
-        out
-    });
+    let out = serve_shard(&first, 0, window, main);
     drop(stops);
     for t in threads {
         let _ = t.join();
     }
     Ok(out)
+}
+
+/// Makes this thread shard `i` and runs `fut` on its runtime, the poller beside it.
+fn serve_shard<F: Future>(rt: &Runtime, i: usize, window: Duration, fut: F) -> F::Output {
+    fgs_pool::shard::enter(i);
+    if !window.is_zero() {
+        rt.spawn(poll_after_work(window));
+    }
+    rt.block_on(fut)
 }
 
 /// The runtime's `on_thread_unpark` hook: the shard's thread woke up, so work arrived.
@@ -109,9 +95,6 @@ fn thread_cpu() -> Duration {
 /// thread that wants it, so the runtimes and clients sharing the cpu are not held up; rounds in
 /// which other threads ran do not count as work, so a busy neighbour does not keep it polling.
 async fn poll_after_work(window: Duration) {
-    if window.is_zero() {
-        return std::future::pending().await;
-    }
     loop {
         let mut registered = false;
         std::future::poll_fn(|cx| {
@@ -148,7 +131,7 @@ mod tests {
 
     #[test]
     fn tasks_spread_over_the_shards_and_the_shards_stop_with_main() {
-        let seen = run(3, async {
+        let seen = run(3, Duration::from_micros(50), async {
             let mut seen = Vec::new();
             for _ in 0..6 {
                 let h = fgs_pool::shard::spawn(async {
@@ -167,6 +150,5 @@ mod tests {
         let mut sorted = seen.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, [0, 0, 1, 1, 2, 2], "{seen:?}");
-        assert_eq!(fgs_pool::shard::count(), 3);
     }
 }

@@ -351,9 +351,6 @@ async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Re
     match body {
         Ok(b) => {
             let _ = tx.send(RuntimeReply::Response(b));
-            // The caller's answer first: on a shard's one thread the woken caller runs before
-            // this 202 is written, so the runtime's acknowledgement is off the caller's path.
-            tokio::task::yield_now().await;
             json(StatusCode::ACCEPTED, OK_BODY)
         }
         Err(BodyError::TooLarge) => {

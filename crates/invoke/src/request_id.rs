@@ -46,7 +46,7 @@ pub fn new_request_id() -> String {
             (now, fresh & ((1 << (RAND_BITS - 1)) - 1))
         } else {
             // The same millisecond, or the clock stepped back: keep counting from the last id.
-            (last, (prev + 1) & ((1 << RAND_BITS) - 1))
+            (last, prev + 1)
         };
         c.set(Some((ms, bits, state)));
         (ms, bits)

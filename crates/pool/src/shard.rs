@@ -38,11 +38,6 @@ pub fn install(handles: Vec<Handle>) {
     let _ = HANDLES.set(handles);
 }
 
-/// How many shards there are.
-pub fn count() -> usize {
-    HANDLES.get().map_or(1, |h| h.len().max(1))
-}
-
 /// Spawns `fut` on the next shard in turn, so that connections and instances started ahead
 /// spread evenly over the threads.
 pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>

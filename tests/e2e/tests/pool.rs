@@ -199,3 +199,23 @@ fn reserved_instances_start_ahead_and_stay() {
         instances(&mark)
     );
 }
+
+#[test]
+fn every_serving_thread_reuses_the_one_warm_instance() {
+    // Each call on a new connection lands on the next of the three threads: a thread without
+    // an instance of its own takes another thread's idle one rather than starting a new one.
+    let s = Server::start(
+        ServerOpts::default()
+            .flag("--threads", "3")
+            .flag("--poll-window", "0s"),
+    );
+    let mark = unique("threads");
+    s.create_fixture("threads", &mark, &[], json!({}));
+    let first = s.invoke_pid("threads");
+    for _ in 0..6 {
+        let r = s.invoke_with("threads", &json!({"op": "pid"}), &[("Connection", "close")]);
+        r.expect(200);
+        assert_eq!(host_pid(&r), first, "a call started another instance");
+    }
+    assert_eq!(instances(&mark), vec![first]);
+}
