@@ -440,8 +440,13 @@ fn fork_bomb(sb: Sandboxed) {
     sb.create("bomb", json!({"timeout": 5}));
     sb.create("bystander", json!({}));
     let t0 = Instant::now();
-    let r = sb.run("bomb", "bomb() { bomb | bomb & }; bomb; sleep 30");
-    assert!(r.is_err(), "a fork bomb cannot finish: {r:?}");
+    // The script forks once, before any bomb process exists (`bomb &`; a background pipeline
+    // would fork once per element, the second racing the first one's children), then `exec`s
+    // its sleep. A fork of its own that met the limit would end the script ("Cannot fork", exit
+    // 2) and leave the bomb behind in a warm instance; the call must run into its timeout, and
+    // the timeout must take every bomb process with it.
+    let r = sb.run("bomb", "bomb() { bomb | bomb & }; bomb & exec sleep 30");
+    assert_eq!(r, Err(4010), "a fork bomb runs into the timeout");
     assert!(
         t0.elapsed() < Duration::from_secs(20),
         "took {:?}",
