@@ -437,7 +437,10 @@ fn rootless_a_fork_bomb_is_contained_and_fgs_keeps_serving() {
 }
 
 fn fork_bomb(sb: Sandboxed) {
-    sb.create("bomb", json!({"timeout": 5}));
+    // 512 MB, so that the pids limit binds before the memory limit does (1024 shells and their
+    // kernel stacks and page tables come near 128 MB, and a bomb the OOM killer ends answers
+    // 4205).
+    sb.create("bomb", json!({"timeout": 5, "memory_size": 512}));
     sb.create("bystander", json!({}));
     let t0 = Instant::now();
     // The script forks once, before any bomb process exists (`bomb &`; a background pipeline
