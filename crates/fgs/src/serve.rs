@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// sleeps (docs/architecture.md); 0s never.
     #[arg(long, env = "FGS_POLL_WINDOW", default_value = "50us", value_parser = humantime::parse_duration)]
     pub poll_window: Duration,
+    /// Base URL callers reach fgs at, for APIG triggers' `invoke_url` (`https://fgs.example.com`,
+    /// with a path prefix if a proxy adds one); default `http://<listen address>`.
+    #[arg(long, env = "FGS_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Create a demo function `hello` (if missing) and print how to invoke it.
     #[arg(long)]
     pub demo: bool,
@@ -85,6 +89,22 @@ pub struct ServeArgs {
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
+}
+
+/// `--public-url`: an absolute http(s) URL without query or fragment; returned without its
+/// trailing slashes, since the routes it prefixes begin with `/`.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let uri: axum::http::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must begin with http:// or https://".into());
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err("names no host".into());
+    }
+    if s.contains(['?', '#']) {
+        return Err("must have no query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 /// How instances are isolated (docs/sandbox.md).
@@ -345,7 +365,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Routes and timers start once the address is known: APIG's invoke_url names it.
-    let timers = fgs_api::triggers::start(&state, format!("http://{addr}"))
+    let public_url = match &args.public_url {
+        Some(url) => url.clone(),
+        None => {
+            if addr.ip().is_unspecified() {
+                tracing::warn!(%addr, "APIG triggers' invoke_url names an unspecified address: set --public-url to the URL callers use");
+            }
+            format!("http://{addr}")
+        }
+    };
+    let timers = fgs_api::triggers::start(&state, public_url)
         .await
         .context("starting triggers")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "fgs serving");
@@ -377,4 +406,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tokio::task::spawn_blocking(move || sandbox.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn public_urls_are_absolute_http_without_query_and_lose_trailing_slashes() {
+        for (given, kept) in [
+            ("https://fgs.example.com", "https://fgs.example.com"),
+            ("https://fgs.example.com/", "https://fgs.example.com"),
+            ("http://10.0.0.5:8080/fgs//", "http://10.0.0.5:8080/fgs"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            assert_eq!(parse_public_url(given).as_deref(), Ok(kept), "{given}");
+        }
+        for bad in [
+            "fgs.example.com",
+            "/apig",
+            "ftp://fgs.example.com",
+            "https://fgs.example.com/?a=1",
+            "https://fgs.example.com/#top",
+            "https://",
+            "https://exa mple.com",
+            "",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

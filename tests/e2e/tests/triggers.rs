@@ -591,3 +591,35 @@ fn test_events_crud() {
     s.delete(&format!("/functions/{urn}/events/{id}"))
         .expect_fss(404, "FSS.0404");
 }
+
+/// [FGS] `--public-url` is the base of every APIG `invoke_url` (behind a proxy, or listening on
+/// 0.0.0.0); a malformed one stops `fgs serve` before it listens.
+#[test]
+fn public_url_names_where_apig_routes_are_reached() {
+    let s =
+        Server::start(ServerOpts::default().flag("--public-url", "https://fgs.example.com/base/"));
+    let urn = create_function(&s, &unique("pub"), ECHO, &[]);
+    let project = s.cred.project_id.clone();
+    let r = create_trigger(&s, &urn, apig("/hello", "GET", "NORMAL", "NONE"));
+    r.expect(201);
+    let want = format!("https://fgs.example.com/base/apig/{project}/hello");
+    assert_eq!(r.json()["event_data"]["invoke_url"], want.as_str());
+    let listed = s.get(&format!("/triggers/{urn}")).expect(200).json();
+    assert_eq!(
+        listed[0]["event_data"]["invoke_url"],
+        want.as_str(),
+        "{listed}"
+    );
+    // The route itself is still served at the listener, under /apig.
+    s.req("GET", &format!("/apig/{project}/hello"))
+        .auth(Auth::None)
+        .send()
+        .expect(201);
+
+    let bad = Server::try_start(ServerOpts::default().flag("--public-url", "fgs.example.com"));
+    let err = bad.err().expect("a public URL without a scheme is refused");
+    assert!(
+        err.contains("--public-url") && err.contains("http:// or https://"),
+        "{err}"
+    );
+}
