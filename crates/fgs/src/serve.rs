@@ -91,6 +91,37 @@ pub struct ServeArgs {
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
 }
 
+/// [FGS] Removes the code packages (zips, unpacked and merged trees) no function, version or
+/// dependency version uses any more: replaced code, deleted functions and dependencies. At
+/// start only, before any instance runs, since a running instance reads its package's tree.
+/// A failure is reported and leaves everything in place.
+async fn collect_package_garbage(store: &Store, packages: &PackageStore) {
+    let used = match store.package_use().await {
+        Ok(used) => used,
+        Err(e) => {
+            tracing::warn!(error = %e, "unused code packages kept: their use could not be read");
+            return;
+        }
+    };
+    let packages = packages.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        packages.collect_garbage(&used.packages, &used.dependency_lists)
+    })
+    .await;
+    match done {
+        Ok(Ok(c)) if c == fgs_package::Collected::default() => {}
+        Ok(Ok(c)) => {
+            tracing::info!(
+                packages = c.packages,
+                trees = c.trees,
+                "removed unused code packages"
+            )
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "collecting unused code packages"),
+        Err(e) => tracing::warn!(error = %e, "collecting unused code packages"),
+    }
+}
+
 /// `--public-url`: an absolute http(s) URL without query or fragment; returned without its
 /// trailing slashes, since the routes it prefixes begin with `/`.
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -264,6 +295,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let packages = PackageStore::open(&args.data_dir)
         .context("opening the package store")?
         .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));
+    collect_package_garbage(&store, &packages).await;
     let creds = load_credentials(&args)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));

@@ -16,6 +16,7 @@ mod extract;
 mod merge;
 mod walk;
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -252,9 +253,72 @@ impl PackageStore {
         }
     }
 
+    /// Removes every package zip and unpacked tree whose id `used` lacks, and every merged tree
+    /// that is not the merge of one of `dependency_lists`. Only for when nothing can be reading
+    /// them: an instance's code is its package's unpacked tree. Names the store did not make
+    /// are left alone.
+    pub fn collect_garbage(
+        &self,
+        used: &HashSet<String>,
+        dependency_lists: &[Vec<String>],
+    ) -> Result<Collected, PackageError> {
+        let merged = dependency_lists
+            .iter()
+            .map(|l| merge::merged_name(l))
+            .collect::<Result<HashSet<_>, _>>()?;
+        let mut collected = Collected::default();
+        for name in names(&self.dirs.packages)? {
+            let Some(sha) = name.strip_suffix(".zip") else {
+                continue;
+            };
+            if check_id(sha).is_ok() && !used.contains(sha) {
+                let zip = self.dirs.packages.join(&name);
+                fs::remove_file(&zip).map_err(io("removing package", &zip))?;
+                collected.packages += 1;
+            }
+        }
+        for name in names(&self.dirs.unpacked)? {
+            let unused = if name.starts_with("merged-") {
+                !merged.contains(&name)
+            } else {
+                check_id(&name).is_ok() && !used.contains(&name)
+            };
+            if unused {
+                // Moved aside first, as in `remove`: never a partial tree under a trusted name.
+                let doomed = self.dirs.unpacked.join(tmp_name());
+                let tree = self.dirs.unpacked.join(&name);
+                fs::rename(&tree, &doomed).map_err(io("moving aside unpacked tree", &tree))?;
+                extract::remove_tree(&doomed)?;
+                collected.trees += 1;
+            }
+        }
+        Ok(collected)
+    }
+
     fn zip_path(&self, sha256: &str) -> PathBuf {
         self.dirs.packages.join(format!("{sha256}.zip"))
     }
+}
+
+/// What [`PackageStore::collect_garbage`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    /// Package zips.
+    pub packages: usize,
+    /// Unpacked and merged trees.
+    pub trees: usize,
+}
+
+/// The entry names of `dir`, as text (a name that is not UTF-8 is none the store made).
+fn names(dir: &Path) -> Result<Vec<String>, PackageError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io("listing directory", dir))? {
+        let entry = entry.map_err(io("listing directory", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }
 
 /// Package ids become file names, so only the exact shape of a sha256 is let through.

@@ -48,20 +48,22 @@ fn overlay(src: &Path, dst: &Path) -> Result<(), PackageError> {
     Ok(())
 }
 
+/// The name of the merged tree of these packages, in this order, under `unpacked/`.
+pub(crate) fn merged_name(sha256s: &[String]) -> Result<String, PackageError> {
+    let mut h = Sha256::new();
+    for s in sha256s {
+        check_id(s)?;
+        h.update(s.as_bytes());
+        h.update(b"\n");
+    }
+    Ok(format!("merged-{}", hex::encode(h.finalize())))
+}
+
 impl PackageStore {
     /// The merged tree of these packages, in this order, built once and kept under
     /// `unpacked/merged-<hash of the list>`.
     pub fn merged(&self, sha256s: &[String]) -> Result<PathBuf, PackageError> {
-        let mut h = Sha256::new();
-        for s in sha256s {
-            check_id(s)?;
-            h.update(s.as_bytes());
-            h.update(b"\n");
-        }
-        let dest = self
-            .dirs
-            .unpacked
-            .join(format!("merged-{}", hex::encode(h.finalize())));
+        let dest = self.dirs.unpacked.join(merged_name(sha256s)?);
         if is_dir(&dest)? {
             return Ok(dest);
         }

@@ -399,3 +399,66 @@ fn upload_that_would_fill_the_disk_is_refused_and_leaves_nothing() {
         .expect("no check");
     store.put(&zip).expect("default margin");
 }
+
+#[test]
+fn garbage_is_what_nothing_uses_and_the_rest_stays_whole() {
+    let (dir, store) = store();
+    let put = |body: &[u8]| {
+        store
+            .put(&single_file_zip("index.py", body, 0o644).expect("zip"))
+            .expect("put")
+            .sha256
+    };
+    let (a, b, c) = (put(b"a"), put(b"b"), put(b"c"));
+    for sha in [&a, &b, &c] {
+        store.unpack(sha).expect("unpack");
+    }
+    let ab = store.merged(&[a.clone(), b.clone()]).expect("merge");
+    let stray = dir.path().join("unpacked").join("not-ours");
+    fs::create_dir(&stray).expect("stray dir");
+
+    let used: HashSet<String> = [a.clone(), b.clone()].into();
+    let lists = [vec![a.clone(), b.clone()]];
+    let got = store.collect_garbage(&used, &lists).expect("collect");
+    assert_eq!(
+        got,
+        Collected {
+            packages: 1,
+            trees: 1
+        }
+    );
+    assert_eq!(listing(&dir.path().join("packages")), {
+        let mut v = vec![format!("{a}.zip"), format!("{b}.zip")];
+        v.sort();
+        v
+    });
+    assert!(ab.is_dir() && stray.is_dir());
+    assert!(store.read(&c).is_err(), "c is gone");
+
+    // Nothing uses b nor the merge any more: both go, a stays readable and unpacked.
+    let used: HashSet<String> = [a.clone()].into();
+    let got = store.collect_garbage(&used, &[]).expect("collect");
+    assert_eq!(
+        got,
+        Collected {
+            packages: 1,
+            trees: 2
+        }
+    );
+    assert!(!ab.exists());
+    assert_eq!(
+        fs::read(store.unpack(&a).expect("a").join("index.py")).expect("read"),
+        b"a"
+    );
+    let left = listing(&dir.path().join("unpacked"));
+    assert_eq!(left, {
+        let mut v = vec![a.clone(), "not-ours".to_string()];
+        v.sort();
+        v
+    });
+    // Collected again: nothing more to do.
+    assert_eq!(
+        store.collect_garbage(&used, &[]).expect("again"),
+        Collected::default()
+    );
+}

@@ -20,6 +20,15 @@ use fgs_core::FunctionRecord;
 pub use error::{BackendError, StoreError};
 pub use sqlite::logs::{InvocationLog, LogQuery};
 
+/// The code packages the metadata uses: every function's, version's and dependency version's
+/// zip, by sha256; and the dependency lists (as package ids, in order) functions and versions
+/// name, whose merged trees are in use too.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PackageUse {
+    pub packages: std::collections::HashSet<String>,
+    pub dependency_lists: Vec<Vec<String>>,
+}
+
 /// One page of a function listing, in FunctionGraph's paging terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionPage {
@@ -160,11 +169,18 @@ impl Store {
         }
     }
 
-    /// Whether any stored function's code is the package `sha256`; the package store may delete
-    /// a package only when this is false.
+    /// Whether any stored function's, version's or dependency version's code is the package
+    /// `sha256`; the package store may delete a package only when this is false.
     pub async fn package_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
         match &*self.backend {
             Backend::Sqlite(db) => db.package_referenced(sha256).await,
+        }
+    }
+
+    /// Which code packages the metadata uses, for collecting the rest (see [`PackageUse`]).
+    pub async fn package_use(&self) -> Result<PackageUse, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(db) => db.package_use().await,
         }
     }
 

@@ -434,11 +434,75 @@ impl Sqlite {
                 "SELECT EXISTS (SELECT 1 FROM functions
                  WHERE json_extract(record, '$.code.sha256') = ?1)
                  OR EXISTS (SELECT 1 FROM versions
-                 WHERE json_extract(record, '$.function.code.sha256') = ?1)",
+                 WHERE json_extract(record, '$.function.code.sha256') = ?1)
+                 OR EXISTS (SELECT 1 FROM dependency_versions
+                 WHERE json_extract(record, '$.sha256') = ?1)",
                 params![sha256],
                 |row| row.get(0),
             )
             .map_err(db("check package reference"))
+        })
+        .await
+    }
+
+    pub(crate) async fn package_use(&self) -> Result<crate::PackageUse, StoreError> {
+        self.run("read package use", |conn| {
+            let unreadable = |what: String| StoreError::Backend {
+                op: "read package use",
+                source: what.into(),
+            };
+            let mut used = crate::PackageUse::default();
+            // Every dependency version's package, by (project, id) for the lists below.
+            let mut deps = std::collections::HashMap::new();
+            let mut stmt = conn
+                .prepare("SELECT project, id, json_extract(record, '$.sha256') FROM dependency_versions")
+                .map_err(db("prepare read dependency packages"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                })
+                .map_err(db("read dependency packages"))?;
+            for row in rows {
+                let (project, id, sha) = row.map_err(db("read dependency package row"))?;
+                let sha = sha.ok_or_else(|| unreadable(format!("dependency version {id} names no package")))?;
+                used.packages.insert(sha.clone());
+                deps.insert((project, id), sha);
+            }
+            // Every function's and version's code, and the dependency list each names.
+            let mut stmt = conn
+                .prepare(
+                    "SELECT project, json_extract(record, '$.code.sha256'),
+                            json_extract(record, '$.spec.depend_version_list') FROM functions
+                     UNION ALL
+                     SELECT json_extract(record, '$.function.project'),
+                            json_extract(record, '$.function.code.sha256'),
+                            json_extract(record, '$.function.spec.depend_version_list') FROM versions",
+                )
+                .map_err(db("prepare read code packages"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+                })
+                .map_err(db("read code packages"))?;
+            for row in rows {
+                let (project, sha, list) = row.map_err(db("read code package row"))?;
+                let sha = sha.ok_or_else(|| unreadable("a function record names no code package".into()))?;
+                used.packages.insert(sha);
+                let ids: Vec<String> = match list {
+                    Some(text) => serde_json::from_str(&text)
+                        .map_err(|e| unreadable(format!("depend_version_list: {e}")))?,
+                    None => Vec::new(),
+                };
+                // A list naming a dependency version that is gone has no merged tree to keep.
+                let shas: Option<Vec<String>> = ids
+                    .into_iter()
+                    .map(|id| deps.get(&(project.clone(), id)).cloned())
+                    .collect();
+                if let Some(shas) = shas.filter(|s| !s.is_empty()) {
+                    used.dependency_lists.push(shas);
+                }
+            }
+            Ok(used)
         })
         .await
     }

@@ -437,6 +437,82 @@ async fn concurrent_creates_respect_the_quota() {
     assert_eq!(ok, 3);
 }
 
+#[tokio::test]
+async fn package_use_names_every_code_and_dependency_package_and_each_list() {
+    use fgs_core::dependency::DependencyVersion;
+    use fgs_core::flows::VersionRecord;
+    let db = db();
+    let dep = |id: &str, sha: &str| DependencyVersion {
+        id: id.into(),
+        dep_id: format!("dep-{id}"),
+        project: "p1".into(),
+        name: format!("lib{id}"),
+        runtime: "Python3.9".into(),
+        description: String::new(),
+        version: 0,
+        file_name: "d.zip".into(),
+        sha256: sha.into(),
+        size: 1,
+        created_ms: 1,
+    };
+    let (d1, d2) = ("d".repeat(64), "e".repeat(64));
+    db.store
+        .create_dependency_version(dep("one", &d1))
+        .await
+        .expect("dep one");
+    db.store
+        .create_dependency_version(dep("two", &d2))
+        .await
+        .expect("dep two");
+    let mut f = record("p1", "default", "f", 1);
+    f.spec.depend_version_list = vec!["two".into(), "one".into()];
+    let old_code = f.code.sha256.clone();
+    db.store
+        .create_function(f.clone(), 10)
+        .await
+        .expect("create");
+    db.store
+        .publish_version(
+            VersionRecord {
+                version: "v1".into(),
+                description: String::new(),
+                created_ms: 2,
+                function: f.clone(),
+            },
+            5,
+        )
+        .await
+        .expect("publish");
+    // The latest code moves on and drops one dependency; the version keeps both.
+    let mut g = db
+        .store
+        .get_function("p1", "default", "f")
+        .await
+        .expect("get")
+        .expect("some");
+    g.code.sha256 = "a".repeat(64);
+    g.spec.depend_version_list = vec!["one".into()];
+    let expected = g.revision;
+    g.revision += 1;
+    db.store
+        .update_function(&g, expected)
+        .await
+        .expect("update");
+
+    let used = db.store.package_use().await.expect("package use");
+    let want: std::collections::HashSet<String> =
+        [old_code, "a".repeat(64), d1.clone(), d2.clone()].into();
+    assert_eq!(used.packages, want);
+    let mut lists = used.dependency_lists.clone();
+    lists.sort();
+    assert_eq!(lists, vec![vec![d1.clone()], vec![d2.clone(), d1.clone()]]);
+    assert!(db
+        .store
+        .package_referenced(&d2)
+        .await
+        .expect("dependency package"));
+}
+
 mod flows {
     use std::collections::BTreeMap;
 

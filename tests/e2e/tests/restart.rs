@@ -99,3 +99,118 @@ fn sigterm_exits_0_and_stops_every_instance() {
 fn sigint_exits_0_and_stops_every_instance() {
     stops_cleanly_on("INT");
 }
+
+/// A Custom runtime answering every event with `"<tag>"`; each tag makes a different zip.
+fn tagged_zip(tag: &str) -> Vec<u8> {
+    fgs_e2e::fixture::bootstrap_zip(&format!(
+        r#"#!/bin/sh
+API="http://${{RUNTIME_API_ADDR}}/v1/runtime"
+while :; do
+  ID=$(curl -sS -D - -o /dev/null "$API/invocation/request" | sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]: *//p' | tr -d '\r')
+  curl -sS -X POST -d '"{tag}"' "$API/invocation/response/$ID" >/dev/null || exit 1
+done
+"#
+    ))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn names_in(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// [FGS] Code packages nothing uses any more (replaced code, deleted functions and dependency
+/// versions) are removed at the next start; what functions, versions and dependencies use
+/// stays, unpacked trees and merged dependency trees included.
+#[test]
+fn unused_code_packages_are_removed_at_the_next_start() {
+    use fgs_e2e::fixture::{b64, custom_zip_body, zip_files};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let zip = |tag: &str| tagged_zip(&unique(tag));
+    let (k1, k2, k3, g) = (zip("k1"), zip("k2"), zip("k3"), zip("g"));
+    let dep_zip = |text: &str| zip_files(&[("lib/dep.txt", text.as_bytes(), 0o644)]);
+    let (d1, d2) = (dep_zip(&unique("d1")), dep_zip(&unique("d2")));
+    let answer = |s: &Server, urn: &str| s.invoke(urn, &json!({})).json();
+    let code_body = |zip: &[u8], deps: serde_json::Value| json!({"code_type": "zip", "code_filename": "code.zip", "func_code": {"file": b64(zip)}, "depend_version_list": deps});
+    {
+        let s = Server::start(ServerOpts::default().data_dir(&data));
+        let dep = |zip: &[u8], name: &str| {
+            let r = s.post(
+                "/dependencies/version",
+                &json!({"depend_file": b64(zip), "depend_type": "zip", "runtime": "Custom", "name": name}),
+            );
+            r.expect(200);
+            r.json()
+        };
+        let (dv1, dv2) = (dep(&d1, "gclib"), dep(&d2, "gcold"));
+        let mut body = custom_zip_body("kept", &k1);
+        body["depend_version_list"] = json!([dv1["id"]]);
+        s.post("/functions", &body).expect(200);
+        assert_eq!(answer(&s, "kept"), json!(tag_of(&k1)));
+        s.post("/functions/kept/versions", &json!({"version": "v1"}))
+            .expect(200);
+        s.put("/functions/kept/code", &code_body(&k2, json!([])))
+            .expect(200);
+        assert_eq!(answer(&s, "kept"), json!(tag_of(&k2)));
+        s.put("/functions/kept/code", &code_body(&k3, json!([])))
+            .expect(200);
+        s.post("/functions", &custom_zip_body("gone", &g))
+            .expect(200);
+        assert_eq!(answer(&s, "gone"), json!(tag_of(&g)));
+        s.delete("/functions/gone").expect(204);
+        let dep_id = dv2["dep_id"].as_str().expect("dep_id");
+        s.delete(&format!("/dependencies/{dep_id}/version/1"))
+            .expect(204);
+        // Nothing is removed while fgs runs: an instance may still read its tree.
+        assert_eq!(names_in(&data.join("packages")).len(), 6);
+    }
+
+    let s = Server::start(ServerOpts::default().data_dir(&data));
+    let zips = |zs: &[&Vec<u8>]| {
+        zs.iter()
+            .map(|z| format!("{}.zip", sha256_hex(z)))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(names_in(&data.join("packages")), zips(&[&k1, &k3, &d1]));
+    let unpacked = names_in(&data.join("unpacked"));
+    for z in [&k2, &g] {
+        assert!(!unpacked.contains(&sha256_hex(z)), "{unpacked:?}");
+    }
+    for z in [&k1, &d1] {
+        assert!(unpacked.contains(&sha256_hex(z)), "{unpacked:?}");
+    }
+    assert_eq!(
+        unpacked.iter().filter(|n| n.starts_with("merged-")).count(),
+        1,
+        "version v1's dependency tree stays: {unpacked:?}"
+    );
+    assert!(
+        s.stderr().contains("removed unused code packages"),
+        "{}",
+        s.stderr()
+    );
+    assert_eq!(answer(&s, "kept"), json!(tag_of(&k3)));
+    let v1 = s.urn("kept").replace(":latest", ":v1");
+    assert_eq!(answer(&s, &v1), json!(tag_of(&k1)));
+}
+
+/// The tag a [`tagged_zip`] answers with, read back out of its script.
+fn tag_of(zip: &[u8]) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("zip");
+    let mut script = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("bootstrap").expect("bootstrap"),
+        &mut script,
+    )
+    .expect("read");
+    let start = script.find("-d '\"").expect("tag") + 5;
+    let end = script[start..].find('"').expect("tag end") + start;
+    script[start..end].to_string()
+}
