@@ -94,32 +94,19 @@ pub struct ServeArgs {
 /// [FGS] Removes the code packages (zips, unpacked and merged trees) no function, version or
 /// dependency version uses any more: replaced code, deleted functions and dependencies. At
 /// start only, before any instance runs, since a running instance reads its package's tree.
-/// A failure is reported and leaves everything in place.
-async fn collect_package_garbage(store: &Store, packages: &PackageStore) {
-    let used = match store.package_use().await {
-        Ok(used) => used,
-        Err(e) => {
-            tracing::warn!(error = %e, "unused code packages kept: their use could not be read");
-            return;
-        }
-    };
+async fn collect_package_garbage(
+    store: &Store,
+    packages: &PackageStore,
+) -> Result<fgs_package::Collected> {
+    let used = store
+        .package_use()
+        .await
+        .context("reading which packages are used")?;
     let packages = packages.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    Ok(tokio::task::spawn_blocking(move || {
         packages.collect_garbage(&used.packages, &used.dependency_lists)
     })
-    .await;
-    match done {
-        Ok(Ok(c)) if c == fgs_package::Collected::default() => {}
-        Ok(Ok(c)) => {
-            tracing::info!(
-                packages = c.packages,
-                trees = c.trees,
-                "removed unused code packages"
-            )
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "collecting unused code packages"),
-        Err(e) => tracing::warn!(error = %e, "collecting unused code packages"),
-    }
+    .await??)
 }
 
 /// `--public-url`: an absolute http(s) URL without query or fragment; returned without its
@@ -295,7 +282,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let packages = PackageStore::open(&args.data_dir)
         .context("opening the package store")?
         .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));
-    collect_package_garbage(&store, &packages).await;
+    match collect_package_garbage(&store, &packages).await {
+        Ok(c) if c == fgs_package::Collected::default() => {}
+        Ok(c) => tracing::info!(
+            packages = c.packages,
+            trees = c.trees,
+            "removed unused code packages"
+        ),
+        // Nothing is lost by keeping them: the next start tries again.
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "unused code packages kept"),
+    }
     let creds = load_credentials(&args)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));

@@ -236,15 +236,7 @@ impl PackageStore {
     /// no function refers to the package any more.
     pub fn remove(&self, sha256: &str) -> Result<(), PackageError> {
         check_id(sha256)?;
-        let dest = self.dirs.unpacked.join(sha256);
-        // Renamed away first, so that a crash half-way through the deletion leaves temporary
-        // debris for the sweep, never a partial tree under the name `unpack` trusts as whole.
-        let doomed = self.dirs.unpacked.join(tmp_name());
-        match fs::rename(&dest, &doomed) {
-            Ok(()) => extract::remove_tree(&doomed)?,
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io("moving aside unpacked tree", &dest)(e)),
-        }
+        self.remove_tree(sha256)?;
         // The tree goes before the zip: a zip without a tree is re-extracted when needed.
         let zip = self.zip_path(sha256);
         match fs::remove_file(&zip) {
@@ -283,16 +275,24 @@ impl PackageStore {
             } else {
                 check_id(&name).is_ok() && !used.contains(&name)
             };
-            if unused {
-                // Moved aside first, as in `remove`: never a partial tree under a trusted name.
-                let doomed = self.dirs.unpacked.join(tmp_name());
-                let tree = self.dirs.unpacked.join(&name);
-                fs::rename(&tree, &doomed).map_err(io("moving aside unpacked tree", &tree))?;
-                extract::remove_tree(&doomed)?;
+            if unused && self.remove_tree(&name)? {
                 collected.trees += 1;
             }
         }
         Ok(collected)
+    }
+
+    /// Deletes the tree `unpacked/<name>`, if there is one (whether there was is returned).
+    /// It is renamed away first, so that a crash half-way through the deletion leaves temporary
+    /// debris for the sweep, never a partial tree under a name `unpack` trusts as whole.
+    fn remove_tree(&self, name: &str) -> Result<bool, PackageError> {
+        let tree = self.dirs.unpacked.join(name);
+        let doomed = self.dirs.unpacked.join(tmp_name());
+        match fs::rename(&tree, &doomed) {
+            Ok(()) => extract::remove_tree(&doomed).map(|()| true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("moving aside unpacked tree", &tree)(e)),
+        }
     }
 
     fn zip_path(&self, sha256: &str) -> PathBuf {

@@ -171,10 +171,10 @@ impl Store {
 
     /// Whether any stored function's, version's or dependency version's code is the package
     /// `sha256`; the package store may delete a package only when this is false.
+    /// Derived from [`Store::package_use`], the one definition of what uses a package: this
+    /// runs only after a failed upload, where reading every record is affordable.
     pub async fn package_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
-        match &*self.backend {
-            Backend::Sqlite(db) => db.package_referenced(sha256).await,
-        }
+        Ok(self.package_use().await?.packages.contains(sha256))
     }
 
     /// Which code packages the metadata uses, for collecting the rest (see [`PackageUse`]).
@@ -565,10 +565,6 @@ impl Store {
         id: &str,
     ) -> Result<(), StoreError> {
         self.sqlite().delete_dependency_version(project, id).await
-    }
-
-    pub async fn dependency_package_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
-        self.sqlite().dependency_package_referenced(sha256).await
     }
 }
 

@@ -426,25 +426,6 @@ impl Sqlite {
         .await
     }
 
-    pub(crate) async fn package_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
-        let sha256 = sha256.to_owned();
-        self.run("check package reference", move |conn| {
-            // A full scan is fine: this runs when collecting garbage, never on the hot path.
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM functions
-                 WHERE json_extract(record, '$.code.sha256') = ?1)
-                 OR EXISTS (SELECT 1 FROM versions
-                 WHERE json_extract(record, '$.function.code.sha256') = ?1)
-                 OR EXISTS (SELECT 1 FROM dependency_versions
-                 WHERE json_extract(record, '$.sha256') = ?1)",
-                params![sha256],
-                |row| row.get(0),
-            )
-            .map_err(db("check package reference"))
-        })
-        .await
-    }
-
     pub(crate) async fn package_use(&self) -> Result<crate::PackageUse, StoreError> {
         self.run("read package use", |conn| {
             let unreadable = |what: String| StoreError::Backend {

@@ -133,8 +133,12 @@ fn unused_code_packages_are_removed_at_the_next_start() {
     use fgs_e2e::fixture::{b64, custom_zip_body, zip_files};
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let zip = |tag: &str| tagged_zip(&unique(tag));
-    let (k1, k2, k3, g) = (zip("k1"), zip("k2"), zip("k3"), zip("g"));
+    // Each code: the tag its function answers with, and its zip.
+    let [k1, k2, k3, g] = ["k1", "k2", "k3", "g"].map(|t| {
+        let tag = unique(t);
+        let zip = tagged_zip(&tag);
+        (tag, zip)
+    });
     let dep_zip = |text: &str| zip_files(&[("lib/dep.txt", text.as_bytes(), 0o644)]);
     let (d1, d2) = (dep_zip(&unique("d1")), dep_zip(&unique("d2")));
     let answer = |s: &Server, urn: &str| s.invoke(urn, &json!({})).json();
@@ -150,20 +154,20 @@ fn unused_code_packages_are_removed_at_the_next_start() {
             r.json()
         };
         let (dv1, dv2) = (dep(&d1, "gclib"), dep(&d2, "gcold"));
-        let mut body = custom_zip_body("kept", &k1);
+        let mut body = custom_zip_body("kept", &k1.1);
         body["depend_version_list"] = json!([dv1["id"]]);
         s.post("/functions", &body).expect(200);
-        assert_eq!(answer(&s, "kept"), json!(tag_of(&k1)));
+        assert_eq!(answer(&s, "kept"), json!(k1.0));
         s.post("/functions/kept/versions", &json!({"version": "v1"}))
             .expect(200);
-        s.put("/functions/kept/code", &code_body(&k2, json!([])))
+        s.put("/functions/kept/code", &code_body(&k2.1, json!([])))
             .expect(200);
-        assert_eq!(answer(&s, "kept"), json!(tag_of(&k2)));
-        s.put("/functions/kept/code", &code_body(&k3, json!([])))
+        assert_eq!(answer(&s, "kept"), json!(k2.0));
+        s.put("/functions/kept/code", &code_body(&k3.1, json!([])))
             .expect(200);
-        s.post("/functions", &custom_zip_body("gone", &g))
+        s.post("/functions", &custom_zip_body("gone", &g.1))
             .expect(200);
-        assert_eq!(answer(&s, "gone"), json!(tag_of(&g)));
+        assert_eq!(answer(&s, "gone"), json!(g.0));
         s.delete("/functions/gone").expect(204);
         let dep_id = dv2["dep_id"].as_str().expect("dep_id");
         s.delete(&format!("/dependencies/{dep_id}/version/1"))
@@ -178,12 +182,12 @@ fn unused_code_packages_are_removed_at_the_next_start() {
             .map(|z| format!("{}.zip", sha256_hex(z)))
             .collect::<std::collections::BTreeSet<_>>()
     };
-    assert_eq!(names_in(&data.join("packages")), zips(&[&k1, &k3, &d1]));
+    assert_eq!(names_in(&data.join("packages")), zips(&[&k1.1, &k3.1, &d1]));
     let unpacked = names_in(&data.join("unpacked"));
-    for z in [&k2, &g] {
+    for z in [&k2.1, &g.1] {
         assert!(!unpacked.contains(&sha256_hex(z)), "{unpacked:?}");
     }
-    for z in [&k1, &d1] {
+    for z in [&k1.1, &d1] {
         assert!(unpacked.contains(&sha256_hex(z)), "{unpacked:?}");
     }
     assert_eq!(
@@ -196,21 +200,7 @@ fn unused_code_packages_are_removed_at_the_next_start() {
         "{}",
         s.stderr()
     );
-    assert_eq!(answer(&s, "kept"), json!(tag_of(&k3)));
+    assert_eq!(answer(&s, "kept"), json!(k3.0));
     let v1 = s.urn("kept").replace(":latest", ":v1");
-    assert_eq!(answer(&s, &v1), json!(tag_of(&k1)));
-}
-
-/// The tag a [`tagged_zip`] answers with, read back out of its script.
-fn tag_of(zip: &[u8]) -> String {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("zip");
-    let mut script = String::new();
-    std::io::Read::read_to_string(
-        &mut archive.by_name("bootstrap").expect("bootstrap"),
-        &mut script,
-    )
-    .expect("read");
-    let start = script.find("-d '\"").expect("tag") + 5;
-    let end = script[start..].find('"').expect("tag end") + start;
-    script[start..end].to_string()
+    assert_eq!(answer(&s, &v1), json!(k1.0));
 }

@@ -153,21 +153,4 @@ impl Sqlite {
         })
         .await
     }
-
-    /// Whether any dependency version stores its zip under `sha256`.
-    pub(crate) async fn dependency_package_referenced(
-        &self,
-        sha256: &str,
-    ) -> Result<bool, StoreError> {
-        let sha = sha256.to_owned();
-        self.run("check dependency package", move |conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM dependency_versions WHERE json_extract(record, '$.sha256') = ?1)",
-                params![sha],
-                |r| r.get(0),
-            )
-            .map_err(db("check dependency package"))
-        })
-        .await
-    }
 }
