@@ -19,6 +19,7 @@ pub enum Runtime {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PythonVersion {
+    V2_7,
     V3_6,
     V3_9,
     V3_10,
@@ -27,6 +28,9 @@ pub enum PythonVersion {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeVersion {
+    V6_10,
+    V8_10,
+    V10_16,
     V12_13,
     V14_18,
     V16_17,
@@ -35,10 +39,14 @@ pub enum NodeVersion {
 }
 
 const NAMES: &[(&str, Runtime)] = &[
+    ("Python2.7", Runtime::Python(PythonVersion::V2_7)),
     ("Python3.6", Runtime::Python(PythonVersion::V3_6)),
     ("Python3.9", Runtime::Python(PythonVersion::V3_9)),
     ("Python3.10", Runtime::Python(PythonVersion::V3_10)),
     ("Python3.12", Runtime::Python(PythonVersion::V3_12)),
+    ("Node.js6.10", Runtime::NodeJs(NodeVersion::V6_10)),
+    ("Node.js8.10", Runtime::NodeJs(NodeVersion::V8_10)),
+    ("Node.js10.16", Runtime::NodeJs(NodeVersion::V10_16)),
     ("Node.js12.13", Runtime::NodeJs(NodeVersion::V12_13)),
     ("Node.js14.18", Runtime::NodeJs(NodeVersion::V14_18)),
     ("Node.js16.17", Runtime::NodeJs(NodeVersion::V16_17)),
@@ -87,6 +95,7 @@ impl PythonVersion {
     /// `(major, minor)` of the interpreter this runtime asks for.
     pub fn version(&self) -> (u32, u32) {
         match self {
+            PythonVersion::V2_7 => (2, 7),
             PythonVersion::V3_6 => (3, 6),
             PythonVersion::V3_9 => (3, 9),
             PythonVersion::V3_10 => (3, 10),
@@ -99,6 +108,9 @@ impl NodeVersion {
     /// `(major, minor)` of the interpreter this runtime asks for.
     pub fn version(&self) -> (u32, u32) {
         match self {
+            NodeVersion::V6_10 => (6, 10),
+            NodeVersion::V8_10 => (8, 10),
+            NodeVersion::V10_16 => (10, 16),
             NodeVersion::V12_13 => (12, 13),
             NodeVersion::V14_18 => (14, 18),
             NodeVersion::V16_17 => (16, 17),
@@ -333,6 +345,23 @@ mod tests {
         assert!(msg.contains("Node.js"), "{msg}");
         assert!(t.check(Runtime::Custom).is_ok());
         assert_eq!(t.get(Runtime::Http), &Availability::Bootstrap);
+    }
+
+    #[test]
+    fn old_names_run_on_the_nearest_with_a_warning() {
+        // Issue 17: FunctionGraph still lists these; code written for them runs unchanged.
+        let t = RuntimeTable::from_installed(vec![
+            interp(Language::NodeJs, (20, 20, 2)),
+            interp(Language::Python, (3, 11, 2)),
+        ]);
+        for name in ["Node.js6.10", "Node.js8.10", "Node.js10.16", "Python2.7"] {
+            let rt = Runtime::parse(name).unwrap_or_else(|| panic!("{name} is refused"));
+            let av = t.get(rt);
+            assert!(matches!(av, Availability::Nearest(_)), "{name}: {av:?}");
+            let w = av.warning(rt).unwrap();
+            assert!(w.starts_with(&format!("runtime {name} runs on ")), "{w}");
+            assert!(t.check(rt).is_ok());
+        }
     }
 
     #[test]

@@ -322,8 +322,8 @@ fn bad_create_requests_are_refused_and_change_nothing() {
         ),
         // Names FunctionGraph never had; real ones the host cannot run are refused the same way.
         (
-            "retired runtime",
-            with("runtime", json!("Python2.7")),
+            "foreign runtime",
+            with("runtime", json!("Node.js4.3")),
             400,
             "FSS.1005",
         ),

@@ -311,6 +311,7 @@ cases!(
     init_failure,
     init_timeout,
     nearest_warning,
+    old_runtime_names,
 );
 
 #[test]
