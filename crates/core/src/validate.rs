@@ -36,36 +36,43 @@ pub enum Invalid {
     Parameter(String),
 }
 
-/// Environment variable names the platform sets; user variables may not use them (SPEC.md 4).
+/// Environment variable names FunctionGraph sets and a user variable may not take: the preset
+/// values of its "Configuring Environment Variables" guide (functiongraph_01_0154, "Preset
+/// values"), plus the two API addresses its Custom runtime and extension guides say the platform
+/// sets. Issue 17: only these, so that samples setting e.g. `RUNTIME_LOG_LEVEL` run unchanged.
 pub const RESERVED_ENV: &[&str] = &[
-    "RUNTIME_USERDATA",
     "RUNTIME_PROJECT_ID",
     "RUNTIME_FUNC_NAME",
     "RUNTIME_FUNC_VERSION",
     "RUNTIME_PACKAGE",
     "RUNTIME_HANDLER",
     "RUNTIME_TIMEOUT",
+    "RUNTIME_USERDATA",
     "RUNTIME_CPU",
     "RUNTIME_MEMORY",
-    "RUNTIME_CODE_ROOT",
     "RUNTIME_MAX_RESP_BODY_SIZE",
     "RUNTIME_INITIALIZER_HANDLER",
     "RUNTIME_INITIALIZER_TIMEOUT",
+    "RUNTIME_ROOT",
+    "RUNTIME_CODE_ROOT",
+    "RUNTIME_LOG_DIR",
     "RUNTIME_API_ADDR",
+    "EXTENSION_API_ADDR",
+];
+
+/// [FGS] The variables fgs's own runtime shims and extension supervisor are driven by: a user
+/// value would replace what the platform decided (which shim to load, which extensions to start).
+pub const FGS_ENV: &[&str] = &[
     "RUNTIME_PRE_STOP_HANDLER",
     "RUNTIME_PRE_STOP_TIMEOUT",
-    "EXTENSION_API_ADDR",
     "FGS_RUNTIME_DIR",
+    "FGS_RUNTIME_WARNING",
     "FGS_EXTENSIONS",
 ];
 
-/// [FGS] Prefixes of names the platform keeps for itself beyond [`RESERVED_ENV`]: a variable the
-/// platform adds later under one of them can never be shadowed by a function created before.
-pub const RESERVED_ENV_PREFIXES: &[&str] = &["RUNTIME_", "FGS_"];
-
 /// Whether a user variable may not be called `name`.
 pub fn env_name_reserved(name: &str) -> bool {
-    RESERVED_ENV.contains(&name) || RESERVED_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+    RESERVED_ENV.contains(&name) || FGS_ENV.contains(&name)
 }
 
 fn word_chars(s: &str, extra: &[u8]) -> bool {
@@ -295,7 +302,9 @@ mod tests {
         assert!(user_data(r#"{"RUNTIME_FUNC_NAME":"x"}"#).is_err());
         for reserved in [
             "RUNTIME_PRE_STOP_HANDLER",
-            "RUNTIME_ANYTHING",
+            "RUNTIME_ROOT",
+            "RUNTIME_LOG_DIR",
+            "RUNTIME_API_ADDR",
             "EXTENSION_API_ADDR",
             "FGS_RUNTIME_DIR",
             "FGS_EXTENSIONS",
@@ -305,6 +314,14 @@ mod tests {
         }
         // PATH, HOME and LANG are the function's own to set.
         assert!(user_data(r#"{"PATH":"/x","HOME":"/tmp","LANG":"C"}"#).is_ok());
+        // Issue 17: names FunctionGraph does not preset are the user's, whatever their prefix.
+        assert_eq!(
+            user_data(r#"{"RUNTIME_LOG_LEVEL":"DEBUG","FGS_REGION":"x"}"#).unwrap(),
+            vec![
+                ("FGS_REGION".into(), "x".into()),
+                ("RUNTIME_LOG_LEVEL".into(), "DEBUG".into())
+            ]
+        );
         // The limit counts the whole user_data string, escapes included.
         let at_limit = format!(r#"{{"A":"{}"}}"#, "x".repeat(USER_DATA_MAX - 8));
         assert_eq!(at_limit.len(), USER_DATA_MAX);

@@ -284,7 +284,7 @@ fn environment_rules_are_fss_1009() {
         vec![("RUNTIME_FUNC_NAME", "x")],
         vec![("RUNTIME_HANDLER", "x")],
         vec![("RUNTIME_PRE_STOP_HANDLER", "x")],
-        vec![("RUNTIME_ANYTHING_NEW", "x")],
+        vec![("RUNTIME_LOG_DIR", "x")],
         vec![("EXTENSION_API_ADDR", "x")],
         vec![("FGS_RUNTIME_DIR", "/tmp")],
         vec![("FGS_EXTENSIONS", "/bin/sh")],

@@ -312,6 +312,7 @@ cases!(
     init_timeout,
     nearest_warning,
     old_runtime_names,
+    runtime_log_level,
 );
 
 #[test]
