@@ -170,6 +170,10 @@ async function load(spec, what) {
   const modName = spec.slice(0, dot);
   const fnName = spec.slice(dot + 1);
   const base = path.resolve(CODE_ROOT, modName);
+  // fgs refuses `..` at create time; a handler stored before that never leaves the code root.
+  if (path.relative(CODE_ROOT, base).split(path.sep).includes('..') || path.isAbsolute(modName)) {
+    throw notFound(what, spec, `it names a file outside ${CODE_ROOT}`);
+  }
   let file = null;
   for (const ext of ['.js', '.cjs', '.mjs', '']) {
     if (fs.existsSync(base + ext) && fs.statSync(base + ext).isFile()) {

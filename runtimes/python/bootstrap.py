@@ -328,9 +328,13 @@ def _set_paths():
 
 
 def _load(spec, what):
-    """The function named `file.func` (or `pkg.file.func`) in the code."""
+    """The function named `file.func` (or `pkg.file.func`, `pkg/file.func`) in the code."""
     module_name, _, func_name = spec.rpartition(".")
-    if not module_name or not func_name:
+    # Published samples write a module in a folder with a slash (`src/index.handler`), as Node.js
+    # handlers do: the same module as `src.index.handler`. fgs refuses `..` at create time; a
+    # handler stored before that never reaches outside the code (nor a relative import).
+    module_name = module_name.replace("/", ".")
+    if not module_name or not func_name or module_name.startswith(".") or ".." in module_name:
         raise FunctionFailure({
             "errorCode": HANDLER_NOT_FOUND,
             "errorType": "HandlerNotFound",

@@ -138,6 +138,13 @@ pub fn handler(runtime: Runtime, s: &str) -> Result<(), Invalid> {
     if s.is_empty() || s.len() > 128 {
         return Err(Invalid::Handler(s.to_string(), "use 1 to 128 characters"));
     }
+    // Issue 17: the handler names a file inside the code root; `..` could only point out of it.
+    if s.contains("..") {
+        return Err(Invalid::Handler(
+            s.to_string(),
+            "'..' is not allowed: name a file inside the code root, e.g. src/index.handler",
+        ));
+    }
     if runtime.needs_module_handler() && !module_handler_ok(s) {
         return Err(Invalid::Handler(
             s.to_string(),
@@ -262,6 +269,21 @@ mod tests {
         let py = Runtime::parse("Python3.9").unwrap();
         assert!(handler(py, "index.handler").is_ok());
         assert!(handler(py, "src/app.main").is_ok());
+        // Issue 17: the slash form of published samples, and never a way out of the code root.
+        assert!(handler(py, "src/index.handler").is_ok());
+        assert!(handler(py, "src.index.handler").is_ok());
+        let node = Runtime::parse("Node.js20.15").unwrap();
+        for bad in [
+            "src/../../x.handler",
+            "..index.handler",
+            "a/..b.handler",
+            "src..x.h",
+        ] {
+            for rt in [py, node, Runtime::Custom, Runtime::Http] {
+                let err = handler(rt, bad).expect_err(bad).to_string();
+                assert!(err.contains("'..' is not allowed"), "{bad}: {err}");
+            }
+        }
         for bad in [
             "index",
             "index.",

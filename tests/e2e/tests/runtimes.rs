@@ -313,6 +313,7 @@ cases!(
     nearest_warning,
     old_runtime_names,
     runtime_log_level,
+    slash_handler,
 );
 
 #[test]
@@ -352,6 +353,44 @@ fn runtime_without_interpreter_is_refused_with_fss_1005() {
             msg.contains(runtime) && msg.contains("interpreter"),
             "{msg}"
         );
+    }
+}
+
+/// Issue 17: a handler path with `..` is refused when the function is created or changed, with a
+/// message saying why, so it is never resolved outside the code root.
+#[test]
+fn a_handler_path_with_dotdot_is_refused_with_fss_1003() {
+    let s = Server::start(ServerOpts::default());
+    for (runtime, file) in [("Python3.10", "index.py"), ("Node.js20.15", "index.js")] {
+        let name = unique("dotdot");
+        let body = |handler: &str| {
+            json!({
+                "func_name": name,
+                "runtime": runtime,
+                "handler": handler,
+                "memory_size": 128,
+                "timeout": 3,
+                "code_type": "zip",
+                "code_filename": "code.zip",
+                "func_code": {"file": b64(&zip_files(&[(file, b"x", 0o644)]))},
+            })
+        };
+        for bad in [
+            "../index.handler",
+            "src/../../etc/passwd.handler",
+            "..index.handler",
+        ] {
+            let r = s.post("/functions", &body(bad));
+            r.expect_fss(400, "FSS.1003");
+            let msg = r.json()["error_msg"].as_str().unwrap().to_string();
+            assert!(msg.contains("'..' is not allowed"), "{bad}: {msg}");
+        }
+        s.post("/functions", &body("index.handler")).expect(200);
+        let r = s.put(
+            &format!("/functions/{name}/config"),
+            &json!({"handler": "../index.handler", "memory_size": 128, "timeout": 3, "runtime": runtime}),
+        );
+        r.expect_fss(400, "FSS.1003");
     }
 }
 
