@@ -186,6 +186,15 @@ impl Extensions {
         self.lock().registered.iter().any(|r| r.name == name)
     }
 
+    /// The registered extension listening at `port`, if one is.
+    pub(crate) fn name_at_port(&self, port: u16) -> Option<String> {
+        self.lock()
+            .registered
+            .iter()
+            .find(|r| r.port == port)
+            .map(|r| r.name.clone())
+    }
+
     /// `POST /extension/register` with its two headers (SPEC.md 5).
     pub(crate) fn register(&self, name: Option<&str>, address: Option<&str>) -> Registration {
         let (Some(name), Some(address)) = (

@@ -1,4 +1,4 @@
-//! The Telemetry API (SPEC.md 5): one subscriber per instance, registered by an extension, gets
+//! The Telemetry API (SPEC.md 5): one subscriber per instance, set up by an extension, gets
 //! the instance's platform events and log lines POSTed as JSON arrays in batches.
 //!
 //! Events are buffered and sent when a batch reaches `maxItems` or `maxBytes`, or when its
@@ -58,7 +58,9 @@ struct State {
     dropped: u64,
     dropped_bytes: u64,
     types: Vec<String>,
-    subscribed: bool,
+    /// Who subscribed: the extension's name, or the subscriber's address when no registered
+    /// extension listens there.
+    subscriber: Option<String>,
     buffering: Buffering,
 }
 
@@ -106,10 +108,14 @@ impl Telemetry {
         }
         let json = json!({"time": now_iso(), "type": ty, "record": record}).to_string();
         let mut st = self.lock();
-        if st.subscribed && !st.types.iter().any(|t| t == kind) {
+        if st.subscriber.is_some() && !st.types.iter().any(|t| t == kind) {
             return;
         }
-        let cap = if st.subscribed { QUEUE_MAX } else { EARLY_MAX };
+        let cap = if st.subscriber.is_some() {
+            QUEUE_MAX
+        } else {
+            EARLY_MAX
+        };
         if st.queue.len() >= cap || st.bytes + json.len() > QUEUE_BYTES_MAX {
             st.dropped += 1;
             st.dropped_bytes += json.len() as u64;
@@ -122,7 +128,7 @@ impl Telemetry {
             json,
             at: Instant::now(),
         });
-        let ready = st.subscribed && st.queue.len() >= st.buffering.max_items;
+        let ready = st.subscriber.is_some() && st.queue.len() >= st.buffering.max_items;
         drop(st);
         if ready {
             self.wake.notify_one();
@@ -140,19 +146,18 @@ impl Telemetry {
         if !self.enabled() {
             return Err(bad("this instance has no extensions"));
         }
-        match extension {
-            Some(n) if extensions.is_registered(n) => {}
+        // FunctionGraph's "Registering OpenTelemetry APIs" sends only the body; the
+        // FunctionGraph-Extension-Name header is an [FGS] way to name the subscriber, and when
+        // sent it must name a registered extension.
+        let named = match extension {
+            Some(n) if extensions.is_registered(n) => Some(n.to_string()),
             Some(n) => {
                 return Err(BadSubscription(format!(
                     "extension {n:?} is not registered"
                 )))
             }
-            None => {
-                return Err(bad(
-                    "the FunctionGraph-Extension-Name header of a registered extension is required",
-                ))
-            }
-        }
+            None => None,
+        };
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| BadSubscription(format!("body is not JSON: {e}")))?;
         let sub = &v["subscriber"];
@@ -213,12 +218,18 @@ impl Telemetry {
         let client = extensions
             .client_for_port(port)
             .ok_or_else(|| bad("the instance is still starting"))?;
+        let subscriber = named
+            .or_else(|| extensions.name_at_port(port))
+            .unwrap_or_else(|| format!("127.0.0.1:{port}"));
         {
             let mut st = self.lock();
-            if st.subscribed {
-                return Err(bad("this instance already has a telemetry subscriber"));
+            if let Some(first) = &st.subscriber {
+                // [FG] "only one telemetry extension can be created" per instance.
+                return Err(BadSubscription(format!(
+                    "this instance already has a telemetry subscriber ({first}): only one is allowed"
+                )));
             }
-            st.subscribed = true;
+            st.subscriber = Some(subscriber);
             st.buffering = buffering;
             // Early events of types nobody asked for go.
             let keep: VecDeque<Event> = st

@@ -502,15 +502,19 @@ curl -s -o /dev/null -X POST "$api/extension/register" -H "$n" -H 'FunctionGraph
 t() { curl -s -o /dev/null -w '%{http_code}' -X POST "$api/telemetry" "$@"; }
 ok='{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8082/t"},"types":["platform"]}'
 {
-  echo "noname $(t -d "$ok")"
   echo "stranger $(t -H 'FunctionGraph-Extension-Name: extensionX.sh' -d "$ok")"
   echo "get $(t -H "$n" -d '{"subscriber":{"protocol":"GET","uri":"http://127.0.0.1:8082/t"},"types":["platform"]}')"
   echo "port $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:9000/t"},"types":["platform"]}')"
+  echo "port8080 $(t -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8080"},"types":["platform"]}')"
+  echo "port8091 $(t -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8091"},"types":["platform"]}')"
   echo "remote $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://10.0.0.1:8082/t"},"types":["platform"]}')"
   echo "types $(t -H "$n" -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8082/t"},"types":["bogus"]}')"
   echo "json $(t -H "$n" -d 'not json')"
   echo "good $(t -H "$n" -d "$ok")"
   echo "second $(t -H "$n" -d "$ok")"
+  # A second subscriber with only the documented body, on another port.
+  echo "second_noname $(curl -s -o /tmp/second.json -w '%{http_code}' -X POST "$api/telemetry" -d '{"subscriber":{"protocol":"POST","uri":"http://127.0.0.1:8083"},"types":["platform"]}')"
+  echo "second_body $(cat /tmp/second.json)"
 } > /tmp/reg.log
 sleep 3600
 "#;
@@ -530,16 +534,32 @@ fn telemetry_subscriptions_are_validated() {
         got.iter().any(|l| l.starts_with("second "))
     });
     for (k, code) in [
-        ("noname", "400"),
         ("stranger", "400"),
         ("get", "400"),
         ("port", "400"),
+        ("port8080", "400"),
+        ("port8091", "400"),
         ("remote", "400"),
         ("types", "400"),
         ("json", "400"),
         ("good", "200"),
         ("second", "400"),
+        ("second_noname", "400"),
     ] {
         assert!(got.contains(&format!("{k} {code}")), "{k}: {got:?}");
     }
+    // Issue 17: the refusal of a second subscriber is the Extension API's error shape.
+    let body = got
+        .iter()
+        .find_map(|l| l.strip_prefix("second_body "))
+        .expect("second_body line");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["errorType"], "InvalidSubscription", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("only one is allowed"),
+        "{body}"
+    );
 }
