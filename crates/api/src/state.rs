@@ -18,7 +18,7 @@ pub struct AppState {
     pub store: Store,
     pub packages: PackageStore,
     pub invoker: Arc<Invoker<StoreSource>>,
-    pub dispatcher: Arc<AsyncDispatcher<StoreSource>>,
+    pub dispatcher: Arc<AsyncDispatcher<Invoker<StoreSource>>>,
     pub keyring: Keyring,
     pub region: String,
     /// What the host lets fgs enforce, reported by `GET /healthz`.

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use fgs_api::auth::{Credential, Keyring};
 use fgs_api::{AppState, StoreSource};
-use fgs_invoke::{AsyncConfig, AsyncDispatcher, FunctionKey, Invoker, InvokerConfig};
+use fgs_invoke::{AsyncConfig, AsyncDispatcher, FunctionKey, Invoker, InvokerConfig, LeaseConfig};
 use fgs_package::PackageStore;
 use fgs_sandbox::{Isolation, Sandbox, SandboxConfig};
-use fgs_store::Store;
+use fgs_store::{Store, StoreKind};
 
 use crate::demo;
 
@@ -24,6 +24,14 @@ pub struct ServeArgs {
     /// Where functions, code packages and the database live.
     #[arg(long, env = "FGS_DATA_DIR", default_value = "./fgs-data")]
     pub data_dir: PathBuf,
+    /// Which store holds functions, triggers, logs and the async queue: `sqlite` (in the data
+    /// dir). A PostgreSQL store (`postgres://...`) comes with cluster mode.
+    #[arg(long, env = "FGS_STORE", default_value = "sqlite")]
+    pub store: String,
+    /// This node's name, the owner of the async events it runs (their leases); default
+    /// `<host name>:<port of --listen>`. Unique among the nodes sharing a store.
+    #[arg(long, env = "FGS_NODE_ID")]
+    pub node_id: Option<String>,
     /// MiB an upload must leave free on the data dir's file system, else it is refused with
     /// FSS.0507; 0 turns the check off.
     #[arg(long, env = "FGS_MIN_FREE_DISK", default_value_t = 256)]
@@ -275,10 +283,33 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--node-id`, or the host name and the listen port: unique per node as long as each host runs
+/// one fgs per port.
+fn node_id(args: &ServeArgs) -> Result<String> {
+    if let Some(id) = &args.node_id {
+        if id.trim().is_empty() || id.len() > 128 {
+            bail!("--node-id must be 1 to 128 characters, not {id:?}");
+        }
+        return Ok(id.clone());
+    }
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    Ok(format!("{host}:{}", args.listen.port()))
+}
+
 pub async fn run(args: ServeArgs) -> Result<()> {
+    // Refused before anything is created: a wrong --store must not leave an empty data dir.
+    let store_kind: StoreKind = args.store.parse()?;
+    let node_id = node_id(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let store = Store::open(&args.data_dir.join("fgs.db")).context("opening the database")?;
+    let store = store_kind
+        .open(&args.data_dir)
+        .context("opening the database")?;
+    tracing::info!(store = args.store, node_id, "store");
     let packages = PackageStore::open(&args.data_dir)
         .context("opening the package store")?
         .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));
@@ -330,11 +361,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Accepted async events run through the same invoker, at most this many at once.
     let dispatcher = AsyncDispatcher::new(
         Arc::clone(&invoker),
-        store.clone(),
+        Arc::clone(store.queue()),
         AsyncConfig {
             concurrency: args.async_concurrency,
             retry_base: args.async_retry_base,
             region: args.region.clone(),
+            lease: LeaseConfig::new(node_id),
         },
     );
     let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());

@@ -14,7 +14,10 @@ mod logline;
 mod observe;
 mod request_id;
 
-pub use async_dispatch::{now_ms, AsyncConfig, AsyncDispatcher, NewEvent};
+pub use async_dispatch::{
+    now_ms, AsyncConfig, AsyncDispatcher, AsyncTarget, LeaseConfig, NewEvent, LEASE_LENGTH,
+    LEASE_RENEW,
+};
 pub use fgs_instance::InvokeType;
 pub use invoker::{
     FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker, InvokerConfig, Outcome,

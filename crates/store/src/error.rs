@@ -121,4 +121,12 @@ pub enum StoreError {
     TestEventExists { name: String, event: String },
     #[error("function {name} already has the maximum of {limit} test events")]
     TooManyTestEvents { name: String, limit: u64 },
+    #[error("the stored {field} {value:?} of async invocation {request_id} is not valid")]
+    CorruptAsync {
+        request_id: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("--store {value}: {reason}")]
+    UnsupportedStore { value: String, reason: String },
 }

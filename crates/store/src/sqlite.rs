@@ -1,10 +1,13 @@
-//! The SQLite backend: the default for a single node. Everything here is blocking and runs on
+//! The SQLite backend: the default for a single node, implementing every storage trait
+//! (`impls`). Everything here is blocking and runs on
 //! tokio's blocking pool; [`Sqlite`] hands each call its own `spawn_blocking` task.
 
 mod dependencies;
 mod flows;
+mod impls;
 pub(crate) mod logs;
 mod migrations;
+mod queue;
 mod test_events;
 mod triggers;
 

@@ -4,7 +4,7 @@
 use rusqlite::{params, params_from_iter, types::Value as SqlValue};
 
 use super::{db, int, Sqlite};
-use crate::{Store, StoreError};
+use crate::StoreError;
 
 /// One finished invocation's log, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationLog> {
 }
 
 impl Sqlite {
-    async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
+    pub(crate) async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
         self.run_relaxed("insert invocation logs", move |conn| {
             let tx = conn.transaction().map_err(db("begin insert logs"))?;
             {
@@ -100,7 +100,7 @@ impl Sqlite {
         .await
     }
 
-    async fn query_logs(&self, q: LogQuery) -> Result<Vec<InvocationLog>, StoreError> {
+    pub(crate) async fn query_logs(&self, q: LogQuery) -> Result<Vec<InvocationLog>, StoreError> {
         self.run("query invocation logs", move |conn| {
             let mut sql = format!(
                 "SELECT {COLUMNS} FROM invocation_logs
@@ -138,7 +138,7 @@ impl Sqlite {
         .await
     }
 
-    async fn purge_logs(&self, before_ms: i64) -> Result<usize, StoreError> {
+    pub(crate) async fn purge_logs(&self, before_ms: i64) -> Result<usize, StoreError> {
         self.run("purge invocation logs", move |conn| {
             conn.execute(
                 "DELETE FROM invocation_logs WHERE started_ms < ?1",
@@ -147,118 +147,5 @@ impl Sqlite {
             .map_err(db("purge logs"))
         })
         .await
-    }
-}
-
-/// Invocation logs.
-impl Store {
-    /// Stores finished invocations' logs in one transaction (their `id`s are assigned here).
-    pub async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
-        if logs.is_empty() {
-            return Ok(());
-        }
-        self.sqlite().insert_logs(logs).await
-    }
-
-    /// One page of a function's logs, at most `q.limit` rows.
-    pub async fn query_logs(&self, q: LogQuery) -> Result<Vec<InvocationLog>, StoreError> {
-        self.sqlite().query_logs(q).await
-    }
-
-    /// Deletes logs of invocations that started before `before_ms`; how many went.
-    pub async fn purge_logs(&self, before_ms: i64) -> Result<usize, StoreError> {
-        self.sqlite().purge_logs(before_ms).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(function: &str, rid: &str, started_ms: i64) -> InvocationLog {
-        InvocationLog {
-            id: 0,
-            project: "p".into(),
-            package: "default".into(),
-            function: function.into(),
-            version: "latest".into(),
-            request_id: rid.into(),
-            invoke_type: "sync".into(),
-            started_ms,
-            duration_ms: 1.5,
-            error_code: 0,
-            log: format!("line of {rid}\n"),
-            truncated: false,
-        }
-    }
-
-    fn query(function: &str) -> LogQuery {
-        LogQuery {
-            project: "p".into(),
-            package: "default".into(),
-            function: function.into(),
-            limit: 100,
-            ..LogQuery::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn insert_query_page_and_purge() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("fgs.db")).expect("open");
-        store
-            .insert_logs(vec![
-                log("f", "r1", 1000),
-                log("g", "r2", 2000),
-                log("f", "r3", 3000),
-                log("f", "r4", 4000),
-            ])
-            .await
-            .expect("insert");
-        let all = store.query_logs(query("f")).await.expect("query");
-        let rids: Vec<_> = all.iter().map(|l| l.request_id.as_str()).collect();
-        assert_eq!(rids, ["r1", "r3", "r4"]);
-        assert_eq!(all[0].log, "line of r1\n");
-
-        let page = store
-            .query_logs(LogQuery {
-                limit: 1,
-                marker: all[0].id,
-                ..query("f")
-            })
-            .await
-            .expect("page");
-        assert_eq!(page[0].request_id, "r3");
-        let newest = store
-            .query_logs(LogQuery {
-                limit: 2,
-                newest_first: true,
-                ..query("f")
-            })
-            .await
-            .expect("newest");
-        assert_eq!(newest[0].request_id, "r4");
-        let by_rid = store
-            .query_logs(LogQuery {
-                request_id: Some("r3".into()),
-                ..query("f")
-            })
-            .await
-            .expect("by rid");
-        assert_eq!(by_rid.len(), 1);
-        let window = store
-            .query_logs(LogQuery {
-                since_ms: Some(2000),
-                until_ms: Some(4000),
-                ..query("f")
-            })
-            .await
-            .expect("window");
-        assert_eq!(window.len(), 1);
-        assert_eq!(window[0].request_id, "r3");
-
-        assert_eq!(store.purge_logs(3500).await.expect("purge"), 3);
-        let left = store.query_logs(query("f")).await.expect("query");
-        assert_eq!(left.len(), 1);
     }
 }

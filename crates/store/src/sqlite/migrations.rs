@@ -139,6 +139,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX invocation_logs_by_request ON invocation_logs (project, request_id);
     CREATE INDEX invocation_logs_by_start ON invocation_logs (started_ms);
     "#,
+    // 6: leases on async events. A RUNNING event belongs to `lease_owner` (a node id) until
+    // `leased_until`; `lease_seq` grows with every claim, so an outcome is written only by the
+    // run that holds the current lease. Events an older fgs left RUNNING had no lease: an
+    // expired one (0) hands them to the next claim, as that fgs would have requeued them.
+    r#"
+    ALTER TABLE async_invocations ADD COLUMN lease_owner TEXT;
+    ALTER TABLE async_invocations ADD COLUMN leased_until INTEGER;
+    ALTER TABLE async_invocations ADD COLUMN lease_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE async_invocations SET leased_until = 0 WHERE status = 'RUNNING';
+    CREATE INDEX async_leases ON async_invocations (status, leased_until);
+    "#,
 ];
 
 /// The schema version this binary writes.
