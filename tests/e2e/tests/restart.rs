@@ -204,3 +204,161 @@ fn unused_code_packages_are_removed_at_the_next_start() {
     let v1 = s.urn("kept").replace(":latest", ":v1");
     assert_eq!(answer(&s, &v1), json!(k1.0));
 }
+
+/// Appends each event's request id to the file `$RUNS` (one line per run), then answers.
+const COUNTING_BOOTSTRAP: &str = r#"#!/bin/sh
+API="http://${RUNTIME_API_ADDR}/v1/runtime/invocation"
+d=$(mktemp -d)
+while :; do
+  curl -sS -D "$d/h" -o /dev/null "$API/request" || exit 1
+  id=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' "$d/h" | tr -d '\r\n')
+  echo "$id" >> "$RUNS"
+  sleep 0.05
+  curl -sS -o /dev/null -X POST -d '"ok"' "$API/response/$id" || exit 1
+done
+"#;
+
+fn runs_in(file: &std::path::Path) -> std::collections::HashMap<String, usize> {
+    let mut runs = std::collections::HashMap::new();
+    for id in std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        *runs.entry(id.to_string()).or_default() += 1;
+    }
+    runs
+}
+
+/// Issue 15's "done when": fgs killed with `kill -9` while 200 async events run, then restarted
+/// on the same data dir. Every event ends SUCCESS exactly once, none is lost, and none whose
+/// completion was recorded before the kill runs again; events cut off mid-run run again once
+/// their lease (30 s) ends, which at-least-once allows. The sandbox is off so that the
+/// function can count its runs in a file of the test's.
+#[test]
+fn async_events_complete_once_across_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let runs_file = dir.path().join("runs");
+    let opts = || {
+        ServerOpts::default()
+            .data_dir(&data)
+            .flag("--sandbox", "off")
+    };
+    let n = 200;
+    let mut accepted = std::collections::BTreeSet::new();
+    {
+        let s = Server::start(opts());
+        let mut body = fgs_e2e::fixture::custom_zip_body(
+            "counted",
+            &fgs_e2e::fixture::bootstrap_zip(COUNTING_BOOTSTRAP),
+        );
+        body["user_data"] = json!(fgs_e2e::fixture::user_data(&[(
+            "RUNS",
+            runs_file.to_str().expect("utf-8 path")
+        )]));
+        s.post("/functions", &body).expect(200);
+        s.put(
+            "/functions/counted/config-max-instance",
+            &json!({"max_instance_num": 8}),
+        )
+        .expect(200);
+        for i in 0..n {
+            let r = s.post("/functions/counted/invocations-async", &json!({"n": i}));
+            r.expect(202);
+            let id = r.json()["request_id"]
+                .as_str()
+                .expect("request_id")
+                .to_string();
+            accepted.insert(id);
+        }
+        assert_eq!(accepted.len(), n);
+        let started = wait_until(Duration::from_secs(120), || runs_in(&runs_file).len() >= 40);
+        assert!(
+            started,
+            "events did not start: {:?}",
+            runs_in(&runs_file).len()
+        );
+        s.kill9();
+    }
+    // What the killed fgs had recorded as finished: these must never run again.
+    let finished: std::collections::BTreeSet<String> = {
+        let db = rusqlite::Connection::open(data.join("fgs.db")).expect("open the database");
+        let mut stmt = db
+            .prepare("SELECT request_id FROM async_invocations WHERE status = 'SUCCESS'")
+            .expect("prepare");
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        ids
+    };
+    assert!(
+        finished.len() < n,
+        "the kill came after every event had finished"
+    );
+
+    let s = Server::start(opts());
+    let list = || {
+        let r = s.get("/functions/counted/async-invocations?limit=500");
+        r.expect(200);
+        r.json()
+    };
+    let all_done = wait_until(Duration::from_secs(240), || {
+        list()["invocations"]
+            .as_array()
+            .is_some_and(|a| a.iter().filter(|i| i["status"] == "SUCCESS").count() == n)
+    });
+    let listed = list();
+    assert!(all_done, "not all SUCCESS after the restart: {listed}");
+    assert_eq!(listed["count"], n, "one row per accepted event");
+    let listed_ids: std::collections::BTreeSet<String> = listed["invocations"]
+        .as_array()
+        .expect("invocations")
+        .iter()
+        .map(|i| i["request_id"].as_str().expect("request_id").to_string())
+        .collect();
+    assert_eq!(
+        listed_ids, accepted,
+        "the listing is the accepted events, once each"
+    );
+
+    let runs = runs_in(&runs_file);
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|id| !runs.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "never ran: {missing:?}");
+    let strangers: Vec<_> = runs.keys().filter(|id| !accepted.contains(*id)).collect();
+    assert!(strangers.is_empty(), "runs of unknown ids: {strangers:?}");
+    let again: Vec<_> = finished.iter().filter(|id| runs[*id] != 1).collect();
+    assert!(
+        again.is_empty(),
+        "events whose completion was recorded ran again: {again:?}"
+    );
+    let reruns: usize = runs.values().map(|c| c - 1).sum();
+    eprintln!(
+        "kill -9 with {} of {n} events recorded finished; re-runs of unfinished events: {reruns}",
+        finished.len()
+    );
+}
+
+/// `--store` names the backend; what this fgs cannot open is refused before anything starts.
+#[test]
+fn an_unknown_store_is_refused_at_start() {
+    for (value, says) in [
+        ("postgres://fgs:pw@127.0.0.1:5432/fgs", "cluster mode"),
+        ("mysql", "\"sqlite\""),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let err = Server::try_start(ServerOpts::default().data_dir(&data).flag("--store", value))
+            .err()
+            .unwrap_or_else(|| panic!("--store {value} was accepted"));
+        assert!(err.contains("exit status: 1"), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("pw@"), "the password is not shown: {err}");
+        assert!(!data.exists(), "nothing is created for a refused store");
+    }
+}
