@@ -50,10 +50,25 @@ pub fn prepare(data_dir: &Path, args: &RuntimeArgs) -> Result<(Arc<RuntimeTable>
             Availability::Bootstrap => {}
         }
     }
-    let dir = fgs_instance::install_shims(&data_dir.join("runtime"))
+    let base = data_dir.join("runtime");
+    let dir = fgs_instance::install_shims(&base, &table)
         .with_context(|| format!("writing the runtime shims under {}", data_dir.display()))?;
     fgs_instance::compile_python_shim(&dir, table.installed());
+    // A stable name for this start's tree: with `--sandbox off` an operator may link
+    // /opt/function/runtime to it once (docs/runtimes.md).
+    if let Err(e) = link_current(&base, &dir) {
+        tracing::warn!(error = %e, "could not point runtime/current at this start's runtime dir");
+    }
     Ok((Arc::new(table), dir))
+}
+
+/// Points `<base>/current` at `dir`, replacing an older link at once (a rename).
+fn link_current(base: &Path, dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().unwrap_or_default();
+    let tmp = base.join(format!(".current-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    std::fs::rename(&tmp, base.join("current"))
 }
 
 /// `fgs runtimes`: one line per runtime name.

@@ -354,6 +354,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             queue_limit: args.queue_limit,
             stop_grace: Duration::from_secs(3),
             extension_init_timeout: args.extension_init_timeout,
+            runtime_mounts: Arc::new(fgs_instance::runtime_mounts(&runtimes)),
             runtimes: Arc::clone(&runtimes),
             runtime_dir,
         },

@@ -23,10 +23,7 @@ pub(crate) struct Launch {
     pub mounts: Vec<(PathBuf, PathBuf)>,
 }
 
-/// Trees every sandbox shows read-only already (fgs-sandbox's minimal root).
-const SYSTEM_TREES: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
-];
+use crate::runtime_paths::SYSTEM_TREES;
 
 /// Python: `-u` because stdout is a pipe whose lines fgs attributes to the invocation in flight
 /// (block buffering would move them into the next one); `-B` because the code is read-only.
@@ -82,8 +79,14 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
             } else {
                 vec![(interp.prefix.clone(), interp.prefix.clone())]
             };
+            // Started by its FunctionGraph path (runtime_paths), so that the interpreter knows
+            // itself as the function sees it (`sys.executable`, stack traces); the real binary
+            // when the runtime dir has no such link.
+            let program = crate::runtime_paths::interpreter_path(&cfg.runtime_dir, rt)
+                .filter(|p| p.symlink_metadata().is_ok())
+                .unwrap_or_else(|| interp.path.clone());
             Ok(Launch {
-                program: interp.path.clone(),
+                program,
                 args,
                 env,
                 mounts,

@@ -1,6 +1,7 @@
 //! What an instance is started with and what one invocation carries.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,6 +39,9 @@ pub struct InstanceConfig {
     pub runtime_dir: PathBuf,
     /// What `runtime` runs on here, from the host's [`fgs_core::runtime::RuntimeTable`].
     pub interpreter: Availability,
+    /// Read-only mounts `(host, inside)` every sandboxed instance gets whatever its runtime
+    /// ([`crate::runtime_mounts`]): the interpreters FunctionGraph's runtime paths lead to.
+    pub runtime_mounts: Arc<Vec<(PathBuf, PathBuf)>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,6 +178,8 @@ fn exec_spec(
     let isolated = sandbox.isolated();
     if isolated && cfg.runtime_dir.is_dir() {
         mounts.push((cfg.runtime_dir.clone(), PathBuf::from(RUNTIME_ROOT)));
+        // Issue 17: FunctionGraph's interpreter paths lead into these, whatever the runtime.
+        mounts.extend(cfg.runtime_mounts.iter().cloned());
     }
     if let Some(dep) = cfg.dependency_dir.as_ref().filter(|_| isolated) {
         mounts.push((dep.clone(), PathBuf::from(DEPENDENCY_ROOT)));
@@ -283,7 +285,11 @@ impl Instance {
         env.push(("EXTENSION_API_ADDR".into(), api_addr));
         let mut spec = exec_spec(sandbox, &cfg, launch.program, launch.args, env);
         if sandbox.isolated() {
-            spec.mounts.extend(launch.mounts);
+            for m in launch.mounts {
+                if !spec.mounts.contains(&m) {
+                    spec.mounts.push(m);
+                }
+            }
         }
         if !scripts.is_empty() {
             supervise(sandbox, &cfg, &scripts, &mut spec);

@@ -13,9 +13,11 @@ mod instance;
 mod loopback;
 mod output;
 mod runtime_api;
+mod runtime_paths;
 mod runtimes;
 mod telemetry;
 
 pub use config::{InstanceConfig, InvokeType, Request};
 pub use instance::{Instance, Reply, StartError};
+pub use runtime_paths::runtime_mounts;
 pub use runtimes::{compile_python_shim, discover, install_shims, DiscoverOptions};

@@ -80,7 +80,7 @@ fn is_python_name(name: &str) -> bool {
 }
 
 /// A real executable, not a script: version-manager shims are `#!` scripts.
-fn is_binary(path: &Path) -> bool {
+pub(crate) fn is_binary(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 4];
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -179,10 +179,11 @@ pub fn discover(opts: &DiscoverOptions) -> RuntimeTable {
     RuntimeTable::from_installed(found)
 }
 
-/// Writes the embedded shims into `<base>/<content hash>/` (read-only) unless an earlier start
+/// Writes the embedded shims and FunctionGraph's interpreter paths for `table`
+/// ([`crate::runtime_paths`]) into `<base>/<content hash>/` (read-only) unless an earlier start
 /// already did, and returns that directory. Content-addressed, so instances of an older fgs that
-/// still run keep their shims when a newer one starts.
-pub fn install_shims(base: &Path) -> std::io::Result<PathBuf> {
+/// still run keep their shims and paths when a newer one starts.
+pub fn install_shims(base: &Path, table: &RuntimeTable) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let mut h = Sha256::new();
     for (name, src) in SHIMS {
@@ -191,6 +192,7 @@ pub fn install_shims(base: &Path) -> std::io::Result<PathBuf> {
         h.update(src.as_bytes());
         h.update([0]);
     }
+    h.update(crate::runtime_paths::fingerprint(table).as_bytes());
     let digest = h.finalize();
     let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let dir = base.join(&id);
@@ -210,6 +212,7 @@ pub fn install_shims(base: &Path) -> std::io::Result<PathBuf> {
     for sub in ["python", "nodejs", "extensions"] {
         std::fs::set_permissions(tmp.join(sub), std::fs::Permissions::from_mode(0o555))?;
     }
+    crate::runtime_paths::write_tree(&tmp, table)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))?;
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => Ok(dir),
@@ -317,7 +320,7 @@ mod tests {
             return;
         };
         let tmp = tempfile::tempdir().unwrap();
-        let dir = install_shims(tmp.path()).unwrap();
+        let dir = install_shims(tmp.path(), &table).unwrap();
         compile_python_shim(&dir, &pythons);
         let pyc = dir
             .join("python/__pycache__")
@@ -347,8 +350,9 @@ mod tests {
     fn shims_install_once_read_only() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
-        let a = install_shims(tmp.path()).unwrap();
-        let b = install_shims(tmp.path()).unwrap();
+        let table = RuntimeTable::default();
+        let a = install_shims(tmp.path(), &table).unwrap();
+        let b = install_shims(tmp.path(), &table).unwrap();
         assert_eq!(a, b);
         let py = a.join("python/bootstrap.py");
         assert!(std::fs::read_to_string(&py)

@@ -18,7 +18,7 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         return None;
     }
     let shims = tempfile::tempdir().unwrap().keep();
-    let runtime_dir = fgs_instance::install_shims(&shims).unwrap();
+    let runtime_dir = fgs_instance::install_shims(&shims, &table).unwrap();
     let mut e: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/bin:/bin".into()),
         ("RUNTIME_CODE_ROOT".into(), code.display().to_string()),
@@ -40,6 +40,7 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         extension_init_timeout: Duration::from_secs(10),
         network: true,
         stop_grace: Duration::from_secs(3),
+        runtime_mounts: std::sync::Arc::new(fgs_instance::runtime_mounts(&table)),
         runtime_dir,
         interpreter,
     })

@@ -35,6 +35,7 @@ fn config(code: &Path, concurrency: u32) -> InstanceConfig {
         stop_grace: Duration::from_secs(3),
         runtime_dir: code.to_path_buf(),
         interpreter: Availability::Bootstrap,
+        runtime_mounts: Default::default(),
     }
 }
 

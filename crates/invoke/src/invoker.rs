@@ -100,6 +100,8 @@ pub struct InvokerConfig {
     pub runtimes: Arc<fgs_core::runtime::RuntimeTable>,
     /// Where the runtime shims were written ([`fgs_instance::install_shims`]).
     pub runtime_dir: PathBuf,
+    /// What every sandboxed instance mounts besides ([`fgs_instance::runtime_mounts`]).
+    pub runtime_mounts: Arc<Vec<(PathBuf, PathBuf)>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -278,6 +280,7 @@ impl<S: FunctionSource> Invoker<S> {
             },
             runtime_dir: self.config.runtime_dir.clone(),
             interpreter: self.config.runtimes.get(spec.runtime()).clone(),
+            runtime_mounts: Arc::clone(&self.config.runtime_mounts),
         }
     }
 

@@ -1,0 +1,111 @@
+//! FunctionGraph code that runs on fgs unchanged (issue 17): interpreters started by
+//! FunctionGraph's documented paths. Each fixture under `fixtures/compat/` does what such
+//! published code does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fgs_e2e::fixture::zip_files;
+use fgs_e2e::*;
+use serde_json::json;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/compat")
+        .join(name)
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+/// `fgs runtimes` of this host (with `FGS_RUNTIME_PATH` when given): runtime name -> (status,
+/// version, interpreter).
+fn runtimes(runtime_path: Option<&str>) -> BTreeMap<String, (String, String, String)> {
+    let mut cmd = std::process::Command::new(fgs_bin());
+    cmd.arg("runtimes");
+    if let Some(p) = runtime_path {
+        cmd.env("FGS_RUNTIME_PATH", p);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let status = ["ok", "nearest", "missing", "builtin"];
+            (f.len() >= 4 && status.contains(&f[1])).then(|| {
+                (
+                    f[0].to_string(),
+                    (f[1].to_string(), f[2].to_string(), f[3].to_string()),
+                )
+            })
+        })
+        .collect()
+}
+
+/// FunctionGraph's directory name of a runtime: `Node.js12.13` -> `nodejs12.13`.
+fn dir_name(runtime: &str) -> String {
+    runtime.to_ascii_lowercase().replace("node.js", "nodejs")
+}
+
+/// Pattern 1: an HTTP function's `bootstrap` starts `/opt/function/runtime/<name>/rtsp/...` of
+/// every runtime name, and each leads to the interpreter `fgs runtimes` names for it. The
+/// system's interpreters only, since installations under a home directory are shown only to
+/// functions of their own runtime (docs/runtimes.md).
+#[test]
+fn documented_interpreter_paths_lead_to_the_resolved_interpreters() {
+    let system = "/usr/local/bin:/usr/bin:/bin";
+    let table = runtimes(Some(system));
+    if table["Node.js12.13"].0 == "missing" || table["Python3.10"].0 == "missing" {
+        eprintln!("skipped: no system Python or Node.js installed");
+        return;
+    }
+    let s = Server::start(ServerOpts::default().env("FGS_RUNTIME_PATH", system));
+    let dir = fixture("runtime_paths");
+    let zip = zip_files(&[
+        // Not executable, as FunctionGraph's console uploads it: a bare command line.
+        ("bootstrap", &read(&dir, "bootstrap"), 0o644),
+        ("index.js", &read(&dir, "index.js"), 0o644),
+    ]);
+    let name = unique("paths");
+    s.post(
+        "/functions",
+        &json!({
+            "func_name": name, "runtime": "http", "handler": "bootstrap",
+            "memory_size": 256, "timeout": 30, "code_type": "zip", "code_filename": "web.zip",
+            "func_code": {"file": b64(&zip)},
+        }),
+    )
+    .expect(200);
+    let r = s.invoke(
+        &name,
+        &json!({"httpMethod": "GET", "path": "/", "body": ""}),
+    );
+    r.expect_ok();
+    let out = r.json();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    let found: BTreeMap<String, String> = out["body"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut checked = 0;
+    for (runtime, (status, version, _)) in &table {
+        if status == "builtin" {
+            continue;
+        }
+        let got = found
+            .get(&dir_name(runtime))
+            .unwrap_or_else(|| panic!("{runtime}: not asked: {found:?}"));
+        if status == "missing" {
+            continue;
+        }
+        assert_eq!(got, version, "{runtime}: {found:?}");
+        checked += 1;
+    }
+    assert_eq!(checked, 13, "every Python and Node.js name: {table:?}");
+}
