@@ -293,11 +293,30 @@ class FunctionFailure(Exception):
         self.body = body
 
 
+def _library_view():
+    """`(host library prefix, the same as the function sees it)`, or None.
+
+    fgs starts the interpreter by FunctionGraph's path, `.../rtsp/python/bin/python3`, whose
+    `lib` leads to the real installation's; a traceback then names the standard library there,
+    not the host's (a pyenv directory, say), as on FunctionGraph.
+    """
+    view = os.path.dirname(os.path.dirname(sys.executable))
+    real = os.path.join(sys.base_prefix, "lib") + os.sep
+    if view == sys.base_prefix or not os.path.isdir(os.path.join(view, "lib")):
+        return None
+    return real, os.path.join(view, "lib") + os.sep
+
+
+def _as_seen(text):
+    view = _library_view()
+    return text.replace(view[0], view[1]) if view else text
+
+
 def _trace(tb):
     import traceback  # only errors pay for it
 
     frames = [f for f in traceback.extract_tb(tb) if f.filename != SHIM_FILE]
-    return [line.rstrip("\n") for line in traceback.format_list(frames)]
+    return [_as_seen(line.rstrip("\n")) for line in traceback.format_list(frames)]
 
 
 def _error_body(exc):
@@ -315,7 +334,7 @@ def _print_exception(exc):
         return
     import traceback
 
-    sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    sys.stderr.write(_as_seen("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
     sys.stderr.flush()
 
 

@@ -1,6 +1,6 @@
 //! FunctionGraph code that runs on fgs unchanged (issue 17): interpreters started by
-//! FunctionGraph's documented paths. Each fixture under `fixtures/compat/` does what such
-//! published code does.
+//! FunctionGraph's documented paths, and Python stack traces that name files as the function sees
+//! them. Each fixture under `fixtures/compat/` does what such published code does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,8 @@ fn dir_name(runtime: &str) -> String {
 /// Pattern 1: an HTTP function's `bootstrap` starts `/opt/function/runtime/<name>/rtsp/...` of
 /// every runtime name, and each leads to the interpreter `fgs runtimes` names for it. The
 /// system's interpreters only, since installations under a home directory are shown only to
-/// functions of their own runtime (docs/runtimes.md).
+/// functions of their own runtime (docs/runtimes.md); those are covered by the stack-trace test,
+/// whose shim starts by that path.
 #[test]
 fn documented_interpreter_paths_lead_to_the_resolved_interpreters() {
     let system = "/usr/local/bin:/usr/bin:/bin";
@@ -108,4 +109,81 @@ fn documented_interpreter_paths_lead_to_the_resolved_interpreters() {
         checked += 1;
     }
     assert_eq!(checked, 13, "every Python and Node.js name: {table:?}");
+}
+
+/// Pattern 7: a Python error's `stackTrace` (and the traceback in the log) names the standard
+/// library as the instance shows it, never the host's installation.
+#[test]
+fn python_stack_traces_show_paths_as_the_function_sees_them() {
+    let table = runtimes(None);
+    let s = Server::start(ServerOpts::default());
+    let code = zip_files(&[(
+        "index.py",
+        &read(&fixture("stack_trace"), "index.py"),
+        0o644,
+    )]);
+    let mut checked = 0;
+    for runtime in ["Python3.10", "Python2.7"] {
+        let (status, _, interpreter) = &table[runtime];
+        if status == "missing" {
+            continue;
+        }
+        // The installation, e.g. /root/.pyenv/versions/3.10.13 for .../bin/python3.10.
+        let prefix = Path::new(interpreter).parent().unwrap().parent().unwrap();
+        let name = unique("trace");
+        s.post(
+            "/functions",
+            &json!({
+                "func_name": name, "runtime": runtime, "handler": "index.handler",
+                "memory_size": 128, "timeout": 10, "code_type": "zip",
+                "code_filename": "code.zip", "func_code": {"file": b64(&code)},
+            }),
+        )
+        .expect(200);
+        let r = s.invoke_with(&name, &json!({}), &[("X-Cff-Log-Type", "tail")]);
+        assert_eq!(
+            r.header("x-func-err-code").as_deref(),
+            Some("4002"),
+            "{}",
+            r.text()
+        );
+        let body = r.json();
+        let trace: Vec<&str> = body["stackTrace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let seen = format!(
+            "/opt/function/runtime/{}/rtsp/python/lib/",
+            dir_name(runtime)
+        );
+        assert!(
+            trace
+                .iter()
+                .any(|l| l.contains(&seen) && l.contains("json")),
+            "{runtime}: no frame under {seen}: {trace:#?}"
+        );
+        assert!(
+            trace
+                .iter()
+                .any(|l| l.contains("/opt/function/code/index.py")),
+            "{trace:#?}"
+        );
+        let host = format!("{}/", prefix.display());
+        let log =
+            String::from_utf8(unb64(&r.header("x-cff-function-log").expect("log tail"))).unwrap();
+        // The traceback fgs's shim writes to the log (the platform's own lines before it may
+        // name the host's interpreter: the nearest-version warning does).
+        let traceback = &log[log.find("Traceback").expect("a traceback in the log")..];
+        assert!(traceback.contains(&seen), "{runtime}: {log}");
+        for text in trace.iter().copied().chain([traceback]) {
+            assert!(
+                !text.contains(&host),
+                "{runtime}: host path {host} in {text}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no Python installed: {table:?}");
 }
