@@ -40,7 +40,8 @@ pub struct InstanceConfig {
     /// What `runtime` runs on here, from the host's [`fgs_core::runtime::RuntimeTable`].
     pub interpreter: Availability,
     /// Read-only mounts `(host, inside)` every sandboxed instance gets whatever its runtime
-    /// ([`crate::runtime_mounts`]): the interpreters FunctionGraph's runtime paths lead to.
+    /// ([`crate::runtime_mounts`]): the interpreters FunctionGraph's runtime paths lead to, and
+    /// the `/bin/sh` with `pipefail`.
     pub runtime_mounts: Arc<Vec<(PathBuf, PathBuf)>>,
 }
 

@@ -1,4 +1,4 @@
-//! FunctionGraph's interpreter paths inside an instance (issue 17).
+//! FunctionGraph's interpreter paths inside an instance, and the `/bin/sh` it gets (issue 17).
 //!
 //! FunctionGraph documents its interpreters at `/opt/function/runtime/<name>/rtsp/<lang>/bin/<exe>`
 //! (`/opt/function/runtime/nodejs12.13/rtsp/nodejs/bin/node` in HTTP functions' `bootstrap`,
@@ -7,6 +7,10 @@
 //! its shims in the runtime dir (mounted at `/opt/function/runtime`): for every runtime name, links
 //! to the interpreter that name resolved to here, and `lib` to that interpreter's library tree so
 //! that paths in stack traces read as the function sees them.
+//!
+//! The official Custom-runtime example starts `#!/bin/sh` and then `set -o pipefail`, which
+//! Debian's dash refuses; where the host's `/bin/sh` lacks `pipefail`, an instance sees bash (or
+//! busybox) in its place. The host's own `/bin/sh` is never changed.
 
 use std::path::{Path, PathBuf};
 
@@ -95,7 +99,7 @@ const HOME_TREES: &[&str] = &["/root", "/home"];
 
 /// Read-only mounts `(host, inside)` every sandboxed instance needs for the runtime paths to lead
 /// somewhere: each interpreter installation a runtime name resolved to outside the system trees
-/// (under `/opt`, say), at its own path. An installation under
+/// (under `/opt`, say), at its own path, and the shell shown at `/bin/sh`. An installation under
 /// a home directory (pyenv, nvm) is left out: it cannot move (its binaries name their own
 /// directory) and showing it would show that home to every instance, so only the functions of a
 /// runtime that resolves to it see it (`adapters`).
@@ -113,7 +117,38 @@ pub fn runtime_mounts(table: &RuntimeTable) -> Vec<(PathBuf, PathBuf)> {
         }
         out.push((i.prefix.clone(), i.prefix.clone()));
     }
+    out.extend(instance_sh());
     out
+}
+
+/// `(shell, the file /bin/sh leads to)` when the host's `/bin/sh` has no `set -o pipefail`:
+/// bash, else busybox (whose `sh` is ash, which has it), bind-mounted over the file `/bin/sh`
+/// leads to, inside the sandbox only. `None` when the host's already has it or none is there.
+pub(crate) fn instance_sh() -> Option<(PathBuf, PathBuf)> {
+    let sh = std::fs::canonicalize("/bin/sh").ok()?;
+    let has_pipefail = |shell: &Path| {
+        std::process::Command::new(shell)
+            .args(["-c", "set -o pipefail"])
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_pipefail(&sh) {
+        return None;
+    }
+    [
+        "/bin/bash",
+        "/usr/bin/bash",
+        "/bin/busybox",
+        "/usr/bin/busybox",
+    ]
+    .iter()
+    .filter_map(|c| std::fs::canonicalize(c).ok())
+    .find(|c| *c != sh && crate::runtimes::is_binary(c) && has_pipefail(c))
+    .map(|shell| (shell, sh))
 }
 
 #[cfg(test)]
@@ -199,6 +234,22 @@ mod tests {
             prefix: PathBuf::from("/root/.pyenv/versions/3.10.13"),
         };
         let table = RuntimeTable::from_installed(vec![home]);
-        assert!(runtime_mounts(&table).is_empty());
+        assert!(runtime_mounts(&table)
+            .iter()
+            .all(|(h, _)| !h.starts_with("/root")));
+    }
+
+    #[test]
+    fn the_instance_sh_has_pipefail() {
+        let Some((shell, target)) = instance_sh() else {
+            // The host's /bin/sh has it already (or no other shell is installed).
+            return;
+        };
+        let ok = std::process::Command::new(&shell)
+            .args(["-c", "set -o pipefail"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{}", shell.display());
+        assert_eq!(target, std::fs::canonicalize("/bin/sh").unwrap());
     }
 }

@@ -1,11 +1,11 @@
 //! FunctionGraph code that runs on fgs unchanged (issue 17): interpreters started by
-//! FunctionGraph's documented paths, and Python stack traces that name files as the function sees
-//! them. Each fixture under `fixtures/compat/` does what such published code does.
+//! FunctionGraph's documented paths, `#!/bin/sh` scripts with `set -o pipefail`, and Python stack
+//! traces that name files as the function sees them. Each fixture under `fixtures/compat/` does what such published code does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fgs_e2e::fixture::zip_files;
+use fgs_e2e::fixture::{custom_zip_body, zip_files};
 use fgs_e2e::*;
 use serde_json::json;
 
@@ -109,6 +109,26 @@ fn documented_interpreter_paths_lead_to_the_resolved_interpreters() {
         checked += 1;
     }
     assert_eq!(checked, 13, "every Python and Node.js name: {table:?}");
+}
+
+/// Pattern 2: FunctionGraph's own Custom-runtime example, `#!/bin/sh` then `set -o pipefail`.
+#[test]
+fn a_sh_bootstrap_with_pipefail_runs() {
+    let s = Server::start(ServerOpts::default());
+    let name = unique("sh");
+    let zip = zip_files(&[(
+        "bootstrap",
+        &read(&fixture("custom_sh"), "bootstrap"),
+        0o755,
+    )]);
+    s.post("/functions", &custom_zip_body(&name, &zip))
+        .expect(200);
+    let r = s.invoke(&name, &json!({"hello": "world"}));
+    r.expect_ok();
+    let text = r.text();
+    assert!(text.starts_with("Echoing request: "), "{text}");
+    assert!(text.contains("\"hello\""), "{text}");
+    assert!(text.ends_with("pipefail=on"), "{text}");
 }
 
 /// Pattern 7: a Python error's `stackTrace` (and the traceback in the log) names the standard
