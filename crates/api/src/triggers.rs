@@ -130,7 +130,7 @@ fn target(rec: &TriggerRecord) -> Target {
         project: rec.project.clone(),
         package: rec.package.clone(),
         function: rec.name.clone(),
-        qualifier: rec.qualifier.clone(),
+        qualifier: rec.qualifier.to_string(),
     }
 }
 
@@ -439,7 +439,7 @@ pub async fn create(
         project: project.clone(),
         package: r.package.clone(),
         name: r.name.clone(),
-        qualifier: r.qualifier_or_latest().to_string(),
+        qualifier: r.qualifier_or_latest(),
         type_code,
         status,
         event_data: config.stored(),
@@ -505,7 +505,7 @@ async fn load(
         .get_trigger(project, &r.package, &r.name, id)
         .await?
         .filter(|t| t.type_code == type_code)
-        .filter(|t| r.qualifier.is_none() || t.qualifier == r.qualifier_or_latest().to_string())
+        .filter(|t| r.qualifier.is_none() || t.qualifier == r.qualifier_or_latest())
         .ok_or_else(|| trigger_not_found(type_code, id))?;
     Ok(rec)
 }

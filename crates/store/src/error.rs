@@ -117,6 +117,12 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the stored {field} {value:?} of trigger {trigger_id} is not valid")]
+    CorruptTriggerField {
+        trigger_id: String,
+        field: &'static str,
+        value: String,
+    },
     #[error("function {name} already has a test event named {event}")]
     TestEventExists { name: String, event: String },
     #[error("function {name} already has the maximum of {limit} test events")]

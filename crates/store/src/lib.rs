@@ -63,8 +63,8 @@ pub struct TriggerRecord {
     pub package: String,
     /// The function's name.
     pub name: String,
-    /// The version field the trigger invokes: `latest`, a version, or `!alias`.
-    pub qualifier: String,
+    /// The version the trigger invokes.
+    pub qualifier: fgs_core::Qualifier,
     pub type_code: String,
     /// `ACTIVE` or `DISABLED`.
     pub status: String,

@@ -2,6 +2,7 @@
 //! is kept as the JSON `fgs-triggers` normalised, and a timer's plan is the `next_fire_ms`
 //! column, moved by one compare-and-set per firing.
 
+use fgs_core::Qualifier;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{db, function_row, Sqlite};
@@ -10,7 +11,8 @@ use crate::{StoreError, TriggerRecord};
 const COLUMNS: &str = "t.trigger_id, f.project, f.package, f.name, t.qualifier, t.type_code, \
      t.status, t.event_data, t.created_ms, t.updated_ms, t.next_fire_ms, t.last_fire_ms";
 
-type Row = (TriggerRecord, String);
+/// A trigger as read, with its event data and qualifier still text.
+type Row = (TriggerRecord, String, String);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -19,7 +21,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             project: r.get(1)?,
             package: r.get(2)?,
             name: r.get(3)?,
-            qualifier: r.get(4)?,
+            qualifier: Qualifier::Latest,
             type_code: r.get(5)?,
             status: r.get(6)?,
             event_data: serde_json::Value::Null,
@@ -29,10 +31,18 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             last_fire_ms: r.get(11)?,
         },
         r.get(7)?,
+        r.get(4)?,
     ))
 }
 
-fn decode((mut rec, event_data): Row) -> Result<TriggerRecord, StoreError> {
+/// Checks what was stored as text: a corrupt qualifier is an error, never a guess (a guessed
+/// one would fire another version of the function).
+fn decode((mut rec, event_data, qualifier): Row) -> Result<TriggerRecord, StoreError> {
+    rec.qualifier = Qualifier::parse(&qualifier).map_err(|_| StoreError::CorruptTriggerField {
+        trigger_id: rec.trigger_id.clone(),
+        field: "qualifier",
+        value: qualifier,
+    })?;
     rec.event_data =
         serde_json::from_str(&event_data).map_err(|source| StoreError::CorruptTrigger {
             trigger_id: rec.trigger_id.clone(),
@@ -66,6 +76,7 @@ impl Sqlite {
         max_per_version: u64,
     ) -> Result<(), StoreError> {
         let event_data = rec.event_data.to_string();
+        let qualifier = rec.qualifier.to_string();
         self.run("create trigger", move |conn| {
             // IMMEDIATE: the count and the insert see the same table, so two creates cannot
             // both take the last place.
@@ -76,14 +87,14 @@ impl Sqlite {
             let count: i64 = tx
                 .query_row(
                     "SELECT COUNT(*) FROM triggers WHERE function_id = ?1 AND qualifier = ?2",
-                    params![fid, rec.qualifier],
+                    params![fid, qualifier],
                     |r| r.get(0),
                 )
                 .map_err(db("count triggers"))?;
             if count >= super::int(max_per_version) {
                 return Err(StoreError::TooManyTriggers {
                     name: rec.name,
-                    qualifier: rec.qualifier,
+                    qualifier,
                     limit: max_per_version,
                 });
             }
@@ -94,7 +105,7 @@ impl Sqlite {
                 params![
                     rec.trigger_id,
                     fid,
-                    rec.qualifier,
+                    qualifier,
                     rec.type_code,
                     rec.status,
                     event_data,
@@ -211,7 +222,9 @@ impl Sqlite {
             let fid = function_row(&tx, &key.0, &key.1, &key.2)?;
             let mut gone = query(&tx, "t.function_id = ?1", params![fid])?;
             gone.retain(|t| {
-                qualifier.as_ref().is_none_or(|q| &t.qualifier == q)
+                qualifier
+                    .as_ref()
+                    .is_none_or(|q| t.qualifier.to_string() == *q)
                     && trigger_id.as_ref().is_none_or(|id| &t.trigger_id == id)
             });
             for t in &gone {
@@ -281,7 +294,7 @@ mod tests {
             project: "p".into(),
             package: "default".into(),
             name: name.into(),
-            qualifier: qualifier.into(),
+            qualifier: Qualifier::parse(qualifier).expect("a valid qualifier"),
             type_code: "TIMER".into(),
             status: "ACTIVE".into(),
             event_data: json!({"name": id, "schedule_type": "Rate", "schedule": "1m"}),
@@ -425,5 +438,29 @@ mod tests {
             "disabled"
         );
         assert!(!db.advance_timer("gone", 2000, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_stored_qualifier_is_a_typed_error() {
+        let (_d, db) = open();
+        function(&db, "f");
+        db.create_trigger(trigger("t", "f", "!blue", None), 10)
+            .await
+            .expect("create");
+        let back = db.get_trigger("p", "default", "f", "t").await.expect("get");
+        assert_eq!(
+            back.map(|t| t.qualifier),
+            Some(Qualifier::Alias("blue".into()))
+        );
+        db.conn
+            .lock()
+            .expect("lock")
+            .execute("UPDATE triggers SET qualifier = '!'", [])
+            .expect("corrupt");
+        let err = db.all_triggers().await.expect_err("corrupt qualifier");
+        assert!(
+            matches!(&err, StoreError::CorruptTriggerField { field: "qualifier", value, .. } if value == "!"),
+            "{err:?}"
+        );
     }
 }
