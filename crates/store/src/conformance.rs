@@ -4,13 +4,17 @@
 //! another backend runs it unchanged from its own tests (feature `conformance`).
 
 mod functions;
+mod other;
 mod queue;
+mod triggers;
 
 use fgs_core::function::Reserved;
 use fgs_core::{CodeInfo, CodeType, FunctionRecord, FunctionSpec};
 
 pub use functions::*;
+pub use other::*;
 pub use queue::*;
+pub use triggers::*;
 
 use std::collections::BTreeMap;
 
@@ -92,6 +96,9 @@ macro_rules! conformance_suite {
             package_use_names_every_code_and_dependency_package_and_each_list,
             versions_publish_limit_and_alias_guard,
             logs_insert_query_page_and_purge,
+            triggers_crud_limit_and_cascade,
+            triggers_advance_is_a_compare_and_set,
+            test_events_crud_names_and_limit,
             queue_accepts_each_row_on_its_own,
             queue_claims_due_events_once_in_due_order,
             queue_takes_back_only_expired_leases,

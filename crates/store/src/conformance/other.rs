@@ -1,0 +1,181 @@
+//! The conformance suite for what uses code packages, settings and invocation logs.
+
+use super::record;
+use crate::*;
+
+pub async fn package_reference_follows_the_records(store: &Store) {
+    let rec = record("p1", "default", "f", 1);
+    let sha = rec.code.sha256.clone();
+    assert!(!store.package_referenced(&sha).await.expect("check"));
+    store.create_function(rec, 10).await.expect("create");
+    assert!(store.package_referenced(&sha).await.expect("check"));
+    assert!(!store
+        .package_referenced(&"f".repeat(64))
+        .await
+        .expect("check other"));
+    store
+        .delete_function("p1", "default", "f")
+        .await
+        .expect("delete");
+    assert!(!store.package_referenced(&sha).await.expect("check"));
+}
+
+pub async fn package_use_names_every_code_and_dependency_package_and_each_list(store: &Store) {
+    use fgs_core::dependency::DependencyVersion;
+    use fgs_core::flows::VersionRecord;
+    let dep = |id: &str, sha: &str| DependencyVersion {
+        id: id.into(),
+        dep_id: format!("dep-{id}"),
+        project: "p1".into(),
+        name: format!("lib{id}"),
+        runtime: "Python3.9".into(),
+        description: String::new(),
+        version: 0,
+        file_name: "d.zip".into(),
+        sha256: sha.into(),
+        size: 1,
+        created_ms: 1,
+    };
+    let (d1, d2) = ("d".repeat(64), "e".repeat(64));
+    store
+        .create_dependency_version(dep("one", &d1))
+        .await
+        .expect("dep one");
+    store
+        .create_dependency_version(dep("two", &d2))
+        .await
+        .expect("dep two");
+    let mut f = record("p1", "default", "f", 1);
+    f.spec.depend_version_list = vec!["two".into(), "one".into()];
+    let old_code = f.code.sha256.clone();
+    store.create_function(f.clone(), 10).await.expect("create");
+    store
+        .publish_version(
+            VersionRecord {
+                version: "v1".into(),
+                description: String::new(),
+                created_ms: 2,
+                function: f.clone(),
+            },
+            5,
+        )
+        .await
+        .expect("publish");
+    // The latest code moves on and drops one dependency; the version keeps both.
+    let mut g = store
+        .get_function("p1", "default", "f")
+        .await
+        .expect("get")
+        .expect("some");
+    g.code.sha256 = "a".repeat(64);
+    g.spec.depend_version_list = vec!["one".into()];
+    let expected = g.revision;
+    g.revision += 1;
+    store.update_function(&g, expected).await.expect("update");
+
+    let used = store.package_use().await.expect("package use");
+    let want: std::collections::HashSet<String> =
+        [old_code, "a".repeat(64), d1.clone(), d2.clone()].into();
+    assert_eq!(used.packages, want);
+    let mut lists = used.dependency_lists.clone();
+    lists.sort();
+    assert_eq!(lists, vec![vec![d1.clone()], vec![d2.clone(), d1.clone()]]);
+    assert!(store
+        .package_referenced(&d2)
+        .await
+        .expect("dependency package"));
+}
+
+pub async fn settings_are_replaced(store: &Store) {
+    assert_eq!(store.get_setting("k").await.expect("get"), None);
+    store.put_setting("k", "v1").await.expect("put");
+    store.put_setting("k", "v2").await.expect("put again");
+    assert_eq!(
+        store.get_setting("k").await.expect("get"),
+        Some("v2".to_owned())
+    );
+}
+
+fn log(function: &str, rid: &str, started_ms: i64) -> InvocationLog {
+    InvocationLog {
+        id: 0,
+        project: "p".into(),
+        package: "default".into(),
+        function: function.into(),
+        version: "latest".into(),
+        request_id: rid.into(),
+        invoke_type: "sync".into(),
+        started_ms,
+        duration_ms: 1.5,
+        error_code: 0,
+        log: format!("line of {rid}\n"),
+        truncated: false,
+    }
+}
+
+fn query(function: &str) -> LogQuery {
+    LogQuery {
+        project: "p".into(),
+        package: "default".into(),
+        function: function.into(),
+        limit: 100,
+        ..LogQuery::default()
+    }
+}
+
+pub async fn logs_insert_query_page_and_purge(store: &Store) {
+    store
+        .insert_logs(vec![
+            log("f", "r1", 1000),
+            log("g", "r2", 2000),
+            log("f", "r3", 3000),
+            log("f", "r4", 4000),
+        ])
+        .await
+        .expect("insert");
+    let all = store.query_logs(query("f")).await.expect("query");
+    let rids: Vec<_> = all.iter().map(|l| l.request_id.as_str()).collect();
+    assert_eq!(rids, ["r1", "r3", "r4"]);
+    assert_eq!(all[0].log, "line of r1\n");
+
+    let page = store
+        .query_logs(LogQuery {
+            limit: 1,
+            marker: all[0].id,
+            ..query("f")
+        })
+        .await
+        .expect("page");
+    assert_eq!(page[0].request_id, "r3");
+    let newest = store
+        .query_logs(LogQuery {
+            limit: 2,
+            newest_first: true,
+            ..query("f")
+        })
+        .await
+        .expect("newest");
+    assert_eq!(newest[0].request_id, "r4");
+    let by_rid = store
+        .query_logs(LogQuery {
+            request_id: Some("r3".into()),
+            ..query("f")
+        })
+        .await
+        .expect("by rid");
+    assert_eq!(by_rid.len(), 1);
+    let window = store
+        .query_logs(LogQuery {
+            since_ms: Some(2000),
+            until_ms: Some(4000),
+            ..query("f")
+        })
+        .await
+        .expect("window");
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0].request_id, "r3");
+
+    assert_eq!(store.purge_logs(3500).await.expect("purge"), 3);
+    let left = store.query_logs(query("f")).await.expect("query");
+    assert_eq!(left.len(), 1);
+}
