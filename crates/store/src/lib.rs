@@ -15,16 +15,20 @@
 //! every method is `async` and safe to await from request handlers.
 #![forbid(unsafe_code)]
 
+mod catalog;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+pub mod feed;
 mod handle;
 mod kind;
 mod queue;
 mod sqlite;
 mod traits;
 
+pub use catalog::Catalog;
 pub use error::{BackendError, StoreError};
+pub use feed::{ChangeFeed, ChangeKind, FunctionKey, LocalFeed, Notice, Subscription};
 pub use handle::Store;
 pub use kind::StoreKind;
 pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
