@@ -36,6 +36,9 @@ pub struct Timer {
     pub schedule: Schedule,
     /// The planned next firing, Unix milliseconds, as stored; in the past after downtime.
     pub next_fire_ms: i64,
+    /// When the trigger was last changed through the API: a reload that finds the same keeps
+    /// the scheduler's own plan, which its firings moved on since storage was read.
+    pub updated_ms: i64,
 }
 
 /// Where the plan of each timer is kept.
@@ -103,9 +106,16 @@ impl Clock for TokioClock {
     }
 }
 
+/// A function, by project, package and name.
+pub type FunctionOf = (String, String, String);
+
 enum Command {
     Upsert(Box<Timer>),
     Remove(String),
+    Replace {
+        of: Option<FunctionOf>,
+        timers: Vec<Timer>,
+    },
 }
 
 /// Tells a running [`Scheduler`] about changed triggers. Cheap to clone.
@@ -119,6 +129,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Upsert(t) => write!(f, "Upsert({})", t.trigger_id),
             Command::Remove(id) => write!(f, "Remove({id})"),
+            Command::Replace { of, timers } => write!(f, "Replace({of:?}, {})", timers.len()),
         }
     }
 }
@@ -133,6 +144,12 @@ impl TimerHandle {
     /// Forgets a timer (disabled or deleted). Unknown ids are ignored.
     pub fn remove(&self, trigger_id: &str) {
         let _ = self.tx.send(Command::Remove(trigger_id.to_string()));
+    }
+
+    /// Makes `timers` the active timers of one function (`of`), or of every function (`None`),
+    /// as just read from storage.
+    pub fn replace(&self, of: Option<FunctionOf>, timers: Vec<Timer>) {
+        let _ = self.tx.send(Command::Replace { of, timers });
     }
 }
 
@@ -187,6 +204,37 @@ impl Scheduler {
         match cmd {
             Command::Upsert(t) => self.insert(*t),
             Command::Remove(id) => self.remove(&id),
+            Command::Replace { of, timers } => self.replace(of, timers),
+        }
+    }
+
+    fn replace(&mut self, of: Option<FunctionOf>, timers: Vec<Timer>) {
+        let matches = |t: &Timer| {
+            of.as_ref().is_none_or(|(p, pk, n)| {
+                &t.target.project == p && &t.target.package == pk && &t.target.function == n
+            })
+        };
+        let ids: Vec<String> = self
+            .timers
+            .values()
+            .filter(|e| matches(&e.timer))
+            .map(|e| e.timer.trigger_id.clone())
+            .collect();
+        let mut old = HashMap::new();
+        for id in ids {
+            if let Some(e) = self.timers.remove(&id) {
+                self.queue.remove(&(e.wake_ms, id.clone()));
+                old.insert(id, e);
+            }
+        }
+        for t in timers {
+            match old.remove(&t.trigger_id) {
+                // Not changed through the API since: the plan in memory is the newer one.
+                Some(e) if e.timer.updated_ms == t.updated_ms => {
+                    self.insert_waking(e.timer, e.wake_ms)
+                }
+                _ => self.insert(t),
+            }
         }
     }
 

@@ -80,6 +80,7 @@ fn timer(id: &str, kind: &str, spec: &str, next: i64) -> Timer {
         user_event: "ue".into(),
         schedule: Schedule::parse(kind, spec).unwrap(),
         next_fire_ms: next,
+        updated_ms: 0,
     }
 }
 
@@ -236,4 +237,62 @@ async fn stops_when_every_handle_is_gone() {
         .await
         .expect("scheduler stopped")
         .expect("no panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_schedulers_own_plan_and_takes_changed_and_removed_timers() {
+    let h = start(vec![
+        timer("kept", "Rate", "1m", T0 + 60_000),
+        timer("gone", "Rate", "1m", T0 + 60_000),
+    ]);
+    advance_secs(90).await;
+    assert_eq!(h.rec.count("kept"), 1);
+    // A reload read before that firing: the same API update, an older plan. Taking it would
+    // make the next compare-and-set fail and lose the timer.
+    let stale = timer("kept", "Rate", "1m", T0 + 60_000);
+    // A trigger of another function is not touched by a reload of this one.
+    let other = Timer {
+        target: Target {
+            function: "g".into(),
+            ..stale.target.clone()
+        },
+        ..timer("other", "Rate", "1m", T0 + 120_000)
+    };
+    h.store
+        .plans
+        .lock()
+        .unwrap()
+        .insert("other".into(), (true, Some(T0 + 120_000)));
+    h.handle.upsert(other);
+    h.handle.replace(
+        Some(("p".into(), "default".into(), "f".into())),
+        vec![stale],
+    );
+    advance_secs(60).await;
+    assert_eq!(h.rec.count("kept"), 2, "the plan in memory was kept");
+    assert_eq!(h.rec.count("gone"), 1, "a timer the reload lacks is gone");
+    assert_eq!(h.rec.count("other"), 1);
+    // Changed through the API (a later update time): the stored plan is taken.
+    h.store
+        .plans
+        .lock()
+        .unwrap()
+        .insert("kept".into(), (true, Some(T0 + 600_000)));
+    h.handle.replace(
+        Some(("p".into(), "default".into(), "f".into())),
+        vec![Timer {
+            updated_ms: 1,
+            ..timer("kept", "Rate", "10m", T0 + 600_000)
+        }],
+    );
+    advance_secs(300).await;
+    assert_eq!(h.rec.count("kept"), 2, "re-planned ten minutes out");
+    // A resync of everything drops what storage no longer has.
+    let others = h.rec.count("other");
+    assert_eq!(others, 6, "every minute from 2 to 7");
+    h.handle.replace(None, Vec::new());
+    advance_secs(600).await;
+    assert_eq!(h.rec.count("kept"), 2);
+    assert_eq!(h.rec.count("other"), others);
+    h.task.abort();
 }
