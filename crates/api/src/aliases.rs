@@ -11,10 +11,12 @@ use bytes::Bytes;
 use fgs_core::flows::{AliasRecord, VersionStrategy, ALIASES_MAX};
 use fgs_core::urn::qualified_urn;
 use fgs_core::{validate, Qualifier};
+use fgs_invoke::source::{find as find_stored, Found};
+use fgs_invoke::ResolveError;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of, now_ms, parse_json};
+use crate::request::{function_ref, key_of, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire;
 
@@ -120,10 +122,9 @@ pub async fn create(
     };
     apply(&mut a, b)?;
     state
-        .store
+        .catalog
         .put_alias(&project, &r.package, &r.name, a.clone(), true, ALIASES_MAX)
         .await?;
-    state.invoker.function_changed(&key_of(&project, &r));
     Ok(Json(alias_json(
         &a,
         &project,
@@ -136,23 +137,18 @@ pub async fn create(
 async fn find(
     state: &SharedState,
     project: &str,
-    package: &str,
-    name: &str,
+    r: &fgs_core::FunctionRef,
     alias: &str,
 ) -> ApiResult<AliasRecord> {
-    state
-        .store
-        .list_aliases(project, package, name)
-        .await?
-        .into_iter()
-        .find(|a| a.name == alias)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "FSS.1053",
-                format!("alias {alias} of function {name} does not exist"),
-            )
-        })
+    let q = Qualifier::Alias(alias.to_string());
+    match find_stored(&state.store, &key_of(project, r), &q).await? {
+        Found::Alias(a) => Ok(a),
+        Found::Function { .. } => Err(ResolveError::AliasNotFound {
+            name: r.name.clone(),
+            alias: alias.to_string(),
+        }
+        .into()),
+    }
 }
 
 pub async fn list(
@@ -176,7 +172,7 @@ pub async fn get(
     Path((project, urn, alias)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
-    let a = find(&state, &project, &r.package, &r.name, &alias).await?;
+    let a = find(&state, &project, &r, &alias).await?;
     Ok(Json(alias_json(
         &a,
         &project,
@@ -193,14 +189,13 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let r = function_ref(&project, &urn)?;
     let b: AliasBody = parse_json(&body)?;
-    let mut a = find(&state, &project, &r.package, &r.name, &alias).await?;
+    let mut a = find(&state, &project, &r, &alias).await?;
     apply(&mut a, b)?;
     a.modified_ms = now_ms();
     state
-        .store
+        .catalog
         .put_alias(&project, &r.package, &r.name, a.clone(), false, ALIASES_MAX)
         .await?;
-    state.invoker.function_changed(&key_of(&project, &r));
     Ok(Json(alias_json(
         &a,
         &project,
@@ -215,18 +210,10 @@ pub async fn delete(
     Path((project, urn, alias)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let r = function_ref(&project, &urn)?;
+    // Its triggers go with it: a trigger must not outlive what it fires.
     state
-        .store
+        .catalog
         .delete_alias(&project, &r.package, &r.name, &alias)
         .await?;
-    crate::triggers::delete_for_qualifier(
-        &state,
-        &project,
-        &r.package,
-        &r.name,
-        &format!("!{alias}"),
-    )
-    .await?;
-    state.invoker.function_changed(&key_of(&project, &r));
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -31,7 +31,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 fn bad_gateway(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "FSS.0502", message)
+    ApiError::bad_gateway(message)
 }
 
 pub async fn serve(State(state): State<SharedState>, req: Request) -> Response {
@@ -55,11 +55,9 @@ async fn answer(state: &SharedState, req: Request) -> ApiResult<Response> {
     let m = match table.lookup(project, &method, rest) {
         Ok(m) => m,
         Err(Miss::NoMethod) => {
-            return Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "FSS.0405",
-                format!("no APIG route answers {method} {rest}"),
-            ))
+            return Err(ApiError::method_not_allowed(format!(
+                "no APIG route answers {method} {rest}"
+            )))
         }
         Err(Miss::NoPath) => {
             return Err(ApiError::not_found(format!(
@@ -86,11 +84,9 @@ async fn answer(state: &SharedState, req: Request) -> ApiResult<Response> {
             time::OffsetDateTime::now_utc(),
         )?;
         if !principal.may_access(project) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "FSS.0403",
-                format!("the credential does not grant access to project {project}"),
-            ));
+            return Err(ApiError::forbidden(format!(
+                "the credential does not grant access to project {project}"
+            )));
         }
     }
     let headers: Vec<(String, String)> = parts

@@ -20,8 +20,9 @@ use fgs_store::AsyncFilter;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of, latest, now_ms, parse_json};
 use crate::query::ListParams;
+use crate::records::latest;
+use crate::request::{function_ref, key_of, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire;
 
@@ -236,7 +237,7 @@ pub async fn put_config(
         modified_ms: now,
     };
     rec.async_config = Some(c.clone());
-    crate::functions::save(&state, rec).await?;
+    crate::records::save(&state, rec).await?;
     Ok(Json(config_json(&c, &latest_urn(&state, &project, &r))))
 }
 
@@ -247,7 +248,7 @@ pub async fn delete_config(
     let r = function_ref(&project, &urn)?;
     let mut rec = latest(&state, &project, &r).await?;
     if rec.async_config.take().is_some() {
-        crate::functions::save(&state, rec).await?;
+        crate::records::save(&state, rec).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -3,7 +3,6 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fgs_core::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX, ZIP_CODE_MAX};
@@ -48,11 +47,9 @@ pub(crate) async fn read_body(
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => Err(ApiError::too_large(what, limit)),
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "FSS.0408",
-            format!("the request body did not arrive within {timeout:?}"),
-        )),
+        Err(_) => Err(ApiError::request_timeout(format!(
+            "the request body did not arrive within {timeout:?}"
+        ))),
     }
 }
 
@@ -83,11 +80,9 @@ pub async fn authenticate(State(state): State<SharedState>, req: Request, next: 
     // `/v2/{project_id}/fgs/...`: the credential must belong to that project.
     let project = path.split('/').nth(2).unwrap_or("");
     if !principal.may_access(project) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "FSS.0403",
-            format!("the credential does not grant access to project {project}"),
-        )
+        return ApiError::forbidden(format!(
+            "the credential does not grant access to project {project}"
+        ))
         .into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, load};
+use crate::records::load;
+use crate::request::function_ref;
 use crate::state::SharedState;
 
 /// The largest file the code view reads.

@@ -15,7 +15,7 @@ use fgs_core::{validate, Invalid};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{now_ms, parse_json};
+use crate::request::{now_ms, parse_json};
 use crate::state::SharedState;
 
 fn dep_json(d: &DependencyVersion) -> Value {

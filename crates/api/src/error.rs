@@ -21,22 +21,61 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// [FGS] Codes of the per-project and per-function limits of SPEC.md 6. FunctionGraph publishes
-/// none for them, so fgs picks one a limit, all HTTP 400, in a block of its own (docs/security.md).
-pub mod quota {
-    /// 400 functions per project.
-    pub const FUNCTIONS: &str = "FSS.1091";
-    /// 20 versions per function, `latest` included.
-    pub const VERSIONS: &str = "FSS.1092";
-    /// 10 aliases per function.
-    pub const ALIASES: &str = "FSS.1093";
-    /// 10 triggers per function version.
-    pub const TRIGGERS: &str = "FSS.1094";
-    /// 20 dependencies per function (`depend_version_list`).
-    pub const DEPENDENCIES: &str = "FSS.1095";
-    /// Test events per function.
-    pub const TEST_EVENTS: &str = "FSS.1096";
+/// Every FSS code fgs answers with: the one table (SPEC.md 2, docs/api.md). Handlers name a code
+/// from here or, better, return a typed error that the `From` impls below map.
+pub mod code {
+    pub const BAD_REQUEST: &str = "FSS.0400";
+    pub const UNAUTHORIZED: &str = "FSS.0401";
+    pub const FORBIDDEN: &str = "FSS.0403";
+    pub const NOT_FOUND: &str = "FSS.0404";
+    pub const METHOD_NOT_ALLOWED: &str = "FSS.0405";
+    pub const BAD_JSON: &str = "FSS.0406";
+    pub const REQUEST_TIMEOUT: &str = "FSS.0408";
+    pub const CONFLICT: &str = "FSS.0409";
+    pub const TOO_LARGE: &str = "FSS.0413";
+    pub const THROTTLED: &str = "FSS.0429";
+    pub const INTERNAL: &str = "FSS.0500";
+    pub const BAD_GATEWAY: &str = "FSS.0502";
+    pub const NO_SPACE: &str = "FSS.0507";
+    pub const FUNC_NAME: &str = "FSS.1002";
+    pub const HANDLER: &str = "FSS.1003";
+    pub const RUNTIME: &str = "FSS.1005";
+    pub const CODE_TYPE: &str = "FSS.1006";
+    pub const MEMORY: &str = "FSS.1007";
+    pub const TIMEOUT: &str = "FSS.1008";
+    pub const USER_DATA: &str = "FSS.1009";
+    /// Publishing a version identical to the last one.
+    pub const NOTHING_TO_PUBLISH: &str = "FSS.1016";
+    pub const FUNCTION_NOT_FOUND: &str = "FSS.1051";
+    pub const VERSION_NOT_FOUND: &str = "FSS.1052";
+    pub const ALIAS_NOT_FOUND: &str = "FSS.1053";
+    pub const FUNCTION_EXISTS: &str = "FSS.1061";
+    pub const VERSION_IN_USE: &str = "FSS.1066";
+    pub const ZIP_TOO_LARGE: &str = "FSS.1071";
+    pub const INLINE_TOO_LARGE: &str = "FSS.1072";
+    pub const INITIALIZER_HANDLER: &str = "FSS.1404";
+    pub const INITIALIZER_TIMEOUT: &str = "FSS.1405";
+
+    /// [FGS] Codes of the per-project and per-function limits of SPEC.md 6. FunctionGraph
+    /// publishes none for them, so fgs picks one a limit, all HTTP 400, in a block of its own
+    /// (docs/security.md).
+    pub mod quota {
+        /// 400 functions per project.
+        pub const FUNCTIONS: &str = "FSS.1091";
+        /// 20 versions per function, `latest` included.
+        pub const VERSIONS: &str = "FSS.1092";
+        /// 10 aliases per function.
+        pub const ALIASES: &str = "FSS.1093";
+        /// 10 triggers per function version.
+        pub const TRIGGERS: &str = "FSS.1094";
+        /// 20 dependencies per function (`depend_version_list`).
+        pub const DEPENDENCIES: &str = "FSS.1095";
+        /// Test events per function.
+        pub const TEST_EVENTS: &str = "FSS.1096";
+    }
 }
+
+pub use code::quota;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -48,29 +87,53 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "FSS.0400", message)
+        ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code::FORBIDDEN, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "FSS.0404", message)
+        ApiError::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::METHOD_NOT_ALLOWED,
+            message,
+        )
+    }
+
+    pub fn request_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, code::REQUEST_TIMEOUT, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code::CONFLICT, message)
     }
 
     pub fn function_not_found(name: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "FSS.1051",
+            code::FUNCTION_NOT_FOUND,
             format!("function {name} does not exist"),
         )
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "FSS.0500", message)
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, message)
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, code::BAD_GATEWAY, message)
     }
 
     pub fn bad_json(e: &serde_json::Error) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "FSS.0406",
+            code::BAD_JSON,
             format!("request body is not valid JSON: {e}"),
         )
     }
@@ -78,7 +141,7 @@ impl ApiError {
     pub fn too_large(what: &str, limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "FSS.0413",
+            code::TOO_LARGE,
             format!("{what} exceeds the limit of {limit} bytes"),
         )
     }
@@ -93,16 +156,7 @@ impl std::fmt::Display for ApiError {
 impl StdError for ApiError {}
 
 /// An error with its chain of causes, for messages users read.
-pub fn chain(e: &dyn StdError) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+pub use fgs_invoke::error_chain as chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -119,18 +173,18 @@ impl IntoResponse for ApiError {
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> ApiError {
         let code = match &e {
-            Invalid::FuncName(_) => "FSS.1002",
-            Invalid::Handler(..) => "FSS.1003",
-            Invalid::Runtime(..) | Invalid::RuntimeUnavailable(..) => "FSS.1005",
-            Invalid::CodeType(_) => "FSS.1006",
-            Invalid::Memory(_) => "FSS.1007",
-            Invalid::Timeout(_) => "FSS.1008",
-            Invalid::UserData(_) => "FSS.1009",
-            Invalid::InitializerHandler(_) => "FSS.1404",
-            Invalid::InitializerTimeout(_) => "FSS.1405",
-            Invalid::ZipTooLarge(_) => "FSS.1071",
-            Invalid::InlineTooLarge(_) => "FSS.1072",
-            Invalid::Package(_) | Invalid::Parameter(_) => "FSS.0400",
+            Invalid::FuncName(_) => code::FUNC_NAME,
+            Invalid::Handler(..) => code::HANDLER,
+            Invalid::Runtime(..) | Invalid::RuntimeUnavailable(..) => code::RUNTIME,
+            Invalid::CodeType(_) => code::CODE_TYPE,
+            Invalid::Memory(_) => code::MEMORY,
+            Invalid::Timeout(_) => code::TIMEOUT,
+            Invalid::UserData(_) => code::USER_DATA,
+            Invalid::InitializerHandler(_) => code::INITIALIZER_HANDLER,
+            Invalid::InitializerTimeout(_) => code::INITIALIZER_TIMEOUT,
+            Invalid::ZipTooLarge(_) => code::ZIP_TOO_LARGE,
+            Invalid::InlineTooLarge(_) => code::INLINE_TOO_LARGE,
+            Invalid::Package(_) | Invalid::Parameter(_) => code::BAD_REQUEST,
         };
         ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
     }
@@ -144,56 +198,61 @@ impl From<UrnError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        let msg = e.to_string();
         match &e {
             StoreError::FunctionExists { name, .. } => ApiError::new(
                 StatusCode::CONFLICT,
-                "FSS.1061",
+                code::FUNCTION_EXISTS,
                 format!("function {name} already exists"),
             ),
             StoreError::FunctionNotFound { name, .. } => ApiError::function_not_found(name),
             StoreError::QuotaExceeded { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, quota::FUNCTIONS, e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, quota::FUNCTIONS, msg)
             }
             StoreError::VersionNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "FSS.1052", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, code::VERSION_NOT_FOUND, msg)
             }
             StoreError::AliasNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "FSS.1053", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, code::ALIAS_NOT_FOUND, msg)
             }
             StoreError::VersionInUse { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, "FSS.1066", e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, code::VERSION_IN_USE, msg)
             }
-            StoreError::VersionExists { .. } | StoreError::AliasExists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
-            }
+            StoreError::VersionExists { .. }
+            | StoreError::AliasExists { .. }
+            | StoreError::TestEventExists { .. } => ApiError::conflict(msg),
             StoreError::TooManyVersions { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, quota::VERSIONS, e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, quota::VERSIONS, msg)
             }
             StoreError::TooManyAliases { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, quota::ALIASES, e.to_string())
+                ApiError::new(StatusCode::BAD_REQUEST, quota::ALIASES, msg)
             }
-            StoreError::DependencyNotFound { .. } => ApiError::not_found(e.to_string()),
+            StoreError::TooManyTriggers { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::TRIGGERS, msg)
+            }
+            StoreError::TooManyTestEvents { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, quota::TEST_EVENTS, msg)
+            }
+            StoreError::DependencyNotFound { .. } | StoreError::AsyncNotFound { .. } => {
+                ApiError::not_found(msg)
+            }
             StoreError::DependencyInUse { .. } => ApiError::bad_request(format!(
                 "{e}: remove it from the function's depend_version_list first"
             )),
-            StoreError::AsyncNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "FSS.0404", e.to_string())
-            }
-            StoreError::Conflict { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "FSS.0409",
-                format!("{e}; retry the request"),
-            ),
-            StoreError::TooManyTriggers { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, quota::TRIGGERS, e.to_string())
-            }
-            StoreError::TooManyTestEvents { .. } => {
-                ApiError::new(StatusCode::BAD_REQUEST, quota::TEST_EVENTS, e.to_string())
-            }
-            StoreError::TestEventExists { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "FSS.0409", e.to_string())
-            }
-            _ => {
+            StoreError::Conflict { .. } => ApiError::conflict(format!("{e}; retry the request")),
+            // Failures of the store itself, not of the request: named, so that a new kind of
+            // refusal cannot fall into a 500 unnoticed.
+            StoreError::Open { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::Backend { .. }
+            | StoreError::Encode { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Task { .. }
+            | StoreError::CorruptTrigger { .. }
+            | StoreError::CorruptTriggerField { .. }
+            | StoreError::CorruptAsync { .. }
+            | StoreError::UnsupportedStore { .. } => {
                 tracing::error!(error = %chain(&e), "storage failed");
                 ApiError::internal(chain(&e))
             }
@@ -207,7 +266,11 @@ impl From<PackageError> for ApiError {
             PackageError::ZipTooLarge { size, .. } => Invalid::ZipTooLarge(*size as usize).into(),
             PackageError::NoSpace { .. } => {
                 tracing::warn!(error = %e, "upload refused: data dir short of space");
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "FSS.0507", e.to_string())
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    code::NO_SPACE,
+                    e.to_string(),
+                )
             }
             PackageError::Io { .. }
             | PackageError::NotFound { .. }
@@ -215,14 +278,27 @@ impl From<PackageError> for ApiError {
                 tracing::error!(error = %chain(&e), "package storage failed");
                 ApiError::internal(chain(&e))
             }
-            _ => ApiError::bad_request(format!("code package refused: {}", chain(&e))),
+            PackageError::Unreadable { .. }
+            | PackageError::EntryUnreadable { .. }
+            | PackageError::BadName { .. }
+            | PackageError::PathEscape { .. }
+            | PackageError::SpecialFile { .. }
+            | PackageError::PathConflict { .. }
+            | PackageError::BadLink { .. }
+            | PackageError::LinkEscape { .. }
+            | PackageError::TooManyFiles { .. }
+            | PackageError::TooLarge { .. }
+            | PackageError::EntryTooLarge { .. }
+            | PackageError::InvalidId { .. } => {
+                ApiError::bad_request(format!("code package refused: {}", chain(&e)))
+            }
         }
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "FSS.0401", e.to_string())
+        ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, e.to_string())
     }
 }
 
@@ -230,12 +306,15 @@ impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> ApiError {
         match e {
             ResolveError::FunctionNotFound(name) => ApiError::function_not_found(&name),
-            ResolveError::VersionNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "FSS.1052", e.to_string())
-            }
+            ResolveError::VersionNotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                code::VERSION_NOT_FOUND,
+                e.to_string(),
+            ),
             ResolveError::AliasNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "FSS.1053", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, code::ALIAS_NOT_FOUND, e.to_string())
             }
+            ResolveError::Store(e) => e.into(),
             ResolveError::Internal(m) => ApiError::internal(m),
         }
     }
@@ -245,9 +324,11 @@ impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> ApiError {
         match e {
             InvokeError::Resolve(r) => r.into(),
-            InvokeError::Disabled(_) | InvokeError::Throttled(_) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "FSS.0429", e.to_string())
-            }
+            InvokeError::Disabled(_) | InvokeError::Throttled(_) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code::THROTTLED,
+                e.to_string(),
+            ),
             InvokeError::Platform(m) => ApiError::internal(m),
         }
     }

@@ -1,7 +1,6 @@
 //! Function CRUD (SPEC.md 2): create, list, config and code get/put, delete, limits, quotas.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -12,98 +11,14 @@ use bytes::Bytes;
 use fgs_core::function::{CodeInfo, CodeType, Reserved};
 use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
 use fgs_core::runtime::RuntimeTable;
-use fgs_core::{validate, FunctionRecord, FunctionRef, FunctionSpec, Invalid, Qualifier, Runtime};
-use fgs_invoke::FunctionKey;
-use serde::de::DeserializeOwned;
+use fgs_core::{validate, FunctionRecord, FunctionSpec, Invalid, Qualifier, Runtime};
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{code, ApiError, ApiResult};
+use crate::records::{load, save};
+use crate::request::{function_ref, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire::{self, CodeBody, CreateBody, FuncCode};
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))
-}
-
-/// A function reference from the path, checked against the path's project.
-pub fn function_ref(project: &str, urn: &str) -> ApiResult<FunctionRef> {
-    let r = FunctionRef::parse(urn)?;
-    if let Some(p) = &r.project {
-        if p != project {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "FSS.0403",
-                format!("function URN names project {p}, not the project {project} of the path"),
-            ));
-        }
-    }
-    Ok(r)
-}
-
-pub fn key_of(project: &str, r: &FunctionRef) -> FunctionKey {
-    FunctionKey {
-        project: project.to_string(),
-        package: r.package.clone(),
-        name: r.name.clone(),
-    }
-}
-
-pub(crate) async fn load(
-    state: &SharedState,
-    project: &str,
-    r: &FunctionRef,
-) -> ApiResult<FunctionRecord> {
-    match r.qualifier_or_latest() {
-        Qualifier::Latest => {}
-        Qualifier::Version(v) => {
-            // A published version's configuration is its frozen snapshot.
-            return state
-                .store
-                .get_version(project, &r.package, &r.name, &v)
-                .await?
-                .map(|v| v.function)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "FSS.1052",
-                        format!("version {v} of function {} does not exist", r.name),
-                    )
-                });
-        }
-        Qualifier::Alias(a) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "FSS.1053",
-                format!("alias {a} of function {} does not exist", r.name),
-            ))
-        }
-    }
-    state
-        .store
-        .get_function(project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))
-}
-
-/// The `latest` record of the function a reference names, whatever version it names.
-pub(crate) async fn latest(
-    state: &SharedState,
-    project: &str,
-    r: &FunctionRef,
-) -> ApiResult<FunctionRecord> {
-    state
-        .store
-        .get_function(project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))
-}
 
 /// A runtime this fgs can start instances of: Custom and http always, Python and Node.js when
 /// an interpreter of the language was found at start-up (SPEC.md 4, refused with FSS.1005).
@@ -190,8 +105,8 @@ fn check_dependencies(list: &[String]) -> ApiResult<()> {
     use fgs_core::dependency::DEPENDENCIES_PER_FUNCTION;
     if list.len() > DEPENDENCIES_PER_FUNCTION {
         return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            crate::error::quota::DEPENDENCIES,
+            StatusCode::BAD_REQUEST,
+            code::quota::DEPENDENCIES,
             format!(
                 "depend_version_list has {} entries, over the limit of {DEPENDENCIES_PER_FUNCTION}",
                 list.len()
@@ -217,11 +132,9 @@ async fn dependencies_exist(state: &SharedState, project: &str, list: &[String])
             .await?
             .is_none()
         {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "FSS.0404",
-                format!("dependency version {id} does not exist"),
-            ));
+            return Err(ApiError::not_found(format!(
+                "dependency version {id} does not exist"
+            )));
         }
     }
     Ok(())
@@ -429,7 +342,7 @@ async fn create_function(
         async_config: None,
     };
     if let Err(e) = state
-        .store
+        .catalog
         .create_function(rec.clone(), FUNCTIONS_PER_PROJECT)
         .await
     {
@@ -487,24 +400,6 @@ pub async fn get_config(
     let r = function_ref(&project, &urn)?;
     let rec = load(&state, &project, &r).await?;
     Ok(Json(wire::function_json(&rec, &state.region)))
-}
-
-/// Saves a changed record and tells the invoker; the optimistic revision check makes two
-/// concurrent updates one success and one 409 rather than a lost write.
-pub(crate) async fn save(
-    state: &SharedState,
-    mut rec: FunctionRecord,
-) -> ApiResult<FunctionRecord> {
-    let expected = rec.revision;
-    rec.revision += 1;
-    rec.modified_ms = now_ms();
-    state.store.update_function(&rec, expected).await?;
-    state.invoker.function_changed(&FunctionKey {
-        project: rec.project.clone(),
-        package: rec.package.clone(),
-        name: rec.name.clone(),
-    });
-    Ok(rec)
 }
 
 pub async fn put_config(
@@ -612,12 +507,11 @@ pub async fn delete(
     let r = function_ref(&project, &urn)?;
     match &r.qualifier {
         Some(Qualifier::Version(v)) => {
+            // Its triggers go with it: a trigger must not outlive what it fires.
             state
-                .store
+                .catalog
                 .delete_version(&project, &r.package, &r.name, v)
                 .await?;
-            crate::triggers::delete_for_qualifier(&state, &project, &r.package, &r.name, v).await?;
-            state.invoker.function_changed(&key_of(&project, &r));
             tracing::info!(project, name = r.name, version = v, "version deleted");
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
@@ -629,13 +523,12 @@ pub async fn delete(
         _ => {}
     }
     let deleted = state
-        .store
+        .catalog
         .delete_function(&project, &r.package, &r.name)
         .await?;
     if deleted.is_none() {
         return Err(ApiError::function_not_found(&r.name));
     }
-    state.invoker.function_changed(&key_of(&project, &r));
     tracing::info!(
         project,
         package = r.package,

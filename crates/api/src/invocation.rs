@@ -12,7 +12,7 @@ use fgs_invoke::{InvokeOptions, Outcome};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of};
+use crate::request::{function_ref, key_of};
 use crate::state::SharedState;
 
 fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {

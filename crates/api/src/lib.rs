@@ -15,13 +15,15 @@ mod dependencies;
 pub mod error;
 mod functions;
 mod invocation;
-pub mod logs;
+mod logs;
 mod metrics;
 mod query;
+mod records;
+mod request;
 pub mod state;
 mod statistics;
 mod test_events;
-pub mod triggers;
+mod triggers;
 mod versions;
 mod wire;
 
@@ -32,7 +34,7 @@ use axum::{Json, Router};
 
 pub use authn::{BodyReadTimeout, BODY_READ_TIMEOUT};
 pub use functions::create_demo_function;
-pub use state::{AppState, SharedState, StoreSource};
+pub use state::{AppState, SharedState};
 
 async fn healthz(State(state): State<SharedState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({

@@ -12,7 +12,7 @@ use fgs_metrics::{Gauges, InstanceGauge, SeriesKey};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::functions::now_ms;
+use crate::request::now_ms;
 use crate::state::SharedState;
 
 /// The values read at scrape time: pools, the async queue, the sandbox pre-warm pool.

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, now_ms};
+use crate::request::{function_ref, now_ms};
 use crate::state::SharedState;
 
 const MINUTE_MS: i64 = 60_000;

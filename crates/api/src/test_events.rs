@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, now_ms, parse_json};
+use crate::request::{function_ref, now_ms, parse_json};
 use crate::state::SharedState;
 
 /// Test events per function (FunctionGraph's user guide, "Test Management").

@@ -1,244 +1,27 @@
 //! The trigger API (SPEC.md 2): `POST`/`GET`/`DELETE /triggers/{urn}` and
-//! `GET`/`PUT`/`DELETE /triggers/{urn}/{type}/{id}`, and the [`TriggerHub`] that keeps the
-//! running side in step with what is stored: the APIG route table (answered from memory,
-//! rebuilt whole on every change) and the timer scheduler (told of every change).
-
-use std::sync::{Arc, Mutex, RwLock, Weak};
+//! `GET`/`PUT`/`DELETE /triggers/{urn}/{type}/{id}`. Writes go through the catalog, whose change
+//! the running side ([`fgs_triggers::TriggerHub`]: APIG routes, timers) follows.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use fgs_core::{FunctionRef, Qualifier};
-use fgs_invoke::{FunctionKey, NewEvent};
-use fgs_store::{Store, TriggerRecord};
-use fgs_triggers::apig::{Route, RouteTable};
-use fgs_triggers::timer::{Fire, Scheduler, SystemClock, Timer, TimerHandle, TimerStore};
-use fgs_triggers::{Shown, Target, TriggerConfig, ACTIVE, DISABLED};
+use fgs_core::FunctionRef;
+use fgs_invoke::source::find;
+use fgs_store::TriggerRecord;
+use fgs_triggers::apig::Route;
+use fgs_triggers::{target, Shown, TriggerConfig, TriggerHub, ACTIVE, DISABLED};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{chain, ApiError, ApiResult};
-use crate::functions::{function_ref, now_ms, parse_json};
-use crate::state::{AppState, SharedState};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{function_ref, key_of, now_ms, parse_json};
+use crate::state::SharedState;
 use crate::wire;
 
 /// Triggers per function version (SPEC.md 6).
 pub const TRIGGERS_PER_VERSION: u64 = 10;
-
-/// The running side of triggers.
-pub struct TriggerHub {
-    routes: RwLock<Arc<RouteTable>>,
-    timers: TimerHandle,
-    /// Taken by [`start`].
-    scheduler: Mutex<Option<Scheduler>>,
-    /// `http://host:port` of the listener, for `invoke_url`; set by [`start`].
-    base_url: RwLock<String>,
-    /// Serialises trigger writes, so that the uniqueness checks (timer names, APIG routes) and
-    /// the write they guard cannot interleave with another create or update.
-    writes: tokio::sync::Mutex<()>,
-}
-
-impl Default for TriggerHub {
-    fn default() -> Self {
-        let (timers, scheduler) = Scheduler::new();
-        TriggerHub {
-            routes: RwLock::new(Arc::new(RouteTable::default())),
-            timers,
-            scheduler: Mutex::new(Some(scheduler)),
-            base_url: RwLock::new("http://127.0.0.1:8080".to_string()),
-            writes: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-impl TriggerHub {
-    pub fn new() -> Arc<TriggerHub> {
-        Arc::new(TriggerHub::default())
-    }
-
-    /// The current route table; the APIG hot path reads only this.
-    pub fn routes(&self) -> Arc<RouteTable> {
-        Arc::clone(&self.routes.read().expect("route lock is never poisoned"))
-    }
-
-    fn base_url(&self) -> String {
-        self.base_url
-            .read()
-            .expect("base url lock is never poisoned")
-            .clone()
-    }
-
-    /// Rebuilds the route table from storage.
-    pub async fn rebuild_routes(&self, store: &Store) -> Result<usize, fgs_store::StoreError> {
-        let all = store.all_triggers().await?;
-        let routes: Vec<Route> = all
-            .iter()
-            .filter(|t| t.type_code == "APIG" && t.status == ACTIVE)
-            .filter_map(
-                |t| match TriggerConfig::parse(&t.type_code, &t.event_data) {
-                    Ok(TriggerConfig::Apig(c)) => Route::new(t.trigger_id.clone(), target(t), &c),
-                    _ => {
-                        tracing::warn!(
-                            trigger_id = t.trigger_id,
-                            "stored APIG trigger is invalid; skipped"
-                        );
-                        None
-                    }
-                },
-            )
-            .collect();
-        let n = routes.len();
-        *self.routes.write().expect("route lock is never poisoned") =
-            Arc::new(RouteTable::new(routes));
-        Ok(n)
-    }
-
-    /// Tells the scheduler about a trigger as it now is in storage.
-    fn sync_timer(&self, rec: &TriggerRecord, config: &TriggerConfig) {
-        match (config, rec.status.as_str(), rec.next_fire_ms) {
-            (TriggerConfig::Timer(t), ACTIVE, Some(next)) => self.timers.upsert(Timer {
-                trigger_id: rec.trigger_id.clone(),
-                target: target(rec),
-                name: t.name.clone(),
-                user_event: t.user_event.clone(),
-                schedule: t.parsed.clone(),
-                next_fire_ms: next,
-            }),
-            _ => self.timers.remove(&rec.trigger_id),
-        }
-    }
-
-    /// Brings the running side in step after `rec` changed.
-    async fn changed(&self, store: &Store, rec: &TriggerRecord, config: &TriggerConfig) {
-        self.sync_timer(rec, config);
-        if matches!(config, TriggerConfig::Apig(_)) {
-            self.rebuild_routes_logged(store).await;
-        }
-    }
-
-    async fn rebuild_routes_logged(&self, store: &Store) {
-        if let Err(e) = self.rebuild_routes(store).await {
-            tracing::error!(error = %chain(&e), "rebuilding the APIG route table failed");
-        }
-    }
-}
-
-fn target(rec: &TriggerRecord) -> Target {
-    Target {
-        project: rec.project.clone(),
-        package: rec.package.clone(),
-        function: rec.name.clone(),
-        qualifier: rec.qualifier.to_string(),
-    }
-}
-
-/// The timer plan in storage, for the scheduler.
-struct StoredPlans(Store);
-
-impl TimerStore for StoredPlans {
-    async fn advance(&self, id: &str, due: i64, next: Option<i64>) -> Result<bool, String> {
-        self.0
-            .advance_timer(id, due, next)
-            .await
-            .map_err(|e| chain(&e))
-    }
-}
-
-/// A timer firing is an async invocation (SPEC.md 4), queued like any other and listed with
-/// them. Weak, so the scheduler does not keep a stopping fgs alive.
-struct AsyncFire(Weak<AppState>);
-
-impl Fire for AsyncFire {
-    async fn fire(&self, t: &Target, trigger_id: &str, event: Vec<u8>) -> Result<(), String> {
-        let state = self.0.upgrade().ok_or("fgs is stopping")?;
-        let qualifier = Qualifier::parse(&t.qualifier).map_err(|e| e.to_string())?;
-        state
-            .dispatcher
-            .submit(
-                NewEvent {
-                    key: FunctionKey {
-                        project: t.project.clone(),
-                        package: t.package.clone(),
-                        name: t.function.clone(),
-                    },
-                    qualifier,
-                    body: Bytes::from(event),
-                    source: format!("timer:{trigger_id}"),
-                },
-                None,
-            )
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Loads the stored triggers and starts serving them: the route table, and the scheduler task
-/// (returned, to stop it at shutdown). `base_url` is where the listener is reached.
-pub async fn start(
-    state: &SharedState,
-    base_url: String,
-) -> Result<tokio::task::JoinHandle<()>, fgs_store::StoreError> {
-    let hub = &state.triggers;
-    *hub.base_url
-        .write()
-        .expect("base url lock is never poisoned") = base_url;
-    let routes = hub.rebuild_routes(&state.store).await?;
-    let now = now_ms();
-    let mut timers = Vec::new();
-    for mut rec in state.store.all_triggers().await? {
-        if rec.type_code != "TIMER" || rec.status != ACTIVE {
-            continue;
-        }
-        let Ok(TriggerConfig::Timer(t)) = TriggerConfig::parse(&rec.type_code, &rec.event_data)
-        else {
-            tracing::warn!(
-                trigger_id = rec.trigger_id,
-                "stored TIMER trigger is invalid; skipped"
-            );
-            continue;
-        };
-        // A plan in the past fires once, now: the scheduler does not replay a backlog.
-        let next = match rec.next_fire_ms {
-            Some(n) => n,
-            None => {
-                rec.next_fire_ms = t.parsed.next_after(now, None);
-                state.store.update_trigger(&rec).await?;
-                match rec.next_fire_ms {
-                    Some(n) => n,
-                    None => continue,
-                }
-            }
-        };
-        timers.push(Timer {
-            trigger_id: rec.trigger_id.clone(),
-            target: target(&rec),
-            name: t.name,
-            user_event: t.user_event,
-            schedule: t.parsed,
-            next_fire_ms: next,
-        });
-    }
-    tracing::info!(
-        apig_routes = routes,
-        timers = timers.len(),
-        "triggers loaded"
-    );
-    let scheduler = hub
-        .scheduler
-        .lock()
-        .expect("scheduler slot is never poisoned")
-        .take()
-        .expect("triggers are started once");
-    Ok(tokio::spawn(scheduler.run(
-        timers,
-        StoredPlans(state.store.clone()),
-        Arc::new(AsyncFire(Arc::downgrade(state))),
-        SystemClock,
-    )))
-}
 
 /// `POST /triggers/{urn}`.
 #[derive(Debug, Deserialize)]
@@ -270,40 +53,8 @@ fn status(s: Option<&str>) -> ApiResult<Option<String>> {
 
 /// The function version a trigger URN names exists.
 async fn check_target(state: &SharedState, project: &str, r: &FunctionRef) -> ApiResult<()> {
-    state
-        .store
-        .get_function(project, &r.package, &r.name)
-        .await?
-        .ok_or_else(|| ApiError::function_not_found(&r.name))?;
-    match r.qualifier_or_latest() {
-        Qualifier::Latest => Ok(()),
-        Qualifier::Version(v) => state
-            .store
-            .get_version(project, &r.package, &r.name, &v)
-            .await?
-            .map(drop)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "FSS.1052",
-                    format!("version {v} of function {} does not exist", r.name),
-                )
-            }),
-        Qualifier::Alias(a) => state
-            .store
-            .list_aliases(project, &r.package, &r.name)
-            .await?
-            .iter()
-            .any(|x| x.name == a)
-            .then_some(())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "FSS.1053",
-                    format!("alias {a} of function {} does not exist", r.name),
-                )
-            }),
-    }
+    find(&state.store, &key_of(project, r), &r.qualifier_or_latest()).await?;
+    Ok(())
 }
 
 fn parsed(rec: &TriggerRecord) -> ApiResult<TriggerConfig> {
@@ -347,14 +98,10 @@ async fn check_unique(
                     && o.name == rec.name
                     && o.qualifier == rec.qualifier;
                 if same_version && o.event_data["name"] == json!(t.name) {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "FSS.0409",
-                        format!(
-                            "a TIMER trigger named {} already exists on this function",
-                            t.name
-                        ),
-                    ));
+                    return Err(ApiError::conflict(format!(
+                        "a TIMER trigger named {} already exists on this function",
+                        t.name
+                    )));
                 }
             }
         }
@@ -370,18 +117,14 @@ async fn check_unique(
                 let clash = Route::new(o.trigger_id.clone(), target(o), &oc)
                     .is_some_and(|r| r.conflicts_with(&mine));
                 if clash {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "FSS.0409",
-                        format!(
-                            "APIG trigger {} of function {} already serves {} {} ({})",
-                            o.trigger_id,
-                            o.name,
-                            oc.req_method,
-                            oc.path,
-                            oc.match_mode.as_str()
-                        ),
-                    ));
+                    return Err(ApiError::conflict(format!(
+                        "APIG trigger {} of function {} already serves {} {} ({})",
+                        o.trigger_id,
+                        o.name,
+                        oc.req_method,
+                        oc.path,
+                        oc.match_mode.as_str()
+                    )));
                 }
             }
         }
@@ -449,14 +192,13 @@ pub async fn create(
         last_fire_ms: None,
     };
     {
-        let _guard = state.triggers.writes.lock().await;
+        let _guard = state.trigger_writes.lock().await;
         check_unique(&state, &rec, &config).await?;
         state
-            .store
+            .catalog
             .create_trigger(rec.clone(), TRIGGERS_PER_VERSION)
             .await?;
     }
-    state.triggers.changed(&state.store, &rec, &config).await;
     tracing::info!(
         project,
         function = rec.name,
@@ -525,7 +267,7 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let b: UpdateBody = parse_json(&body)?;
     let new_status = status(b.trigger_status.as_deref())?;
-    let _guard = state.triggers.writes.lock().await;
+    let _guard = state.trigger_writes.lock().await;
     let mut rec = load(&state, &project, &urn, &type_code, &id).await?;
     let was_active = rec.status == ACTIVE;
     let mut config = parsed(&rec)?;
@@ -558,11 +300,10 @@ pub async fn update(
             _ => None,
         };
     }
-    if !state.store.update_trigger(&rec).await? {
+    if !state.catalog.update_trigger(&rec).await? {
         return Err(trigger_not_found(&type_code, &id));
     }
     drop(_guard);
-    state.triggers.changed(&state.store, &rec, &config).await;
     tracing::info!(
         project,
         trigger_id = id,
@@ -572,45 +313,18 @@ pub async fn update(
     Ok(Json(trigger_json(&state.triggers, &rec, &config)))
 }
 
-/// Deletes the triggers of one version or alias that is itself being deleted: a trigger must
-/// not outlive what it fires.
-pub(crate) async fn delete_for_qualifier(
-    state: &SharedState,
-    project: &str,
-    package: &str,
-    name: &str,
-    qualifier: &str,
-) -> ApiResult<()> {
-    let gone = state
-        .store
-        .delete_triggers(project, package, name, Some(qualifier), None)
-        .await?;
-    forget(state, &gone).await;
-    Ok(())
-}
-
-async fn forget(state: &SharedState, gone: &[TriggerRecord]) {
-    for t in gone {
-        state.triggers.timers.remove(&t.trigger_id);
-    }
-    if gone.iter().any(|t| t.type_code == "APIG") {
-        state.triggers.rebuild_routes_logged(&state.store).await;
-    }
-}
-
 pub async fn delete(
     State(state): State<SharedState>,
     Path((project, urn, type_code, id)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
     let rec = load(&state, &project, &urn, &type_code, &id).await?;
     let gone = state
-        .store
+        .catalog
         .delete_triggers(&project, &rec.package, &rec.name, None, Some(&id))
         .await?;
     if gone.is_empty() {
         return Err(trigger_not_found(&type_code, &id));
     }
-    forget(&state, &gone).await;
     tracing::info!(project, trigger_id = id, "trigger deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -625,10 +339,9 @@ pub async fn delete_all(
     check_target(&state, &project, &r).await?;
     let q = r.qualifier.as_ref().map(ToString::to_string);
     let gone = state
-        .store
+        .catalog
         .delete_triggers(&project, &r.package, &r.name, q.as_deref(), None)
         .await?;
-    forget(&state, &gone).await;
     tracing::info!(
         project,
         function = r.name,

@@ -13,7 +13,8 @@ use fgs_core::{validate, FunctionRecord, Qualifier};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::functions::{function_ref, key_of, latest, now_ms, parse_json};
+use crate::records::latest;
+use crate::request::{function_ref, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire;
 
@@ -88,7 +89,7 @@ pub async fn publish(
         if same_content(&last.function, &rec) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "FSS.1016",
+                crate::error::code::NOTHING_TO_PUBLISH,
                 format!(
                     "nothing changed since version {} was published: update the code or configuration first",
                     last.version
@@ -118,10 +119,9 @@ pub async fn publish(
     };
     // `latest` counts toward the 20 versions of a function (SPEC.md 6).
     state
-        .store
+        .catalog
         .publish_version(v.clone(), VERSIONS_MAX - 1)
         .await?;
-    state.invoker.function_changed(&key_of(&project, &r));
     tracing::info!(
         project,
         name = r.name,

@@ -18,8 +18,8 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    pub fn config(&self) -> fgs_api::logs::LogConfig {
-        fgs_api::logs::LogConfig {
+    pub fn config(&self) -> fgs_invoke::log_store::LogConfig {
+        fgs_invoke::log_store::LogConfig {
             retention: self.log_retention,
             max_bytes_per_invocation: self.log_max_bytes_per_invocation,
         }

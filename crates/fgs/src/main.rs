@@ -4,6 +4,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod client;
 mod demo;
+mod fire;
 mod listen;
 mod logging;
 mod runtimes_cmd;

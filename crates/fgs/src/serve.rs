@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use fgs_api::auth::{Credential, Keyring};
-use fgs_api::{AppState, StoreSource};
-use fgs_invoke::{AsyncConfig, AsyncDispatcher, FunctionKey, Invoker, InvokerConfig, LeaseConfig};
+use fgs_api::AppState;
+use fgs_invoke::{AsyncConfig, AsyncDispatcher, Invoker, InvokerConfig, LeaseConfig, StoreSource};
 use fgs_package::PackageStore;
 use fgs_sandbox::{Isolation, Sandbox, SandboxConfig};
-use fgs_store::{Store, StoreKind};
+use fgs_store::{Catalog, ChangeFeed, LocalFeed, Store, StoreKind};
+use fgs_triggers::TriggerHub;
 
 use crate::demo;
 
@@ -372,17 +373,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());
     // Every invocation's log, sync and async, stored off the invocation's path (docs/logs.md).
-    let log_tasks = fgs_api::logs::start(store.clone(), &invoker, args.logs.config());
+    let log_tasks = fgs_invoke::log_store::start(store.clone(), &invoker, args.logs.config());
+    // Writes publish on the change feed after they commit; what is derived from storage (the
+    // invoker's cache and pools, the APIG routes and timers) follows it, from before the first
+    // write (docs/architecture.md).
+    let feed = LocalFeed::new();
+    let triggers = TriggerHub::new();
+    let followers = [
+        invoker.follow(feed.subscribe()),
+        triggers.follow(store.clone(), feed.subscribe()),
+    ];
     let state = Arc::new(AppState {
         store: store.clone(),
+        catalog: Catalog::new(store.clone(), feed),
         packages: packages.clone(),
         invoker: Arc::clone(&invoker),
-        dispatcher,
+        dispatcher: Arc::clone(&dispatcher),
         keyring,
         region: args.region.clone(),
         isolation,
         runtimes,
-        triggers: fgs_api::triggers::TriggerHub::new(),
+        triggers: Arc::clone(&triggers),
+        trigger_writes: tokio::sync::Mutex::new(()),
         metrics_public: args.metrics_public,
     });
 
@@ -409,17 +421,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
 
     // Reserved instances are started ahead, before any invocation asks for them.
-    for rec in store.all_functions().await? {
-        if rec.reserved.count > 0 {
-            invoker
-                .warm(&FunctionKey {
-                    project: rec.project.clone(),
-                    package: rec.package.clone(),
-                    name: rec.name.clone(),
-                })
-                .await;
-        }
-    }
+    invoker.warm_all().await;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -435,7 +437,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             format!("http://{addr}")
         }
     };
-    let timers = fgs_api::triggers::start(&state, public_url)
+    let timers = triggers
+        .start(&store, public_url, crate::fire::AsyncFire::new(&dispatcher))
         .await
         .context("starting triggers")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "fgs serving");
@@ -461,6 +464,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     sweeper.abort();
     dispatch_task.abort();
     timers.abort();
+    for f in followers {
+        f.abort();
+    }
     invoker.shutdown().await;
     // After the invoker: the last invocations' logs are queued by now.
     log_tasks.finish(Duration::from_secs(2)).await;

@@ -23,7 +23,7 @@ use fgs_core::Qualifier;
 use fgs_store::{AsyncQueue, AsyncRow, Lease, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
-use crate::invoker::{FunctionKey, InvokeError};
+use crate::{FunctionKey, InvokeError};
 pub use leases::{LeaseConfig, LEASE_LENGTH, LEASE_RENEW};
 pub use target::AsyncTarget;
 

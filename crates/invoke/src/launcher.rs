@@ -5,7 +5,7 @@ use fgs_pool::{Launcher, Worker};
 use fgs_sandbox::Sandbox;
 
 /// An instance in a pool.
-pub(crate) struct InstanceWorker(pub Instance);
+pub struct InstanceWorker(pub Instance);
 
 impl Worker for InstanceWorker {
     fn is_healthy(&self) -> bool {
@@ -18,7 +18,7 @@ impl Worker for InstanceWorker {
 }
 
 /// Starts instances from one template; a pool has exactly one.
-pub(crate) struct InstanceLauncher {
+pub struct InstanceLauncher {
     pub sandbox: Sandbox,
     /// The configuration every instance of this pool starts with (its `id` is replaced).
     pub template: InstanceConfig,

@@ -3,17 +3,21 @@
 //! [`timer::Scheduler`] fires async invocations) and [`apig`] (HTTP routes on fgs's own listener;
 //! its [`apig::RouteTable`] matches requests and shapes the APIG event and response).
 //!
-//! It must not know SQL or HTTP servers: persistence and invocation come in through the traits
-//! [`timer::TimerStore`] and [`timer::Fire`], which the binary implements over `fgs-store` and
-//! `fgs-invoke`; `fgs-api` turns [`TriggerError`]s into FSS codes.
+//! [`TriggerHub`] is the running side: it loads the stored triggers from `fgs-store`, runs the
+//! scheduler, keeps the route table, and follows the change feed to stay in step with storage.
+//! It knows no SQL and no HTTP server: invocation comes in through [`timer::Fire`], which the
+//! binary implements over `fgs-invoke`; `fgs-api` keeps the trigger CRUD and turns
+//! [`TriggerError`]s into FSS codes.
 #![forbid(unsafe_code)]
 
 pub mod apig;
+mod hub;
 pub mod schedule;
 pub mod timer;
 
 use serde_json::Value;
 
+pub use hub::{target, TriggerHub};
 pub use schedule::{Schedule, ScheduleError};
 
 /// FunctionGraph's `trigger_status` values.

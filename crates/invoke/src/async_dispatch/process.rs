@@ -9,7 +9,7 @@ use fgs_store::{AsyncRow, StoreError};
 use tokio::sync::oneshot;
 
 use super::{AsyncDispatcher, AsyncTarget, NewEvent};
-use crate::invoker::{FunctionKey, InvokeError, InvokeOptions};
+use crate::{FunctionKey, InvokeError, InvokeOptions};
 
 impl<T: AsyncTarget> AsyncDispatcher<T> {
     pub(super) async fn process(&self, mut row: AsyncRow) {

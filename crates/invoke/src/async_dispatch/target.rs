@@ -7,7 +7,7 @@ use bytes::Bytes;
 use fgs_core::flows::AsyncInvokeConfig;
 use fgs_core::{FunctionError, Qualifier};
 
-use crate::invoker::{FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker};
+use crate::{FunctionKey, FunctionSource, InvokeError, InvokeOptions, Invoker};
 
 /// Runs async events for the dispatcher.
 pub trait AsyncTarget: Send + Sync + 'static {

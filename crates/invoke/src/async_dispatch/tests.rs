@@ -11,7 +11,7 @@ use fgs_store::{AsyncFilter, Store};
 use tokio::time::Instant;
 
 use super::*;
-use crate::invoker::InvokeOptions;
+use crate::InvokeOptions;
 
 /// What the fake target answers to each run of an event, by run number (0-based).
 type Script = Box<dyn Fn(usize) -> Step + Send + Sync>;
