@@ -531,7 +531,7 @@ fn telemetry_subscriptions_are_validated() {
     let mut got = Vec::new();
     fgs_e2e::wait_until(Duration::from_secs(10), || {
         got = lines(&s, "subscribed", "reg.log");
-        got.iter().any(|l| l.starts_with("second "))
+        got.iter().any(|l| l.starts_with("second_body "))
     });
     for (k, code) in [
         ("stranger", "400"),
