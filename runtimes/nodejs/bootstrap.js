@@ -28,7 +28,11 @@ const [apiHost, apiPort] = (() => {
   const i = API_ADDR.lastIndexOf(':');
   return [API_ADDR.slice(0, i), Number(API_ADDR.slice(i + 1))];
 })();
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// Events taken at once (the function's `strategy_config.concurrent_num`, fgs's one argument):
+// each has its own long poll and kept-alive connection, so a handler that awaits I/O does not
+// hold up the next event.
+const CONCURRENCY = Math.max(1, parseInt(process.argv[1], 10) || 1);
+const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 function intEnv(name, dflt = 0) {
   const n = parseInt(ENV[name], 10);
@@ -293,20 +297,23 @@ function installPreStop() {
   });
 }
 
-let current = null;
+// The events being handled, for `fatal` to fail them.
+const inflight = new Set();
 
 async function fail(requestId, err) {
   printError(err);
   await callRetry('POST', `/v1/runtime/invocation/error/${requestId}`, Buffer.from(JSON.stringify(errorBody(err))));
 }
 
-// An error thrown outside any promise chain of the handler: the invocation in flight fails, and
-// the process, whose state is unknown now, ends.
+// An error thrown outside any promise chain of a handler: the invocations in flight fail (which
+// one threw cannot be told), and the process, whose state is unknown now, ends.
 async function fatal(err) {
-  if (current !== null) {
-    const id = current;
-    current = null;
-    try { await fail(id, err); } catch (_) { /* the instance ends anyway */ }
+  if (inflight.size > 0) {
+    const ids = [...inflight];
+    inflight.clear();
+    try {
+      await Promise.all(ids.map((id) => fail(id, err)));
+    } catch (_) { /* the instance ends anyway */ }
   } else {
     printError(err);
   }
@@ -337,44 +344,44 @@ async function main() {
   installPreStop();
   let warning = ENV.FGS_RUNTIME_WARNING || '';
 
-  for (;;) {
-    const res = await callRetry('GET', '/v1/runtime/invocation/request');
-    if (res.status === 410) return;
-    if (res.status !== 200) {
-      await new Promise((r) => setTimeout(r, 50));
-      continue;
-    }
-    const requestId = res.headers['x-cff-request-id'] || '';
-    let timeoutMs = parseInt(res.headers['x-cff-timeout-ms'], 10);
-    if (!(timeoutMs > 0)) timeoutMs = intEnv('RUNTIME_TIMEOUT', 3) * 1000;
-    const ctx = new Context(requestId, timeoutMs, res.headers);
-    if (warning) {
-      ctx.getLogger().warn(warning);
-      warning = '';
-    }
-    current = requestId;
-    let out;
-    try {
-      if (handlerError) throw handlerError;
-      let event;
+  // One event of one long poll at a time; CONCURRENCY of them run side by side.
+  async function serve() {
+    for (;;) {
+      const res = await callRetry('GET', '/v1/runtime/invocation/request');
+      if (res.status === 410) return;
+      if (res.status !== 200) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const requestId = res.headers['x-cff-request-id'] || '';
+      let timeoutMs = parseInt(res.headers['x-cff-timeout-ms'], 10);
+      if (!(timeoutMs > 0)) timeoutMs = intEnv('RUNTIME_TIMEOUT', 3) * 1000;
+      const ctx = new Context(requestId, timeoutMs, res.headers);
+      if (warning) {
+        ctx.getLogger().warn(warning);
+        warning = '';
+      }
+      inflight.add(requestId);
+      let out;
       try {
-        event = res.body.length ? JSON.parse(res.body.toString('utf8')) : {};
-      } catch (_) {
-        event = res.body.toString('utf8');
+        if (handlerError) throw handlerError;
+        let event;
+        try {
+          event = res.body.length ? JSON.parse(res.body.toString('utf8')) : {};
+        } catch (_) {
+          event = res.body.toString('utf8');
+        }
+        out = encode(await callHandler(handler, [event, ctx], 2));
+      } catch (e) {
+        if (inflight.delete(requestId)) await fail(requestId, e);
+        continue;
       }
-      out = encode(await callHandler(handler, [event, ctx], 2));
-    } catch (e) {
-      if (current === requestId) {
-        current = null;
-        await fail(requestId, e);
+      if (inflight.delete(requestId)) {
+        await callRetry('POST', `/v1/runtime/invocation/response/${requestId}`, out);
       }
-      continue;
-    }
-    if (current === requestId) {
-      current = null;
-      await callRetry('POST', `/v1/runtime/invocation/response/${requestId}`, out);
     }
   }
+  await Promise.all(Array.from({ length: CONCURRENCY }, serve));
 }
 
 main().catch(fatal);

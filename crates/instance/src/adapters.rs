@@ -64,7 +64,13 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
                 Runtime::Python(_) => {
                     vec!["-u".into(), "-B".into(), "-c".into(), PYTHON_MAIN.into()]
                 }
-                _ => vec!["-e".into(), NODE_MAIN.into()],
+                // The shim takes `concurrent_num` events at once (its one argument); the
+                // Python shim takes one at a time.
+                _ => vec![
+                    "-e".into(),
+                    NODE_MAIN.into(),
+                    cfg.concurrency.max(1).to_string(),
+                ],
             };
             let mut env = vec![(
                 "FGS_RUNTIME_DIR".to_string(),

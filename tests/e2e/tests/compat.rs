@@ -207,3 +207,49 @@ fn python_stack_traces_show_paths_as_the_function_sees_them() {
     }
     assert!(checked > 0, "no Python installed: {table:?}");
 }
+
+/// Issue 17: a Node.js instance takes `concurrent_num` events at once, as HTTP functions do.
+#[test]
+fn a_nodejs_instance_serves_concurrent_num_events_at_once() {
+    if runtimes(None)["Node.js20.15"].0 == "missing" {
+        eprintln!("skipped: no Node.js installed");
+        return;
+    }
+    let s = Server::start(ServerOpts::default());
+    let code = zip_files(&[(
+        "index.js",
+        &read(&fixture("node_concurrency"), "index.js"),
+        0o644,
+    )]);
+    let name = unique("nodeconc");
+    s.post(
+        "/functions",
+        &json!({
+            "func_name": name, "runtime": "Node.js20.15", "handler": "index.handler",
+            "memory_size": 128, "timeout": 10, "code_type": "zip", "code_filename": "code.zip",
+            "func_code": {"file": b64(&code)},
+            "strategy_config": {"concurrency": -1, "concurrent_num": 4},
+        }),
+    )
+    .expect(200);
+    let warm = s.invoke(&name, &json!({"warm": true}));
+    warm.expect_ok();
+    let t = std::time::Instant::now();
+    let pids: Vec<u64> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| s.invoke(&name, &json!({})).json()))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap()["pid"].as_u64().unwrap())
+            .collect()
+    });
+    assert!(
+        pids.iter().all(|p| *p == pids[0]),
+        "one instance served all four: {pids:?}"
+    );
+    assert!(
+        t.elapsed().as_millis() < 1800,
+        "four 0.5 s events ran together, not in turn: {:?}",
+        t.elapsed()
+    );
+}
