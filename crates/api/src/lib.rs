@@ -1,7 +1,12 @@
-//! The REST surface of fgs: FunctionGraph's `/v2/{project_id}/fgs/...` API (SPEC.md 2) with
-//! AK/SK authentication, the mapping of every typed error to FunctionGraph's
-//! `{"error_code":"FSS.xxxx","error_msg":"..."}` shape, and `/healthz`. It owns the JSON wire
-//! shapes and knows nothing of processes: invocations go through `fgs-invoke`.
+//! The REST surface of fgs, HTTP in and HTTP out: FunctionGraph's `/v2/{project_id}/fgs/...`
+//! API (SPEC.md 2) with AK/SK authentication, the APIG listener's HTTP side, `/healthz`,
+//! `/metrics` and the console. It owns the JSON wire shapes and the one table of FSS codes
+//! (`error.rs`), to which every typed error of the crates below maps by an exhaustive `match`.
+//!
+//! It does no work of its own below HTTP: it reads through `fgs_store::Store`, writes functions,
+//! versions, aliases and triggers through `fgs_store::Catalog` (which publishes each change on
+//! the feed), resolves and invokes through `fgs-invoke`, and reads APIG routes from
+//! `fgs_triggers::TriggerHub`.
 #![forbid(unsafe_code)]
 
 mod aliases;
@@ -13,8 +18,10 @@ mod code_files;
 mod console;
 mod dependencies;
 pub mod error;
+mod function_code;
 mod functions;
 mod invocation;
+mod limits;
 mod logs;
 mod metrics;
 mod query;
@@ -53,10 +60,7 @@ async fn not_found() -> error::ApiError {
 pub fn router(state: SharedState) -> Router {
     let v2 = Router::new()
         .route("/functions", post(functions::create).get(functions::list))
-        .route(
-            "/functions/reservedinstances",
-            get(functions::list_reserved),
-        )
+        .route("/functions/reservedinstances", get(limits::list_reserved))
         .route("/functions/{urn}", axum::routing::delete(functions::delete))
         .route(
             "/functions/{urn}/config",
@@ -64,7 +68,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(
             "/functions/{urn}/code",
-            get(functions::get_code).put(functions::put_code),
+            get(function_code::get_code).put(function_code::put_code),
         )
         .route("/functions/{urn}/invocations", post(invocation::invoke))
         .route(
@@ -100,13 +104,13 @@ pub fn router(state: SharedState) -> Router {
         )
         .route(
             "/functions/{urn}/config-max-instance",
-            put(functions::put_max_instances),
+            put(limits::put_max_instances),
         )
         .route(
             "/functions/{urn}/reservedinstances",
-            put(functions::put_reserved),
+            put(limits::put_reserved),
         )
-        .route("/quotas", get(functions::quotas))
+        .route("/quotas", get(limits::quotas))
         .route("/functions/statistics", get(statistics::project))
         .route(
             "/functions/{urn}/statistics/{period}",
