@@ -34,6 +34,8 @@ pub mod code {
     pub const CONFLICT: &str = "FSS.0409";
     pub const TOO_LARGE: &str = "FSS.0413";
     pub const THROTTLED: &str = "FSS.0429";
+    /// [FGS] Over `--max-headers` headers or `--max-header-bytes` of request head.
+    pub const HEAD_TOO_LARGE: &str = "FSS.0431";
     pub const INTERNAL: &str = "FSS.0500";
     pub const BAD_GATEWAY: &str = "FSS.0502";
     pub const NO_SPACE: &str = "FSS.0507";

@@ -46,6 +46,65 @@ pub struct ConnLimits {
     pub max_header_bytes: usize,
 }
 
+/// hyper parses up to 100 headers in a buffer on the stack and allocates one per request for
+/// more (about 5% of its throughput, its documentation says): fgs's limit is checked above it
+/// without that cost, unless `--max-headers` is set higher still.
+const HYPER_INLINE_HEADERS: usize = 100;
+/// hyper buffers a head up to this many times `--max-header-bytes` before it refuses it itself.
+const HEAD_BYTES_FACTOR: usize = 2;
+
+fn hyper_max_headers(limits: &ConnLimits) -> usize {
+    limits
+        .max_headers
+        .saturating_add(1)
+        .max(HYPER_INLINE_HEADERS)
+}
+
+/// The FSS answer to a request whose head is over `--max-headers` or `--max-header-bytes`
+/// (431 `FSS.0431`), or `None` when it is within both.
+fn head_refusal<B>(
+    req: &hyper::Request<B>,
+    limits: &ConnLimits,
+) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let headers = req.headers();
+    // As on the wire: `METHOD URI HTTP/1.1\r\n`, `name: value\r\n` each, `\r\n`.
+    let bytes = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 11
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+        + 2;
+    let message = if headers.len() > limits.max_headers {
+        format!(
+            "the request has {} headers, over the limit of {}",
+            headers.len(),
+            limits.max_headers
+        )
+    } else if bytes > limits.max_header_bytes {
+        format!(
+            "the request head is {bytes} bytes, over the limit of {}",
+            limits.max_header_bytes
+        )
+    } else {
+        return None;
+    };
+    let mut resp = fgs_api::error::ApiError::new(
+        hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        fgs_api::error::code::HEAD_TOO_LARGE,
+        message,
+    )
+    .into_response();
+    // What follows such a head on the connection cannot be trusted to be a request.
+    resp.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    Some(resp)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (the caller bounds how long it waits).
 pub async fn serve(
@@ -80,12 +139,18 @@ pub async fn serve(
         let app = app.clone();
         let body_timeout = BodyReadTimeout(limits.body_read_timeout);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let refusal = head_refusal(&req, &limits);
             let mut req = req.map(Body::new);
             // APIG events report the peer as `requestContext.sourceIp`.
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(body_timeout);
             let mut app = app.clone();
-            async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
+            async move {
+                if let Some(refusal) = refusal {
+                    return Ok::<_, Infallible>(refusal);
+                }
+                Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {}))
+            }
         });
         let mut stop = stop_tx.subscribe();
         let done = done_rx.clone();
@@ -106,11 +171,14 @@ pub async fn serve(
                 }
             };
             let mut builder = http1::Builder::new();
+            // hyper's own bounds sit above fgs's, so that a head over fgs's limits reaches
+            // `head_refusal` and gets FunctionGraph's error shape; beyond hyper's, hyper answers
+            // a bare 431 (docs/security.md).
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .max_headers(limits.max_headers)
-                .max_header_size(limits.max_header_bytes);
+                .max_headers(hyper_max_headers(&limits))
+                .max_header_size(limits.max_header_bytes.saturating_mul(HEAD_BYTES_FACTOR));
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let mut stopping = false;
@@ -135,4 +203,44 @@ pub async fn serve(
     drop(stop_tx);
     drop(done_rx);
     done_tx.closed().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnLimits {
+        ConnLimits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(1),
+            max_headers: 64,
+            max_header_bytes: 32 * 1024,
+        }
+    }
+
+    fn request(headers: usize, value_len: usize) -> hyper::Request<()> {
+        let mut b = hyper::Request::get("/v2/p/fgs/functions");
+        for i in 0..headers {
+            b = b.header(format!("x-h-{i}"), "v".repeat(value_len));
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn heads_over_the_limits_get_an_fss_431() {
+        let l = limits();
+        assert!(head_refusal(&request(64, 1), &l).is_none());
+        assert!(head_refusal(&request(10, 3000), &l).is_none());
+        for req in [request(65, 1), request(2, 20 * 1024)] {
+            let r = head_refusal(&req, &l).expect("refused");
+            assert_eq!(
+                r.status(),
+                hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            );
+            assert_eq!(r.headers()["connection"], "close");
+        }
+        // hyper itself stops only above fgs's limits, with its parse buffer on the stack.
+        assert_eq!(hyper_max_headers(&l), 100);
+    }
 }

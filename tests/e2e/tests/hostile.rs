@@ -270,6 +270,23 @@ fn request_limits_answer_fss_codes() {
         "a".repeat(64 * 1024)
     );
     assert!(raw(&s, req.as_bytes()).starts_with("HTTP/1.1 431"));
+    // Issue 17: just over fgs's limits (65 headers; a 40 KiB head), the answer has the FSS shape.
+    let mut req = format!("GET {} HTTP/1.1\r\nHost: x\r\n", s.api("/functions"));
+    for i in 0..64 {
+        req.push_str(&format!("X-Filler-{i}: a\r\n"));
+    }
+    req.push_str("\r\n");
+    let out = raw(&s, req.as_bytes());
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert!(out.contains(r#""error_code":"FSS.0431""#), "{out}");
+    assert!(out.contains("65 headers"), "{out}");
+    let req = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let out = raw(&s, req.as_bytes());
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    assert!(out.contains(r#""error_code":"FSS.0431""#), "{out}");
     s.invoke_pid(&urn);
 }
 
