@@ -216,3 +216,6 @@ impl TriggerHub {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
