@@ -10,9 +10,11 @@ use serde_json::json;
 use super::*;
 
 fn function(name: &str) -> FunctionRecord {
-    let mut spec = FunctionSpec::default();
-    spec.runtime = "Custom".into();
-    spec.handler = "bootstrap".into();
+    let spec = FunctionSpec {
+        runtime: "Custom".into(),
+        handler: "bootstrap".into(),
+        ..FunctionSpec::default()
+    };
     FunctionRecord {
         project: "p".into(),
         package: "default".into(),
