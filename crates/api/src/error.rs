@@ -75,9 +75,34 @@ pub mod code {
         /// Test events per function.
         pub const TEST_EVENTS: &str = "FSS.1096";
     }
+
+    /// [FGS] Code packages (function code and dependency zips) refused, one code a kind of
+    /// refusal (docs/api.md). FunctionGraph publishes none; all HTTP 400.
+    pub mod package {
+        /// Not a zip archive, or an entry that cannot be read.
+        pub const UNREADABLE: &str = "FSS.1081";
+        /// An entry name fgs cannot take as a path (a backslash, a NUL, an empty component).
+        pub const BAD_NAME: &str = "FSS.1082";
+        /// An absolute entry path, or one with `..`.
+        pub const PATH_ESCAPE: &str = "FSS.1083";
+        /// A device, fifo or socket.
+        pub const SPECIAL_FILE: &str = "FSS.1084";
+        /// Two entries of one path, or a file where a directory must be.
+        pub const PATH_CONFLICT: &str = "FSS.1085";
+        /// A symlink without a usable target.
+        pub const BAD_LINK: &str = "FSS.1086";
+        /// A symlink leading out of the package.
+        pub const LINK_ESCAPE: &str = "FSS.1087";
+        /// More entries than a package may have.
+        pub const TOO_MANY_FILES: &str = "FSS.1088";
+        /// Unpacked, the package is over its size limit.
+        pub const TOO_LARGE: &str = "FSS.1089";
+        /// One entry is over the size limit.
+        pub const ENTRY_TOO_LARGE: &str = "FSS.1090";
+    }
 }
 
-pub use code::quota;
+pub use code::{package, quota};
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -280,6 +305,7 @@ impl From<PackageError> for ApiError {
                 tracing::error!(error = %chain(&e), "package storage failed");
                 ApiError::internal(chain(&e))
             }
+            PackageError::InvalidId { .. } => ApiError::bad_request(chain(&e)),
             PackageError::Unreadable { .. }
             | PackageError::EntryUnreadable { .. }
             | PackageError::BadName { .. }
@@ -290,11 +316,31 @@ impl From<PackageError> for ApiError {
             | PackageError::LinkEscape { .. }
             | PackageError::TooManyFiles { .. }
             | PackageError::TooLarge { .. }
-            | PackageError::EntryTooLarge { .. }
-            | PackageError::InvalidId { .. } => {
-                ApiError::bad_request(format!("code package refused: {}", chain(&e)))
-            }
+            | PackageError::EntryTooLarge { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                package_code(&e),
+                format!("code package refused: {}", chain(&e)),
+            ),
         }
+    }
+}
+
+/// The FSS code of a package refusal: one a kind (docs/api.md).
+fn package_code(e: &PackageError) -> &'static str {
+    match e {
+        PackageError::Unreadable { .. } | PackageError::EntryUnreadable { .. } => {
+            package::UNREADABLE
+        }
+        PackageError::BadName { .. } => package::BAD_NAME,
+        PackageError::PathEscape { .. } => package::PATH_ESCAPE,
+        PackageError::SpecialFile { .. } => package::SPECIAL_FILE,
+        PackageError::PathConflict { .. } => package::PATH_CONFLICT,
+        PackageError::BadLink { .. } => package::BAD_LINK,
+        PackageError::LinkEscape { .. } => package::LINK_ESCAPE,
+        PackageError::TooManyFiles { .. } => package::TOO_MANY_FILES,
+        PackageError::TooLarge { .. } => package::TOO_LARGE,
+        PackageError::EntryTooLarge { .. } => package::ENTRY_TOO_LARGE,
+        _ => code::BAD_REQUEST,
     }
 }
 
@@ -339,5 +385,54 @@ impl From<InvokeError> for ApiError {
 impl From<fgs_triggers::TriggerError> for ApiError {
     fn from(e: fgs_triggers::TriggerError) -> ApiError {
         ApiError::bad_request(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_package_refusal_has_its_own_code() {
+        let name = || "x".to_string();
+        let refusals = [
+            PackageError::BadName {
+                name: name(),
+                reason: "r",
+            },
+            PackageError::PathEscape { name: name() },
+            PackageError::SpecialFile {
+                name: name(),
+                mode: 0,
+            },
+            PackageError::PathConflict { name: name() },
+            PackageError::BadLink {
+                name: name(),
+                reason: "r",
+            },
+            PackageError::LinkEscape {
+                name: name(),
+                target: name(),
+            },
+            PackageError::TooManyFiles { limit: 1 },
+            PackageError::TooLarge { limit: 1 },
+            PackageError::EntryTooLarge {
+                name: name(),
+                limit: 1,
+            },
+        ];
+        let mut codes: Vec<&str> = refusals.iter().map(package_code).collect();
+        assert!(codes
+            .iter()
+            .all(|c| c.starts_with("FSS.108") || *c == "FSS.1090"));
+        let n = codes.len();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "{codes:?}");
+        for e in refusals {
+            let code = package_code(&e);
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.code), (StatusCode::BAD_REQUEST, code));
+        }
     }
 }

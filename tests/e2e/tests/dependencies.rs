@@ -59,7 +59,7 @@ fn dependencies_are_versioned_used_and_guarded() {
         "/dependencies/version",
         &json!({"depend_file": b64(b"not a zip"), "runtime": "Custom", "name": "x"}),
     )
-    .expect_fss(400, "FSS.0400");
+    .expect_fss(400, "FSS.1081");
     s.post(
         "/dependencies/version",
         &json!({"depend_file": b64(b"x"), "runtime": "Cobol", "name": "x"}),

@@ -128,24 +128,49 @@ fn many_files(n: usize) -> Vec<u8> {
     w.finish().expect("finish").into_inner()
 }
 
-/// Archives that must be refused, with what they try.
-fn bad_archives() -> Vec<(&'static str, Vec<u8>)> {
+/// Archives that must be refused, with what they try and the code of that kind of refusal.
+fn bad_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
-        ("dot-dot", zip_files(&[("../escape", b"x", 0o644)])),
+        (
+            "dot-dot",
+            zip_files(&[("../escape", b"x", 0o644)]),
+            "FSS.1083",
+        ),
         (
             "dot-dot inside",
             zip_files(&[("a/../../escape", b"x", 0o644)]),
+            "FSS.1083",
         ),
-        ("absolute", zip_files(&[("/etc/escape", b"x", 0o644)])),
-        ("link out", zip_with_link("passwd", "../../../etc/passwd")),
-        ("absolute link", zip_with_link("passwd", "/etc/passwd")),
-        ("fifo", zip_with_mode("pipe", 0o010_644)),
-        ("char device", zip_with_mode("dev", 0o020_644)),
-        ("block device", zip_with_mode("disk", 0o060_644)),
-        ("socket", zip_with_mode("sock", 0o140_644)),
-        ("30,001 files", many_files(30_001)),
-        ("unpacked over 250 MB", zip_bomb(250 * 1024 * 1024 + 1)),
-        ("not a zip", b"PK\x03\x04 this is not a zip".to_vec()),
+        (
+            "absolute",
+            zip_files(&[("/etc/escape", b"x", 0o644)]),
+            "FSS.1083",
+        ),
+        (
+            "link out",
+            zip_with_link("passwd", "../../../etc/passwd"),
+            "FSS.1087",
+        ),
+        (
+            "absolute link",
+            zip_with_link("passwd", "/etc/passwd"),
+            "FSS.1087",
+        ),
+        ("fifo", zip_with_mode("pipe", 0o010_644), "FSS.1084"),
+        ("char device", zip_with_mode("dev", 0o020_644), "FSS.1084"),
+        ("block device", zip_with_mode("disk", 0o060_644), "FSS.1084"),
+        ("socket", zip_with_mode("sock", 0o140_644), "FSS.1084"),
+        ("30,001 files", many_files(30_001), "FSS.1088"),
+        (
+            "unpacked over 250 MB",
+            zip_bomb(250 * 1024 * 1024 + 1),
+            "FSS.1089",
+        ),
+        (
+            "not a zip",
+            b"PK\x03\x04 this is not a zip".to_vec(),
+            "FSS.1081",
+        ),
     ]
 }
 
@@ -156,21 +181,22 @@ fn refused_packages_leave_nothing_behind() {
     let before = written(&s);
     let target = unique("bad");
 
-    for (what, zip) in bad_archives() {
+    for (what, zip, code) in bad_archives() {
         eprintln!("archive: {what}");
-        // As a new function, as new code of an existing one, and as a dependency.
+        // As a new function, as new code of an existing one, and as a dependency; each kind of
+        // refusal with its own code (issue 17).
         let r = s.post("/functions", &custom_zip_body(&target, &zip));
-        refused(&s, &before, &r, 400, "FSS.0400", &urn);
+        refused(&s, &before, &r, 400, code, &urn);
         let r = s.put(
             &format!("/functions/{good}/code"),
             &json!({"code_type": "zip", "code_filename": "code.zip", "func_code": {"file": b64(&zip)}}),
         );
-        refused(&s, &before, &r, 400, "FSS.0400", &urn);
+        refused(&s, &before, &r, 400, code, &urn);
         let r = s.post(
             "/dependencies/version",
             &json!({"depend_file": b64(&zip), "depend_type": "zip", "runtime": "Custom", "name": "dep"}),
         );
-        refused(&s, &before, &r, 400, "FSS.0400", &urn);
+        refused(&s, &before, &r, 400, code, &urn);
     }
 
     // A zip over 50 MB (checked before it is even read as a zip) and inline code over 10 KB.
