@@ -151,8 +151,8 @@ impl PackageStore {
     }
 
     /// Checks an archive against every rule and limit, decompressing it fully, without writing
-    /// anything. [`put`](Self::put) does this first.
-    pub fn validate(&self, zip_bytes: &[u8]) -> Result<(), PackageError> {
+    /// anything, and returns the bytes it unpacks to. [`put`](Self::put) does this first.
+    pub fn validate(&self, zip_bytes: &[u8]) -> Result<u64, PackageError> {
         let limits = &self.dirs.limits;
         if zip_bytes.len() as u64 > limits.max_zip_bytes {
             return Err(PackageError::ZipTooLarge {
@@ -166,8 +166,10 @@ impl PackageStore {
     /// Validates and stores a zip under its sha256. Storing the same bytes again is a no-op;
     /// a refused or failed upload leaves nothing behind.
     pub fn put(&self, zip_bytes: &[u8]) -> Result<StoredPackage, PackageError> {
-        self.validate(zip_bytes)?;
-        self.check_space(zip_bytes.len() as u64)?;
+        let unpacked = self.validate(zip_bytes)?;
+        // The zip, and the tree it is unpacked into at its first use (issue 17: a package that
+        // fits as a zip but not unpacked fails here, before anything is written).
+        self.check_space((zip_bytes.len() as u64).saturating_add(unpacked))?;
         let sha256 = hex::encode(Sha256::digest(zip_bytes));
         let digest = hex::encode(Sha512::digest(zip_bytes));
         let path = self.zip_path(&sha256);
@@ -206,10 +208,12 @@ impl PackageStore {
             return Ok(dest);
         }
         let zip = self.read(sha256)?;
+        // The disk may have filled since the upload was checked.
+        self.check_space(walk::declared_size(&zip)?)?;
         let tmp = self.dirs.unpacked.join(tmp_name());
         fs::create_dir(&tmp).map_err(io("creating directory", &tmp))?;
         let extracted = walk::walk(&zip, &self.dirs.limits, &mut extract::Extractor::new(&tmp))
-            .and_then(|()| extract::seal(&tmp));
+            .and_then(|_| extract::seal(&tmp));
         if let Err(e) = extracted {
             discard(&tmp);
             return Err(e);

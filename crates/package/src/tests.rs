@@ -400,6 +400,51 @@ fn upload_that_would_fill_the_disk_is_refused_and_leaves_nothing() {
     store.put(&zip).expect("default margin");
 }
 
+/// Free bytes of the file system holding `dir`, as the store's check sees them.
+fn free_bytes(dir: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(dir).expect("statvfs");
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    free
+}
+
+/// Issue 17: the free-disk check counts what the package unpacks to, at upload and again before
+/// an unpack, and a refusal writes nothing.
+#[test]
+fn a_package_that_fits_zipped_but_not_unpacked_is_refused_before_writing() {
+    const UNPACKED: u64 = 64 << 20;
+    let (dir, store) = store();
+    let zeros = vec![0u8; UNPACKED as usize];
+    let zip = zip_of(&[E::File("zeros", &zeros, 0o644)]);
+    assert!(
+        (zip.len() as u64) < UNPACKED / 100,
+        "compressed to {}",
+        zip.len()
+    );
+    // A margin that leaves room for the zip, with 32 MB to spare, but not for its 64 MB tree.
+    let margin = |free: u64| free.saturating_sub(zip.len() as u64 + UNPACKED / 2);
+    let packages = dir.path().join("packages");
+    let tight = store
+        .clone()
+        .with_min_free_disk(margin(free_bytes(&packages)));
+    let err = tight.put(&zip).expect_err("refused");
+    assert!(matches!(err, PackageError::NoSpace { .. }), "{err:?}");
+    assert!(listing(&packages).is_empty());
+    // Stored while there was room, then unpacked once the disk is as tight.
+    let stored = store.clone().with_min_free_disk(0).put(&zip).expect("put");
+    let tight = store
+        .clone()
+        .with_min_free_disk(margin(free_bytes(&packages)));
+    let err = tight.unpack(&stored.sha256).expect_err("refused");
+    assert!(matches!(err, PackageError::NoSpace { .. }), "{err:?}");
+    assert!(listing(&dir.path().join("unpacked")).is_empty());
+    store
+        .clone()
+        .with_min_free_disk(0)
+        .unpack(&stored.sha256)
+        .expect("unpack with room");
+}
+
 #[test]
 fn garbage_is_what_nothing_uses_and_the_rest_stays_whole() {
     let (dir, store) = store();

@@ -43,7 +43,12 @@ impl Sink for Validate {
     }
 }
 
-pub(crate) fn walk<S: Sink>(zip: &[u8], limits: &Limits, sink: &mut S) -> Result<(), PackageError> {
+/// Walks `zip` into `sink` and returns the bytes it unpacks to (file contents and link targets).
+pub(crate) fn walk<S: Sink>(
+    zip: &[u8],
+    limits: &Limits,
+    sink: &mut S,
+) -> Result<u64, PackageError> {
     let too_many = || PackageError::TooManyFiles {
         limit: limits.max_files,
     };
@@ -60,13 +65,7 @@ pub(crate) fn walk<S: Sink>(zip: &[u8], limits: &Limits, sink: &mut S) -> Result
     if archive.len() as u64 > limits.max_files {
         return Err(too_many());
     }
-    let mut declared: u64 = 0;
-    for i in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(i)
-            .map_err(|source| PackageError::Unreadable { source })?;
-        declared = declared.saturating_add(entry.size());
-    }
+    let declared = declared_bytes(&mut archive)?;
     if declared > limits.max_unpacked_bytes {
         return Err(too_large());
     }
@@ -127,7 +126,7 @@ pub(crate) fn walk<S: Sink>(zip: &[u8], limits: &Limits, sink: &mut S) -> Result
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The entry count that the end-of-central-directory record declares (ZIP64's if the classic
@@ -159,6 +158,26 @@ pub(crate) fn declared_entry_count(zip: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(record.get(32..40)?.try_into().ok()?))
 }
 
+/// The unpacked size the archive's central directory declares (no decompression).
+fn declared_bytes(archive: &mut ZipArchive<Cursor<&[u8]>>) -> Result<u64, PackageError> {
+    let mut declared: u64 = 0;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|source| PackageError::Unreadable { source })?;
+        declared = declared.saturating_add(entry.size());
+    }
+    Ok(declared)
+}
+
+/// [`declared_bytes`] of a zip: what unpacking it is about to write, for the free-disk check
+/// before a stored (so already validated) package is unpacked.
+pub(crate) fn declared_size(zip: &[u8]) -> Result<u64, PackageError> {
+    let mut archive =
+        ZipArchive::new(Cursor::new(zip)).map_err(|source| PackageError::Unreadable { source })?;
+    declared_bytes(&mut archive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +205,9 @@ mod tests {
             max_unpacked_bytes: max,
             ..Limits::default()
         };
-        walk(&zip, &limits(2000), &mut Validate).expect("exactly at the limit");
+        let n = walk(&zip, &limits(2000), &mut Validate).expect("exactly at the limit");
+        assert_eq!(n, 2000);
+        assert_eq!(declared_size(&zip).unwrap(), 2000);
         let err = walk(&zip, &limits(1999), &mut Validate).expect_err("one byte over");
         assert!(
             matches!(err, PackageError::TooLarge { limit: 1999 }),
