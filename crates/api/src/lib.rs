@@ -14,6 +14,8 @@ mod apig;
 mod async_invoke;
 pub mod auth;
 mod authn;
+#[cfg(test)]
+mod catalog_only;
 mod code_files;
 mod console;
 mod dependencies;
