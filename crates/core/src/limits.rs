@@ -16,6 +16,8 @@ pub const UNPACKED_FILES_MAX: usize = 30_000;
 pub const USER_DATA_MAX: usize = 4 * 1024;
 /// Functions per project.
 pub const FUNCTIONS_PER_PROJECT: u64 = 400;
+/// Processes and threads of one instance together (SPEC.md 6).
+pub const PIDS_MAX: u32 = 1024;
 /// The bytes of log returned by `X-Cff-Log-Type: tail`.
 pub const LOG_TAIL_BYTES: usize = 4 * 1024;
 

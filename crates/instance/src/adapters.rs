@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use fgs_core::Runtime;
 
 use crate::config::InstanceConfig;
+use crate::environment::View;
 use crate::instance::StartError;
 
 /// How to start the runtime process of an instance.
@@ -33,7 +34,7 @@ const PYTHON_MAIN: &str = "import os;from importlib.machinery import SourceFileL
 const NODE_MAIN: &str = "require(process.env.FGS_RUNTIME_DIR+'/nodejs/bootstrap.js')";
 
 /// The program, arguments and extra environment that start a runtime of `cfg`.
-pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
+pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, StartError> {
     match cfg.runtime {
         Runtime::Custom => {
             // SPEC.md 4: an executable `bootstrap` at the code root.
@@ -74,7 +75,7 @@ pub(crate) fn command(cfg: &InstanceConfig) -> Result<Launch, StartError> {
             };
             let mut env = vec![(
                 "FGS_RUNTIME_DIR".to_string(),
-                cfg.runtime_dir.to_string_lossy().into_owned(),
+                view.runtime().to_string_lossy().into_owned(),
             )];
             if let Some(w) = cfg.interpreter.warning(rt) {
                 // The shim writes it into the log of the instance's first invocation.

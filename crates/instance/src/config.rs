@@ -7,6 +7,33 @@ use std::time::Duration;
 use bytes::Bytes;
 use fgs_core::runtime::Availability;
 use fgs_core::Runtime;
+use fgs_sandbox::ResourceLimits;
+
+/// A handler fgs's runtimes call at one point of an instance's life (SPEC.md 5): the
+/// initializer before the first event, the pre-stop handler on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub handler: String,
+    pub timeout: Duration,
+}
+
+/// Who the function is, as its `RUNTIME_*` variables tell it (SPEC.md 4), and the user's own
+/// variables. Typed here; [`crate::environment`] renders the strings once, with the paths
+/// as the instance sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionEnv {
+    pub project_id: String,
+    pub name: String,
+    pub version: String,
+    pub package: String,
+    pub handler: String,
+    /// `RUNTIME_USERDATA`: the user's variables as the JSON object they were given in.
+    pub userdata: String,
+    pub initializer: Option<Hook>,
+    pub pre_stop: Option<Hook>,
+    /// The user's variables, rendered last: PATH, LANG and HOME are theirs to override.
+    pub user: Vec<(String, String)>,
+}
 
 /// Everything needed to start one instance of a function version.
 #[derive(Debug, Clone)]
@@ -20,9 +47,13 @@ pub struct InstanceConfig {
     pub dependency_dir: Option<PathBuf>,
     /// Each dependency's own unpacked tree, in the function's list order.
     pub dependencies: Vec<PathBuf>,
-    /// The function's environment: the `RUNTIME_*` variables and the user's (SPEC.md 4). The
-    /// API addresses are added by the instance, which alone knows them.
-    pub env: Vec<(String, String)>,
+    /// What the function's environment says of it; the API addresses and paths are added by
+    /// the instance, which alone knows them.
+    pub function: FunctionEnv,
+    /// Memory, cpu and processes (`RUNTIME_MEMORY` and `RUNTIME_CPU` show the first two).
+    pub limits: ResourceLimits,
+    /// The function's timeout (`RUNTIME_TIMEOUT`).
+    pub timeout: Duration,
     /// Events one instance takes at once (`strategy_config.concurrent_num`).
     pub concurrency: u32,
     /// Whether the instance may reach beyond its own loopback (FunctionGraph's

@@ -9,11 +9,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::{FunctionError, Runtime};
-use fgs_sandbox::{ExecSpec, ProcessHandle, Sandbox, SandboxError, Signal, RUNTIME_ROOT};
+use fgs_sandbox::{
+    ExecSpec, ProcessHandle, Sandbox, SandboxError, Signal, DEPENDENCY_ROOT, RUNTIME_ROOT,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::config::{InstanceConfig, Request};
+use crate::environment::{self, View};
 use crate::extensions::{self, Extensions, Gate};
 use crate::output::Output;
 use crate::runtime_api::{self, ApiState, Pending, RuntimeReply, StartState};
@@ -118,38 +121,12 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
 /// Runs the runtime under the extension supervisor (runtimes/extensions/supervisor.sh): `bash
 /// supervisor.sh <runtime> <args>`, with the scripts to start in `FGS_EXTENSIONS`, one path per
 /// line, as the instance sees them.
-fn supervise(
-    sandbox: &Sandbox,
-    cfg: &InstanceConfig,
-    scripts: &[extensions::Script],
-    spec: &mut ExecSpec,
-) {
-    let isolated = sandbox.isolated();
-    let cwd = spec.cwd.clone();
-    let inside = |p: &Path| -> String {
-        if isolated {
-            if let Some(rest) = cfg
-                .dependency_dir
-                .as_ref()
-                .and_then(|d| p.strip_prefix(d).ok())
-            {
-                return Path::new(DEPENDENCY_ROOT)
-                    .join(rest)
-                    .to_string_lossy()
-                    .into_owned();
-            }
-            if let Ok(rest) = p.strip_prefix(&cfg.code_dir) {
-                return cwd.join(rest).to_string_lossy().into_owned();
-            }
-        }
-        p.to_string_lossy().into_owned()
-    };
-    let list: Vec<String> = scripts.iter().map(|s| inside(&s.host_path)).collect();
-    let supervisor = if isolated {
-        PathBuf::from(RUNTIME_ROOT).join("extensions/supervisor.sh")
-    } else {
-        cfg.runtime_dir.join("extensions/supervisor.sh")
-    };
+fn supervise(view: &View, scripts: &[extensions::Script], spec: &mut ExecSpec) {
+    let list: Vec<String> = scripts
+        .iter()
+        .map(|s| view.inside(&s.host_path).to_string_lossy().into_owned())
+        .collect();
+    let supervisor = view.runtime().join("extensions/supervisor.sh");
     let program = std::mem::replace(&mut spec.program, PathBuf::from("/bin/bash"));
     let mut args = vec![
         supervisor.to_string_lossy().into_owned(),
@@ -160,22 +137,17 @@ fn supervise(
     spec.env.push(("FGS_EXTENSIONS".into(), list.join("\n")));
 }
 
-/// Where a function's merged dependencies appear inside its sandbox (SPEC.md 4).
-pub const DEPENDENCY_ROOT: &str = "/opt/function/dependency";
-
-/// What the sandbox runs for `cfg`: host paths of the code and runtime shims become the paths
-/// the instance sees them at (SPEC.md 4: `RUNTIME_CODE_ROOT=/opt/function/code`), and the
-/// function's memory size and cpu (its `RUNTIME_MEMORY`/`RUNTIME_CPU`) become its limits.
+/// What the sandbox runs for `cfg`: the program as the instance sees it, the trees an isolated
+/// instance mounts, and the function's limits as numbers.
 fn exec_spec(
-    sandbox: &Sandbox,
+    isolated: bool,
     cfg: &InstanceConfig,
-    program: PathBuf,
+    view: &View,
+    program: &Path,
     args: Vec<String>,
-    mut env: Vec<(String, String)>,
+    env: Vec<(String, String)>,
 ) -> ExecSpec {
-    let code_root = sandbox.code_root(&cfg.code_dir);
     let mut mounts = Vec::new();
-    let isolated = sandbox.isolated();
     if isolated && cfg.runtime_dir.is_dir() {
         mounts.push((cfg.runtime_dir.clone(), PathBuf::from(RUNTIME_ROOT)));
         // Issue 17: FunctionGraph's interpreter paths lead into these, whatever the runtime.
@@ -183,49 +155,12 @@ fn exec_spec(
     }
     if let Some(dep) = cfg.dependency_dir.as_ref().filter(|_| isolated) {
         mounts.push((dep.clone(), PathBuf::from(DEPENDENCY_ROOT)));
-        // The module paths name the merged tree by its host path; inside it is at the root.
-        let host = dep.to_string_lossy().into_owned();
-        for (k, v) in env.iter_mut() {
-            if matches!(
-                k.as_str(),
-                "PATH" | "PYTHONPATH" | "NODE_PATH" | "LD_LIBRARY_PATH"
-            ) {
-                *v = v.replace(&host, DEPENDENCY_ROOT);
-            }
-        }
     }
-    let view = |p: &Path| -> PathBuf {
-        if !isolated {
-            return p.to_path_buf();
-        }
-        for (host, inside) in [
-            (&cfg.code_dir, code_root.as_path()),
-            (&cfg.runtime_dir, Path::new(RUNTIME_ROOT)),
-        ] {
-            match p.strip_prefix(host) {
-                Ok(rest) if rest.as_os_str().is_empty() => return inside.to_path_buf(),
-                Ok(rest) => return inside.join(rest),
-                Err(_) => {}
-            }
-        }
-        p.to_path_buf()
-    };
-    for (k, v) in env.iter_mut() {
-        if k == "RUNTIME_CODE_ROOT" || k == "FGS_RUNTIME_DIR" {
-            *v = view(Path::new(v.as_str())).to_string_lossy().into_owned();
-        }
-    }
-    let number = |name: &str| -> Option<u32> {
-        env.iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.parse().ok())
-    };
     ExecSpec {
-        program: view(&program),
+        program: view.inside(program),
         args,
-        memory_mb: number("RUNTIME_MEMORY"),
-        cpu_millicores: number("RUNTIME_CPU"),
-        cwd: code_root,
+        limits: cfg.limits,
+        cwd: view.code().to_path_buf(),
         code_dir: cfg.code_dir.clone(),
         mounts,
         network: cfg.network,
@@ -236,24 +171,18 @@ fn exec_spec(
 impl Instance {
     /// Starts a runtime and waits until it is ready to take its first event.
     pub async fn start(sandbox: &Sandbox, cfg: InstanceConfig) -> Result<Instance, StartError> {
-        let launch = adapters::command(&cfg)?;
+        let view = View::new(&cfg, sandbox.isolated());
+        let launch = adapters::command(&cfg, &view)?;
         let scripts = extensions::discover(
             &cfg.dependencies,
             cfg.dependency_dir.as_deref(),
             &cfg.code_dir,
         )
         .map_err(StartError::Extension)?;
-        let env_of = |k: &str| {
-            cfg.env
-                .iter()
-                .find(|(ek, _)| ek == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
         let extensions = Arc::new(Extensions::new(
             scripts.iter().map(|s| s.name.clone()).collect(),
-            env_of("RUNTIME_FUNC_NAME"),
-            env_of("RUNTIME_FUNC_VERSION"),
+            cfg.function.name.clone(),
+            cfg.function.version.clone(),
         ));
         let telemetry = Arc::new(Telemetry::new(extensions.any()));
         telemetry.emit(
@@ -262,8 +191,8 @@ impl Instance {
             serde_json::json!({
                 "initializationType": "on-demand",
                 "phase": "init",
-                "functionName": env_of("RUNTIME_FUNC_NAME"),
-                "functionVersion": env_of("RUNTIME_FUNC_VERSION"),
+                "functionName": cfg.function.name,
+                "functionVersion": cfg.function.version,
             }),
         );
 
@@ -279,12 +208,14 @@ impl Instance {
             .expect("a fresh sandbox has its listener");
         let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Api)?;
 
-        let mut env = cfg.env.clone();
+        let mut env = environment::render(&cfg, &view);
         env.extend(launch.env);
         env.push(("RUNTIME_API_ADDR".into(), api_addr.clone()));
         env.push(("EXTENSION_API_ADDR".into(), api_addr));
-        let mut spec = exec_spec(sandbox, &cfg, launch.program, launch.args, env);
-        if sandbox.isolated() {
+        let function_env = env.clone();
+        let isolated = sandbox.isolated();
+        let mut spec = exec_spec(isolated, &cfg, &view, &launch.program, launch.args, env);
+        if isolated {
             for m in launch.mounts {
                 if !spec.mounts.contains(&m) {
                     spec.mounts.push(m);
@@ -292,7 +223,7 @@ impl Instance {
             }
         }
         if !scripts.is_empty() {
-            supervise(sandbox, &cfg, &scripts, &mut spec);
+            supervise(&view, &scripts, &mut spec);
         }
         let prepared_at = t0.elapsed();
         let mut running = tokio::task::spawn_blocking(move || prepared.spawn(&spec))
@@ -328,12 +259,8 @@ impl Instance {
         let mut tasks = vec![server.abort_handle()];
         if cfg.runtime == Runtime::Http {
             // fgs plays the runtime of an HTTP function: it forwards events to the server.
-            let drive = http_fn::drive(
-                Arc::clone(&api),
-                process.clone(),
-                concurrency,
-                cfg.env.clone(),
-            );
+            let drive =
+                http_fn::drive(Arc::clone(&api), process.clone(), concurrency, function_env);
             tasks.push(tokio::spawn(drive).abort_handle());
         }
 
@@ -554,13 +481,7 @@ impl Instance {
             Err(e) if e.code == codes::TIMEOUT => "timeout",
             Err(_) => "error",
         };
-        let memory_size: u64 = self
-            .cfg
-            .env
-            .iter()
-            .find(|(k, _)| k == "RUNTIME_MEMORY")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
+        let memory_size = self.cfg.limits.memory_mb;
         let t = &self.api.telemetry;
         t.emit(
             "platform",

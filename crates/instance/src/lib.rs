@@ -7,6 +7,7 @@
 
 mod adapters;
 mod config;
+mod environment;
 mod extensions;
 mod http_fn;
 mod instance;
@@ -17,7 +18,7 @@ mod runtime_paths;
 mod runtimes;
 mod telemetry;
 
-pub use config::{InstanceConfig, InvokeType, Request};
+pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
 pub use instance::{Instance, Reply, StartError};
 pub use runtime_paths::runtime_mounts;
 pub use runtimes::{compile_python_shim, discover, install_shims, DiscoverOptions};

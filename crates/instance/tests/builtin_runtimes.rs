@@ -7,8 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use fgs_core::runtime::{Availability, Language, NodeVersion, PythonVersion};
 use fgs_core::Runtime;
-use fgs_instance::{DiscoverOptions, Instance, InstanceConfig, InvokeType, Request};
-use fgs_sandbox::Sandbox;
+use fgs_instance::{
+    DiscoverOptions, FunctionEnv, Hook, Instance, InstanceConfig, InvokeType, Request,
+};
+use fgs_sandbox::{ResourceLimits, Sandbox};
 
 fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConfig> {
     let table = fgs_instance::discover(&DiscoverOptions::default());
@@ -19,22 +21,47 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
     }
     let shims = tempfile::tempdir().unwrap().keep();
     let runtime_dir = fgs_instance::install_shims(&shims, &table).unwrap();
-    let mut e: Vec<(String, String)> = vec![
-        ("PATH".into(), "/usr/bin:/bin".into()),
-        ("RUNTIME_CODE_ROOT".into(), code.display().to_string()),
-        ("RUNTIME_FUNC_NAME".into(), "fn1".into()),
-        ("RUNTIME_TIMEOUT".into(), "5".into()),
-        ("RUNTIME_MEMORY".into(), "256".into()),
-        ("RUNTIME_USERDATA".into(), r#"{"K":"v"}"#.into()),
-    ];
-    e.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    // The variables fgs sets are typed; everything else is the user's.
+    let value = |k: &str| {
+        env.iter()
+            .find(|(ek, _)| *ek == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let hook = |h: &str, t: &str| {
+        value(h).map(|handler| Hook {
+            handler,
+            timeout: Duration::from_secs(value(t).and_then(|t| t.parse().ok()).unwrap_or(0)),
+        })
+    };
+    let mut user: Vec<(String, String)> = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    user.extend(
+        env.iter()
+            .filter(|(k, _)| !k.starts_with("RUNTIME_"))
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     Some(InstanceConfig {
         id: "t".into(),
         runtime: rt,
         code_dir: code.to_path_buf(),
         dependency_dir: None,
         dependencies: Vec::new(),
-        env: e,
+        function: FunctionEnv {
+            project_id: String::new(),
+            name: "fn1".into(),
+            version: "latest".into(),
+            package: "default".into(),
+            handler: value("RUNTIME_HANDLER").unwrap_or_default(),
+            userdata: r#"{"K":"v"}"#.into(),
+            initializer: hook("RUNTIME_INITIALIZER_HANDLER", "RUNTIME_INITIALIZER_TIMEOUT"),
+            pre_stop: hook("RUNTIME_PRE_STOP_HANDLER", "RUNTIME_PRE_STOP_TIMEOUT"),
+            user,
+        },
+        limits: ResourceLimits {
+            memory_mb: 256,
+            cpu_millicores: 400,
+            pids: 1024,
+        },
+        timeout: Duration::from_secs(5),
         concurrency: 1,
         start_timeout: Duration::from_secs(10),
         extension_init_timeout: Duration::from_secs(10),

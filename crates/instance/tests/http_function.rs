@@ -8,8 +8,8 @@ use base64::Engine;
 use bytes::Bytes;
 use fgs_core::runtime::Availability;
 use fgs_core::Runtime;
-use fgs_instance::{Instance, InstanceConfig, InvokeType, Request};
-use fgs_sandbox::Sandbox;
+use fgs_instance::{FunctionEnv, Instance, InstanceConfig, InvokeType, Request};
+use fgs_sandbox::{ResourceLimits, Sandbox};
 use serde_json::{json, Value};
 
 const SERVER: &str = include_str!("../../../tests/e2e/fixtures/http_fn/server.py");
@@ -21,13 +21,23 @@ fn config(code: &Path, concurrency: u32) -> InstanceConfig {
         code_dir: code.to_path_buf(),
         dependency_dir: None,
         dependencies: Vec::new(),
-        env: vec![
-            ("PATH".into(), "/usr/bin:/bin".into()),
-            ("RUNTIME_CODE_ROOT".into(), code.display().to_string()),
-            ("RUNTIME_FUNC_NAME".into(), "web".into()),
-            ("RUNTIME_MEMORY".into(), "256".into()),
-            ("RUNTIME_TIMEOUT".into(), "5".into()),
-        ],
+        function: FunctionEnv {
+            project_id: String::new(),
+            name: "web".into(),
+            version: "latest".into(),
+            package: "default".into(),
+            handler: "bootstrap".into(),
+            userdata: "{}".into(),
+            initializer: None,
+            pre_stop: None,
+            user: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        },
+        limits: ResourceLimits {
+            memory_mb: 256,
+            cpu_millicores: 400,
+            pids: 1024,
+        },
+        timeout: Duration::from_secs(5),
         concurrency,
         start_timeout: Duration::from_secs(10),
         extension_init_timeout: Duration::from_secs(10),

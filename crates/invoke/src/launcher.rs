@@ -46,7 +46,9 @@ pub(crate) fn same_template(a: &InstanceConfig, b: &InstanceConfig) -> bool {
     a.runtime == b.runtime
         && a.code_dir == b.code_dir
         && a.dependency_dir == b.dependency_dir
-        && a.env == b.env
+        && a.function == b.function
+        && a.limits == b.limits
+        && a.timeout == b.timeout
         && a.concurrency == b.concurrency
         && a.start_timeout == b.start_timeout
         && a.extension_init_timeout == b.extension_init_timeout

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fgs_core::limits::PIDS_MAX;
 use fgs_instance::InstanceConfig;
 use fgs_pool::{Limits, Pool};
+use fgs_sandbox::ResourceLimits;
 use tokio::time::Instant;
 
 use crate::instances::Instances;
@@ -63,7 +65,6 @@ impl<I: Instances> PoolRegistry<I> {
 
     fn template(&self, r: &ResolvedFunction) -> InstanceConfig {
         let spec = &r.record.spec;
-        let code_root = r.code_dir.to_string_lossy().into_owned();
         let timeout = Duration::from_secs(u64::from(spec.timeout));
         let start_timeout = if spec.initializer_timeout > 0 {
             Duration::from_secs(u64::from(spec.initializer_timeout)).max(timeout)
@@ -76,12 +77,13 @@ impl<I: Instances> PoolRegistry<I> {
             code_dir: r.code_dir.clone(),
             dependency_dir: r.dependency_dir.clone(),
             dependencies: r.dependencies.clone(),
-            env: env::function_env(
-                &r.record,
-                &r.version,
-                &code_root,
-                r.dependency_dir.as_deref().and_then(|d| d.to_str()),
-            ),
+            function: env::function_env(&r.record, &r.version),
+            limits: ResourceLimits {
+                memory_mb: spec.memory_size,
+                cpu_millicores: spec.cpu(),
+                pids: PIDS_MAX,
+            },
+            timeout,
             concurrency: spec.strategy_config.concurrent_num.max(1),
             start_timeout,
             extension_init_timeout: self.config.extension_init_timeout,

@@ -16,19 +16,23 @@
 mod cgroup;
 mod ctl;
 mod egress;
+mod error;
 mod probe;
 mod process;
 mod rootless;
 mod sandbox;
 mod shim;
+mod spec;
 mod sys;
 
 pub use cgroup::Source as CgroupSource;
+pub use error::SandboxError;
 pub use nix::sys::signal::Signal;
 pub use probe::IsolationReport;
-pub use process::{ExecSpec, Prepared, ProcessHandle, Running, SandboxError};
-pub use sandbox::{Isolation, Sandbox, SandboxConfig, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
+pub use process::{Prepared, ProcessHandle, Running};
+pub use sandbox::{Isolation, Sandbox, SandboxConfig};
 pub use shim::main as shim_main;
+pub use spec::{ExecSpec, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
 
 /// The first argument that makes `fgs` run as a sandbox shim ([`shim_main`]).
 pub const SHIM_ARG: &str = "__sandbox-exec";

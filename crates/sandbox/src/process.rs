@@ -19,58 +19,13 @@ use nix::unistd::Pid;
 use crate::cgroup::{InstanceCgroup, Limits, Source};
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
 use crate::egress::Egress;
-use crate::sandbox::{Inner, CODE_ROOT};
+use crate::error::SandboxError;
+use crate::sandbox::Inner;
+use crate::spec::{ExecSpec, CODE_ROOT};
 use crate::sys::{self, PidFd};
 
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    #[error("binding the runtime API listener: {0}")]
-    Listen(#[source] std::io::Error),
-    #[error("starting {program:?}: {source}")]
-    Spawn {
-        program: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("creating the output pipe: {0}")]
-    Pipe(#[source] std::io::Error),
-    #[error("creating cgroups of sandbox {id}: {source}")]
-    Cgroup {
-        id: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("starting the sandbox shim: {0}")]
-    Shim(#[source] std::io::Error),
-    #[error("sandbox set-up failed: {0}")]
-    Setup(String),
-    #[error("egress of sandbox {id}: {message}")]
-    Egress { id: String, message: String },
-}
-
-/// What to run in a prepared sandbox. Paths in `program` and `cwd` are as the runtime sees them
-/// ([`crate::Sandbox::code_root`]).
-#[derive(Debug, Clone)]
-pub struct ExecSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// The complete environment; nothing of fgs's own environment leaks in.
-    pub env: Vec<(String, String)>,
-    pub cwd: PathBuf,
-    /// The code on the host, mounted read-only at [`CODE_ROOT`].
-    pub code_dir: PathBuf,
-    /// More read-only mounts `(host path, sandbox path)`: runtime shims, dependencies.
-    pub mounts: Vec<(PathBuf, PathBuf)>,
-    /// Memory limit, without swap; `None` for none.
-    pub memory_mb: Option<u32>,
-    /// CPU quota in thousandths of a core; `None` for none.
-    pub cpu_millicores: Option<u32>,
-    /// Whether the instance may reach beyond its own loopback.
-    pub network: bool,
-}
-
-/// SPEC.md 6: 1024 processes+threads and 1024 open files per instance.
-const PIDS_MAX: u32 = 1024;
+/// SPEC.md 6: 1024 open files per instance (its processes and threads are
+/// [`ResourceLimits::pids`]).
 const NOFILE: u64 = 1024;
 const TMP_MB: u32 = 512;
 const HOSTNAME: &str = "fgs-instance";
@@ -324,13 +279,15 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
     // The cpu quota waits for the end of the start (`ProcessHandle::apply_cpu_quota`): a quota
     // of 0.3 cpu throttles an interpreter's start-up by whole 100 ms periods.
     let limits = Limits {
-        memory_mb: spec.memory_mb,
-        pids: PIDS_MAX,
+        memory_mb: Some(spec.limits.memory_mb),
+        pids: spec.limits.pids,
     };
     let (cgroup_writes, cpu_writes) = match &shim.cgroup {
         Some(cg) => (
             shim.sandbox.layout.limit_writes(cg, &limits),
-            shim.sandbox.layout.cpu_writes(cg, spec.cpu_millicores),
+            shim.sandbox
+                .layout
+                .cpu_writes(cg, Some(spec.limits.cpu_millicores)),
         ),
         None => (Vec::new(), Vec::new()),
     };
@@ -347,7 +304,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         // Rootless there is no pids cgroup; the instance's own user namespace makes the kernel
         // count its processes (and threads) apart from every other instance's.
         nproc: (shim.sandbox.rootless && shim.sandbox.layout.pids() == Source::None)
-            .then_some(u64::from(PIDS_MAX)),
+            .then_some(u64::from(spec.limits.pids)),
         user_ns: shim.sandbox.rootless,
         network: spec.network,
     };

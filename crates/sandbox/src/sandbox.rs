@@ -8,16 +8,11 @@ use std::time::Duration;
 
 use crate::cgroup::{self, CgroupLayout, Source};
 use crate::egress;
+use crate::error::SandboxError;
 use crate::probe::{self, CgroupReport, IsolationReport, Namespaces};
-use crate::process::{self, Prepared, SandboxError};
+use crate::process::{self, Prepared};
 use crate::rootless;
-
-/// Where the function's code appears inside a sandbox (SPEC.md 4: `RUNTIME_CODE_ROOT`).
-pub const CODE_ROOT: &str = "/opt/function/code";
-/// Where runtime shims (Python, Node.js) are mounted.
-pub const RUNTIME_ROOT: &str = "/opt/function/runtime";
-/// Where dependencies are mounted (SPEC.md 4).
-pub const DEPENDENCY_ROOT: &str = "/opt/function/dependency";
+use crate::spec::CODE_ROOT;
 
 /// How instances are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
