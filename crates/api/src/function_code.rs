@@ -188,7 +188,7 @@ pub async fn put_code(
         dependencies_exist(&state, &project, list).await?;
     }
     let (code_type, filename, zip) = code_package(
-        rec.spec.runtime(),
+        rec.spec.runtime,
         b.code_type.as_deref(),
         b.code_filename.as_deref(),
         b.func_code.as_ref(),

@@ -38,12 +38,10 @@ fn apply_config(
     runtimes: &RuntimeTable,
 ) -> ApiResult<Runtime> {
     if let Some(rt) = &b.runtime {
-        spec.runtime = rt.clone();
+        spec.runtime = validate::runtime(rt)?;
+        runtime_available(runtimes, spec.runtime)?;
     }
-    let runtime = validate::runtime(&spec.runtime)?;
-    if b.runtime.is_some() {
-        runtime_available(runtimes, runtime)?;
-    }
+    let runtime = spec.runtime;
     if let Some(h) = &b.handler {
         spec.handler = h.clone();
     }
@@ -199,10 +197,13 @@ async fn create_function(
     if !validate::package_name_ok(&package) {
         return Err(Invalid::Package(package).into());
     }
-    if b.runtime.as_deref().unwrap_or("").is_empty() {
-        return Err(Invalid::Runtime(String::new(), "see the documentation".into()).into());
-    }
-    let mut spec = FunctionSpec::default();
+    let runtime = match b.runtime.as_deref() {
+        None | Some("") => {
+            return Err(Invalid::Runtime(String::new(), "see the documentation".into()).into())
+        }
+        Some(rt) => validate::runtime(rt)?,
+    };
+    let mut spec = FunctionSpec::new(runtime);
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
     dependencies_exist(state, &project, &spec.depend_version_list).await?;
     let (code_type, filename, zip) = code_package(

@@ -144,7 +144,7 @@ async fn check_kind(
             .store
             .get_function(project, &r.package, &r.name)
             .await?;
-        if f.is_some_and(|f| f.spec.runtime.eq_ignore_ascii_case("http")) {
+        if f.is_some_and(|f| f.spec.runtime == fgs_core::Runtime::Http) {
             return Err(ApiError::bad_request(
                 "HTTP functions do not support TIMER triggers",
             ));

@@ -53,7 +53,8 @@ impl Default for StrategyConfig {
 /// The configuration a user sets on a function; validated before it is built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionSpec {
-    pub runtime: String,
+    /// Stored as FunctionGraph's name; a record with a name fgs does not know fails to load.
+    pub runtime: Runtime,
     pub handler: String,
     pub timeout: u32,
     pub memory_size: u32,
@@ -89,12 +90,12 @@ fn default_max_instances() -> i32 {
     MAX_INSTANCE_NUM_DEFAULT
 }
 
-/// FunctionGraph's defaults for what a create request leaves out (SPEC.md 2): timeout 3 s,
-/// 128 MB, 400 instances; runtime and handler have none.
-impl Default for FunctionSpec {
-    fn default() -> FunctionSpec {
+impl FunctionSpec {
+    /// A spec of `runtime` with FunctionGraph's defaults for what a create request leaves out
+    /// (SPEC.md 2): timeout 3 s, 128 MB, 400 instances; the handler has none.
+    pub fn new(runtime: Runtime) -> FunctionSpec {
         FunctionSpec {
-            runtime: String::new(),
+            runtime,
             handler: String::new(),
             timeout: 3,
             memory_size: 128,
@@ -110,13 +111,6 @@ impl Default for FunctionSpec {
             max_instance_num: MAX_INSTANCE_NUM_DEFAULT,
             disable_public_network: false,
         }
-    }
-}
-
-impl FunctionSpec {
-    /// The runtime, which was validated when the spec was built.
-    pub fn runtime(&self) -> Runtime {
-        Runtime::parse(&self.runtime).expect("stored runtime names were validated at create")
     }
 
     /// The user's environment variables. They were validated when the spec was stored; one
@@ -187,11 +181,22 @@ mod tests {
 
     fn spec(user_data: &str) -> FunctionSpec {
         FunctionSpec {
-            runtime: "Custom".into(),
             handler: "bootstrap".into(),
             user_data: user_data.into(),
-            ..FunctionSpec::default()
+            ..FunctionSpec::new(Runtime::Custom)
         }
+    }
+
+    #[test]
+    fn a_stored_runtime_keeps_its_name_and_an_unknown_one_fails_to_load() {
+        let json = serde_json::to_value(spec("")).unwrap();
+        assert_eq!(json["runtime"], "Custom");
+        let back: FunctionSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.runtime, Runtime::Custom);
+        let mut bad = json;
+        bad["runtime"] = "Fortran77".into();
+        let err = serde_json::from_value::<FunctionSpec>(bad).unwrap_err();
+        assert!(err.to_string().contains("unknown runtime"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,34 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// A runtime name fgs does not know: bad input, or a stored record fgs cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown runtime {0:?}")]
+pub struct UnknownRuntime(pub String);
+
+impl std::str::FromStr for Runtime {
+    type Err = UnknownRuntime;
+
+    fn from_str(name: &str) -> Result<Runtime, UnknownRuntime> {
+        Runtime::parse(name).ok_or_else(|| UnknownRuntime(name.to_string()))
+    }
+}
+
+/// Stored and sent as the name FunctionGraph spells (`"Python3.9"`), byte for byte.
+impl serde::Serialize for Runtime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An unknown name is an error of the whole record, never a panic when it is run.
+impl<'de> serde::Deserialize<'de> for Runtime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Runtime, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Which language an interpreter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
@@ -293,6 +321,30 @@ impl RuntimeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde_byte_for_byte() {
+        for rt in Runtime::all() {
+            let json = serde_json::to_string(&rt).unwrap();
+            assert_eq!(json, format!("\"{}\"", rt.as_str()));
+            assert_eq!(serde_json::from_str::<Runtime>(&json).unwrap(), rt);
+            assert_eq!(rt.as_str().parse::<Runtime>(), Ok(rt));
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_name_is_an_error_not_a_panic() {
+        let err = serde_json::from_str::<Runtime>("\"Cobol1.0\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown runtime \"Cobol1.0\""),
+            "{err}"
+        );
+        assert_eq!(
+            "python3.9".parse::<Runtime>(),
+            Err(UnknownRuntime("python3.9".into()))
+        );
+        assert!(serde_json::from_str::<Runtime>("7").is_err());
+    }
 
     #[test]
     fn names_round_trip() {

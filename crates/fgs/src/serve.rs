@@ -134,14 +134,26 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_string())
 }
 
+/// `--sandbox`: whether instances run in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    On,
+    Off,
+}
+
 /// How instances are isolated (docs/sandbox.md).
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
     /// `on`: namespaces, cgroups, seccomp (without root: the same namespaces inside a user
     /// namespace, cgroup limits reported as not enforced); `off`: plain process groups on the
     /// host, no isolation at all (reported as a warning in the log and in /healthz).
-    #[arg(long = "sandbox", env = "FGS_SANDBOX", default_value = "on", value_parser = ["on", "off"])]
-    pub mode: String,
+    #[arg(
+        long = "sandbox",
+        env = "FGS_SANDBOX",
+        default_value = "on",
+        value_enum
+    )]
+    pub mode: SandboxMode,
     /// Sandboxes kept prepared ahead of need, so that a cold start pays only the runtime's start.
     #[arg(long, env = "FGS_PREWARM", default_value_t = 2)]
     pub prewarm: usize,
@@ -160,10 +172,9 @@ pub struct SandboxArgs {
 impl SandboxArgs {
     fn config(&self) -> SandboxConfig {
         SandboxConfig {
-            isolation: if self.mode == "off" {
-                Isolation::Off
-            } else {
-                Isolation::Namespaces
+            isolation: match self.mode {
+                SandboxMode::On => Isolation::Namespaces,
+                SandboxMode::Off => Isolation::Off,
             },
             cgroup_parent: self.cgroup_parent.clone(),
             run_dir: self.sandbox_run_dir.clone(),
@@ -334,7 +345,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let sandbox = tokio::task::spawn_blocking(move || Sandbox::new(sandbox_cfg)).await?;
     let report = sandbox.report();
     tracing::info!(
-        mode = report.mode,
+        mode = %report.mode,
         not_enforced = ?report.not_enforced,
         cgroups = report.cgroups.layout,
         egress = report.egress,

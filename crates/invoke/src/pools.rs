@@ -73,7 +73,7 @@ impl<I: Instances> PoolRegistry<I> {
         };
         InstanceConfig {
             id: String::new(),
-            runtime: spec.runtime(),
+            runtime: spec.runtime,
             code_dir: r.code_dir.clone(),
             dependency_dir: r.dependency_dir.clone(),
             dependencies: r.dependencies.clone(),
@@ -95,7 +95,7 @@ impl<I: Instances> PoolRegistry<I> {
                 Duration::from_secs(u64::from(spec.pre_stop_timeout))
             },
             runtime_dir: self.config.runtime_dir.clone(),
-            interpreter: self.config.runtimes.get(spec.runtime()).clone(),
+            interpreter: self.config.runtimes.get(spec.runtime).clone(),
             runtime_mounts: Arc::clone(&self.config.runtime_mounts),
         }
     }

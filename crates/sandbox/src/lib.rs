@@ -28,7 +28,7 @@ mod sys;
 pub use cgroup::Source as CgroupSource;
 pub use error::SandboxError;
 pub use nix::sys::signal::Signal;
-pub use probe::IsolationReport;
+pub use probe::{IsolationMode, IsolationReport};
 pub use process::{Prepared, ProcessHandle, Running};
 pub use sandbox::{Isolation, Sandbox, SandboxConfig};
 pub use shim::main as shim_main;

@@ -8,13 +8,39 @@ use serde::Serialize;
 
 use crate::cgroup::{CgroupLayout, Source};
 
+/// How instances end up isolated on this host (`isolation.mode` in `GET /healthz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationMode {
+    /// The full sandbox, as root.
+    Namespaces,
+    /// The same namespaces inside a user namespace per sandbox, without root.
+    Rootless,
+    /// None: `--sandbox off`, or namespaces unavailable.
+    ProcessGroup,
+}
+
+impl IsolationMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IsolationMode::Namespaces => "namespaces",
+            IsolationMode::Rootless => "rootless",
+            IsolationMode::ProcessGroup => "process-group",
+        }
+    }
+}
+
+impl std::fmt::Display for IsolationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The probe's findings and what the sandbox does with them.
 #[derive(Debug, Clone, Serialize)]
 pub struct IsolationReport {
-    /// `namespaces` (the full sandbox, as root), `rootless` (the same namespaces inside a user
-    /// namespace per sandbox, without root; see `not_enforced`) or `process-group` (none:
-    /// `--sandbox off` or unavailable).
-    pub mode: &'static str,
+    /// Rootless, see `not_enforced` for what the cgroups cannot limit.
+    pub mode: IsolationMode,
     /// Limits the sandbox cannot enforce here (`memory`, `cpu`, `pids`); each also has a
     /// warning saying why.
     pub not_enforced: Vec<&'static str>,
@@ -139,6 +165,18 @@ pub(crate) fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_keep_their_reported_names() {
+        for (mode, name) in [
+            (IsolationMode::Namespaces, "namespaces"),
+            (IsolationMode::Rootless, "rootless"),
+            (IsolationMode::ProcessGroup, "process-group"),
+        ] {
+            assert_eq!(mode.to_string(), name);
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+    }
 
     #[test]
     fn unprivileged_user_namespaces_by_sysctl() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cgroup::{self, CgroupLayout, Source};
 use crate::egress;
 use crate::error::SandboxError;
-use crate::probe::{self, CgroupReport, IsolationReport, Namespaces};
+use crate::probe::{self, CgroupReport, IsolationMode, IsolationReport, Namespaces};
 use crate::process::{self, Prepared};
 use crate::rootless;
 use crate::spec::CODE_ROOT;
@@ -267,9 +267,9 @@ impl Sandbox {
         }
         let report = IsolationReport {
             mode: match (isolated, rootless) {
-                (true, false) => "namespaces",
-                (true, true) => "rootless",
-                (false, _) => "process-group",
+                (true, false) => IsolationMode::Namespaces,
+                (true, true) => IsolationMode::Rootless,
+                (false, _) => IsolationMode::ProcessGroup,
             },
             not_enforced,
             root,

@@ -9,6 +9,7 @@ mod queue;
 mod triggers;
 
 use fgs_core::function::Reserved;
+use fgs_core::runtime::{PythonVersion, Runtime};
 use fgs_core::{CodeInfo, CodeType, FunctionRecord, FunctionSpec};
 
 pub use functions::*;
@@ -30,10 +31,9 @@ pub fn record(project: &str, package: &str, name: &str, created_ms: i64) -> Func
         name: name.to_owned(),
         func_id: format!("id-{project}-{package}-{name}"),
         spec: FunctionSpec {
-            runtime: "Python3.9".to_owned(),
             handler: "index.handler".to_owned(),
             timeout: 30,
-            ..FunctionSpec::default()
+            ..FunctionSpec::new(Runtime::Python(PythonVersion::V3_9))
         },
         code: CodeInfo {
             code_type: CodeType::Zip,

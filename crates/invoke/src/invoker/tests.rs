@@ -29,9 +29,8 @@ fn key(name: &str) -> FunctionKey {
 fn record(name: &str, memory: u32) -> FunctionRecord {
     let mut spec = FunctionSpec {
         memory_size: memory,
-        ..FunctionSpec::default()
+        ..FunctionSpec::new(fgs_core::Runtime::Custom)
     };
-    spec.runtime = "Custom".into();
     spec.handler = "bootstrap".into();
     FunctionRecord {
         project: "p".into(),

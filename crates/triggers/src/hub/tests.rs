@@ -11,9 +11,8 @@ use super::*;
 
 fn function(name: &str) -> FunctionRecord {
     let spec = FunctionSpec {
-        runtime: "Custom".into(),
         handler: "bootstrap".into(),
-        ..FunctionSpec::default()
+        ..FunctionSpec::new(fgs_core::Runtime::Custom)
     };
     FunctionRecord {
         project: "p".into(),
