@@ -436,6 +436,70 @@ fn deploy_from_fgs_yaml_then_redeploy() {
     assert!(err(&o).contains("needs an fgs.yaml"), "{}", err(&o));
 }
 
+/// Issue 17: a trigger fgs.yaml stopped naming is deleted at the next deploy, which says so;
+/// `--keep-triggers` keeps it, and says that instead.
+#[test]
+fn deploy_deletes_the_triggers_the_manifest_stopped_naming() {
+    let s = Server::start(ServerOpts::default());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = code_dir(tmp.path());
+    let mark = unique("untrig");
+    let timer = |name: &str| {
+        format!(
+            "  - type: TIMER\n    status: DISABLED\n    event_data:\n      name: {name}\n      \
+             schedule_type: Rate\n      schedule: 1m\n"
+        )
+    };
+    let names = |s: &Server| -> Vec<String> {
+        let list = json_out(&ok(fgs_any(
+            s,
+            &["trigger", "list", "deployed", "-o", "json"],
+            None,
+        )));
+        let mut n: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["event_data"]["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let deploy = |extra: &[&str]| {
+        let mut args = vec!["deploy", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        err(&ok(fgs_any(&s, &args, None)))
+    };
+    manifest(
+        &dir,
+        &mark,
+        "a",
+        &format!("triggers:\n{}{}", timer("tick"), timer("tock")),
+    );
+    let said = deploy(&[]);
+    assert!(said.contains("2 trigger(s) added"), "{said}");
+    assert_eq!(names(&s), ["tick", "tock"]);
+
+    // `tock` is no longer named: kept on request, deleted otherwise.
+    manifest(&dir, &mark, "a", &format!("triggers:\n{}", timer("tick")));
+    let said = deploy(&["--keep-triggers"]);
+    assert!(
+        said.contains("1 trigger(s) fgs.yaml does not name kept (TIMER tock"),
+        "{said}"
+    );
+    assert_eq!(names(&s), ["tick", "tock"]);
+    let said = deploy(&[]);
+    assert!(
+        said.contains("1 trigger(s) fgs.yaml does not name deleted (TIMER tock"),
+        "{said}"
+    );
+    assert_eq!(names(&s), ["tick"]);
+    // Named triggers are neither duplicated nor touched.
+    let said = deploy(&[]);
+    assert!(!said.contains("trigger(s)"), "{said}");
+    assert_eq!(names(&s), ["tick"]);
+}
+
 #[test]
 fn deploy_watch_redeploys_on_change() {
     let s = Server::start(ServerOpts::default());

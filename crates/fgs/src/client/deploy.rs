@@ -28,6 +28,16 @@ pub struct DeployArgs {
     /// How often `--watch` looks for changes (humantime; 200ms to 1m).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// Keep the function's triggers that fgs.yaml does not name (by default they are deleted).
+    #[arg(long)]
+    pub keep_triggers: bool,
+}
+
+/// What a deploy does with the function's triggers that the manifest does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unnamed {
+    Delete,
+    Keep,
 }
 
 /// `fgs.yaml` (docs/cli.md "fgs deploy").
@@ -82,8 +92,13 @@ pub fn load_manifest(dir: &Path) -> Result<Manifest> {
 
 pub(super) fn run(a: DeployArgs) -> Result<Outcome> {
     let ctx = Ctx::new(&a.options)?;
+    let unnamed = if a.keep_triggers {
+        Unnamed::Keep
+    } else {
+        Unnamed::Delete
+    };
     if !a.watch {
-        let f = deploy(&ctx, &a.dir)?;
+        let f = deploy(&ctx, &a.dir, unnamed)?;
         if ctx.json {
             ctx.done(&f, "");
         }
@@ -93,7 +108,7 @@ pub(super) fn run(a: DeployArgs) -> Result<Outcome> {
         .interval
         .clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut seen = snapshot(&a.dir);
-    if let Err(e) = deploy(&ctx, &a.dir) {
+    if let Err(e) = deploy(&ctx, &a.dir, unnamed) {
         eprintln!("error: {e:#}");
     }
     eprintln!("watching {} for changes (Ctrl-C stops)", a.dir.display());
@@ -106,7 +121,7 @@ pub(super) fn run(a: DeployArgs) -> Result<Outcome> {
         // Let an editor or a build finish writing before deploying what it wrote.
         std::thread::sleep(interval.min(Duration::from_millis(300)));
         seen = snapshot(&a.dir);
-        match deploy(&ctx, &a.dir) {
+        match deploy(&ctx, &a.dir, unnamed) {
             Ok(_) => {}
             Err(e) => match e.downcast_ref::<ApiError>() {
                 Some(api) => eprintln!("error: {api}"),
@@ -138,9 +153,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 }
 
 /// Creates the function, or brings it in line with the manifest: code (uploaded only when its
-/// digest changed), configuration, dependencies, then triggers the manifest names that the
-/// function lacks. Triggers it does not name are left alone.
-pub(super) fn deploy(ctx: &Ctx, dir: &Path) -> Result<Value> {
+/// digest changed), configuration, dependencies, then triggers: those the manifest names that
+/// the function lacks are created, those it does not name are deleted (or, `Unnamed::Keep`,
+/// left alone), and the output says which.
+pub(super) fn deploy(ctx: &Ctx, dir: &Path, unnamed: Unnamed) -> Result<Value> {
     let m = load_manifest(dir)?;
     let code_path = match &m.code {
         Some(c) => dir.join(c),
@@ -193,12 +209,25 @@ pub(super) fn deploy(ctx: &Ctx, dir: &Path) -> Result<Value> {
             (f, format!("updated ({uploaded})"))
         }
     };
-    let added = ensure_triggers(ctx, &reference, &m.triggers)?;
-    let triggers = if added > 0 {
-        format!(", {added} trigger(s) added")
-    } else {
-        String::new()
-    };
+    let sync = sync_triggers(ctx, &reference, &m.triggers, unnamed)?;
+    let mut triggers = String::new();
+    if sync.added > 0 {
+        triggers.push_str(&format!(", {} trigger(s) added", sync.added));
+    }
+    if !sync.removed.is_empty() {
+        triggers.push_str(&format!(
+            ", {} trigger(s) fgs.yaml does not name deleted ({})",
+            sync.removed.len(),
+            sync.removed.join(", ")
+        ));
+    }
+    if !sync.kept.is_empty() {
+        triggers.push_str(&format!(
+            ", {} trigger(s) fgs.yaml does not name kept ({})",
+            sync.kept.len(),
+            sync.kept.join(", ")
+        ));
+    }
     if !ctx.json {
         eprintln!("{what} {}{triggers}", s(&f, "func_urn"));
     }
@@ -267,29 +296,68 @@ fn resolve_dependencies(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Creates the manifest's triggers the function lacks (same type and `event_data.name`, or
-/// for APIG the same `path`); how many it created.
-fn ensure_triggers(ctx: &Ctx, reference: &str, specs: &[TriggerSpec]) -> Result<usize> {
-    if specs.is_empty() {
-        return Ok(0);
-    }
+/// What [`sync_triggers`] did: how many it created, and the triggers the manifest does not name,
+/// as `TYPE key (id)`, deleted or kept.
+struct TriggerSync {
+    added: usize,
+    removed: Vec<String>,
+    kept: Vec<String>,
+}
+
+/// A trigger's identity in a manifest: its type and `event_data.name` (APIG: `path`).
+fn trigger_key(type_code: &str, ed: &Value) -> (String, String) {
+    let id = if type_code.eq_ignore_ascii_case("APIG") {
+        ed["path"].as_str().unwrap_or("")
+    } else {
+        ed["name"].as_str().unwrap_or("")
+    };
+    (type_code.to_uppercase(), id.to_owned())
+}
+
+/// Creates the manifest's triggers the function lacks (same type and `event_data.name`, or for
+/// APIG the same `path`), and deletes those it does not name unless told to keep them.
+fn sync_triggers(
+    ctx: &Ctx,
+    reference: &str,
+    specs: &[TriggerSpec],
+    unnamed: Unnamed,
+) -> Result<TriggerSync> {
     let path = format!("/triggers/{}", http::segment(reference));
     let existing = ctx.api.call("GET", &path, None, &[])?.json()?;
     let existing = existing.as_array().cloned().unwrap_or_default();
-    let key = |type_code: &str, ed: &Value| {
-        let id = if type_code == "APIG" {
-            ed["path"].as_str().unwrap_or("")
-        } else {
-            ed["name"].as_str().unwrap_or("")
-        };
-        (type_code.to_uppercase(), id.to_owned())
+    let wanted: Vec<(String, String)> = specs
+        .iter()
+        .map(|t| trigger_key(&t.type_code, &t.event_data))
+        .collect();
+    let mut sync = TriggerSync {
+        added: 0,
+        removed: Vec::new(),
+        kept: Vec::new(),
     };
-    let mut added = 0;
-    for t in specs {
-        let k = key(&t.type_code, &t.event_data);
+    for e in &existing {
+        let k = trigger_key(s(e, "trigger_type_code"), &e["event_data"]);
+        if wanted.contains(&k) {
+            continue;
+        }
+        let id = s(e, "trigger_id");
+        let what = format!("{} {} ({id})", k.0, k.1);
+        match unnamed {
+            Unnamed::Keep => sync.kept.push(what),
+            Unnamed::Delete => {
+                let one = format!(
+                    "{path}/{}/{}",
+                    http::segment(s(e, "trigger_type_code")),
+                    http::segment(id)
+                );
+                ctx.api.call("DELETE", &one, None, &[])?;
+                sync.removed.push(what);
+            }
+        }
+    }
+    for (t, k) in specs.iter().zip(&wanted) {
         if existing
             .iter()
-            .any(|e| key(s(e, "trigger_type_code"), &e["event_data"]) == k)
+            .any(|e| trigger_key(s(e, "trigger_type_code"), &e["event_data"]) == *k)
         {
             continue;
         }
@@ -299,9 +367,9 @@ fn ensure_triggers(ctx: &Ctx, reference: &str, specs: &[TriggerSpec]) -> Result<
             "event_data": t.event_data,
         });
         ctx.api.call("POST", &path, Some(&body), &[])?;
-        added += 1;
+        sync.added += 1;
     }
-    Ok(added)
+    Ok(sync)
 }
 
 #[cfg(test)]
@@ -321,5 +389,17 @@ mod tests {
         assert_eq!(m.env["GREETING"], "hi");
         assert_eq!(m.triggers[0].event_data["schedule"], "1m");
         assert!(serde_yaml_ng::from_str::<Manifest>("name: x\nmemroy: 1\n").is_err());
+    }
+
+    #[test]
+    fn triggers_match_by_type_and_name_or_path() {
+        let timer = json!({"name": "tick", "schedule": "1m"});
+        assert_eq!(
+            trigger_key("timer", &timer),
+            ("TIMER".into(), "tick".into())
+        );
+        let apig = json!({"name": "ignored", "path": "/hello"});
+        assert_eq!(trigger_key("APIG", &apig), ("APIG".into(), "/hello".into()));
+        assert_ne!(trigger_key("APIG", &apig), trigger_key("TIMER", &apig));
     }
 }
