@@ -170,7 +170,17 @@ impl Sandbox {
         sandbox
     }
 
-    fn build(mut cfg: SandboxConfig) -> Sandbox {
+    fn build(cfg: SandboxConfig) -> Sandbox {
+        let sandbox = Sandbox::probe(cfg);
+        if sandbox.inner.isolated {
+            sandbox.self_test()
+        } else {
+            sandbox
+        }
+    }
+
+    /// The host's findings for `cfg`, before any sandbox is prepared.
+    fn probe(mut cfg: SandboxConfig) -> Sandbox {
         let namespaces = Namespaces::probe();
         let root = probe::is_root();
         let mut warnings = Vec::new();
@@ -283,7 +293,7 @@ impl Sandbox {
             prewarm: if isolated { cfg.prewarm } else { 0 },
             warnings,
         };
-        let mut sandbox = Sandbox {
+        Sandbox {
             inner: Arc::new(Inner {
                 cfg,
                 report,
@@ -299,11 +309,7 @@ impl Sandbox {
                 preparing_cv: Condvar::new(),
                 refill: Mutex::new(None),
             }),
-        };
-        if isolated {
-            sandbox = sandbox.self_test();
         }
-        sandbox
     }
 
     /// Prepares one sandbox to prove the whole path works; on failure, degrades (without
@@ -329,7 +335,8 @@ impl Sandbox {
             ));
             cfg.isolation = Isolation::Off;
         }
-        let next = Sandbox::build(cfg);
+        // Probed only: the self-test below prepares a sandbox that holds a clone of `inner`.
+        let next = Sandbox::probe(cfg);
         // Keep the earlier findings next to the new ones.
         let mut inner = Arc::try_unwrap(next.inner).expect("a fresh sandbox has no clones");
         for w in inner.report.warnings.drain(..) {
@@ -344,8 +351,14 @@ impl Sandbox {
         report.seccomp = inner.report.seccomp;
         report.prewarm = inner.report.prewarm;
         inner.report = report;
-        Sandbox {
+        let next = Sandbox {
             inner: Arc::new(inner),
+        };
+        // The degraded sandbox proves itself too (and degrades further if it must).
+        if next.inner.isolated {
+            next.self_test()
+        } else {
+            next
         }
     }
 
