@@ -45,6 +45,8 @@ fn is_root() -> bool {
 /// A server of its own, or `None` (and a note) where the sandbox cannot run.
 struct Sandboxed {
     server: Option<Server>,
+    /// How `server` was started, to start it again on the same data and run dirs.
+    opts: ServerOpts,
     run_dir: PathBuf,
     parents: Vec<PathBuf>,
     _temp: tempfile::TempDir,
@@ -67,7 +69,7 @@ fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
     for (k, v) in extra {
         opts = opts.flag(k, *v);
     }
-    let server = Server::start(opts);
+    let server = Server::start(opts.clone());
     let iso = healthz(&server)["isolation"].clone();
     assert_eq!(
         iso["mode"], "namespaces",
@@ -81,6 +83,7 @@ fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
         .collect();
     Some(Sandboxed {
         server: Some(server),
+        opts,
         run_dir,
         parents,
         _temp: temp,
@@ -168,7 +171,7 @@ fn start_rootless_in(
     for (k, v) in extra {
         opts = opts.flag(k, *v);
     }
-    let server = Server::start(opts);
+    let server = Server::start(opts.clone());
     let iso = healthz(&server)["isolation"].clone();
     assert_eq!(
         iso["mode"], "rootless",
@@ -176,6 +179,7 @@ fn start_rootless_in(
     );
     Some(Sandboxed {
         server: Some(server),
+        opts,
         run_dir: run,
         parents: Vec::new(),
         _temp: temp,
@@ -790,6 +794,59 @@ fn rootless_kill_9_of_fgs_leaves_no_process_behind() {
         .map(|p| format!("{p}: {}", cmdline(p)))
         .collect();
     assert!(clean, "left behind after kill -9: {described:#?}");
+}
+
+/// Issue 17: a pasta whose fgs and shim were both killed (`kill -9` of the whole process group,
+/// so no shim is left to end it) is ended by the next start's sweep, rootless as with root.
+#[test]
+fn rootless_a_pasta_left_by_kill_9_is_swept_at_the_next_start() {
+    let Some(mut sb) = start_rootless("rootless pasta sweep", &[]) else {
+        return;
+    };
+    let iso = healthz(sb.s())["isolation"].clone();
+    if iso["egress"] != "pasta" {
+        eprintln!(
+            "skipped rootless pasta sweep: no egress here (install Debian's passt): {}",
+            iso["warnings"]
+        );
+        return;
+    }
+    sb.create("net", json!({}));
+    sb.ok("net", "echo up");
+    let run = sb.run_dir.display().to_string();
+    let pastas: Vec<u32> = fgs_e2e::pgrep(&run)
+        .into_iter()
+        .filter(|p| {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            comm.starts_with("pasta") || comm.starts_with("passt")
+        })
+        .collect();
+    assert!(!pastas.is_empty(), "the instance has a pasta");
+    // The shims first, then fgs: nothing of this server is left to end the pastas.
+    for p in fgs_e2e::pgrep(&run) {
+        if cmdline(p).contains("__sandbox-exec") {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &p.to_string()])
+                .status();
+        }
+    }
+    sb.server.take().expect("the server runs").kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    let alive: Vec<u32> = pastas
+        .iter()
+        .copied()
+        .filter(|p| fgs_e2e::alive(*p))
+        .collect();
+    assert!(!alive.is_empty(), "the pastas outlived their fgs and shims");
+    sb.server = Some(Server::start(sb.opts.clone()));
+    let swept = wait_until(Duration::from_secs(10), || {
+        alive.iter().all(|p| !fgs_e2e::alive(*p))
+    });
+    let described: Vec<String> = alive
+        .iter()
+        .map(|p| format!("{p}: {}", cmdline(*p)))
+        .collect();
+    assert!(swept, "pastas left after the next start: {described:#?}");
 }
 
 /// The unified (v2) cgroup hierarchy's mount point, if one is mounted at its root.
