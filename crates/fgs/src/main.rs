@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod client;
+mod credentials;
 mod demo;
 mod fire;
 mod listen;

@@ -2,12 +2,12 @@
 //! graceful stop.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use fgs_api::auth::{Credential, Keyring};
+use fgs_api::auth::Keyring;
 use fgs_api::AppState;
 use fgs_invoke::{AsyncConfig, AsyncDispatcher, Invoker, InvokerConfig, LeaseConfig, StoreSource};
 use fgs_package::PackageStore;
@@ -185,107 +185,6 @@ impl SandboxArgs {
     }
 }
 
-fn parse_credentials(text: &str, origin: &Path) -> Result<Vec<Credential>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [ak, sk, project] = f.as_slice() else {
-            bail!(
-                "{}:{}: expected `ACCESS_KEY SECRET_KEY PROJECT_ID`",
-                origin.display(),
-                i + 1
-            );
-        };
-        if !fgs_core::validate::project_id_ok(project) {
-            bail!(
-                "{}:{}: project id {project:?} is invalid",
-                origin.display(),
-                i + 1
-            );
-        }
-        out.push(Credential {
-            access_key: ak.to_string(),
-            secret_key: sk.to_string(),
-            project_id: project.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut s = String::new();
-    while s.len() < bytes * 2 {
-        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
-    }
-    s.truncate(bytes * 2);
-    s
-}
-
-/// The credentials fgs accepts: from flags or the environment, from a file, or generated once on
-/// the first start and kept in the data dir.
-fn load_credentials(args: &ServeArgs) -> Result<Vec<Credential>> {
-    let mut creds = Vec::new();
-    match (&args.access_key, &args.secret_key, &args.project_id) {
-        (Some(ak), Some(sk), Some(p)) => creds.push(Credential {
-            access_key: ak.clone(),
-            secret_key: sk.clone(),
-            project_id: p.clone(),
-        }),
-        (None, None, _) => {}
-        _ => bail!("give all of --access-key, --secret-key and --project-id, or none"),
-    }
-    if let Some(path) = &args.credentials {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading credentials file {}", path.display()))?;
-        creds.extend(parse_credentials(&text, path)?);
-    }
-    if !creds.is_empty() {
-        return Ok(creds);
-    }
-    let path = args.data_dir.join("credentials");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        return parse_credentials(&text, &path);
-    }
-    let cred = Credential {
-        access_key: random_hex(10).to_uppercase(),
-        secret_key: random_hex(20),
-        project_id: random_hex(16),
-    };
-    let line = format!(
-        "{} {} {}\n",
-        cred.access_key, cred.secret_key, cred.project_id
-    );
-    write_private(&path, &line)?;
-    eprintln!(
-        "Generated a credential (kept in {}):\n  access key: {}\n  secret key: {}\n  project id: {}",
-        path.display(),
-        cred.access_key,
-        cred.secret_key,
-        cred.project_id
-    );
-    Ok(vec![cred])
-}
-
-fn write_private(path: &Path, content: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(content.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
@@ -335,7 +234,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Nothing is lost by keeping them: the next start tries again.
         Err(e) => tracing::warn!(error = format!("{e:#}"), "unused code packages kept"),
     }
-    let creds = load_credentials(&args)?;
+    let creds = crate::credentials::load_credentials(&args)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));
 
