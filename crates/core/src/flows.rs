@@ -5,6 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+// The async configuration is part of a function's record, which this module's versions
+// snapshot: it lives below both, and is named here too, where its users look for it.
+pub use crate::async_config::{
+    AsyncInvokeConfig, Destination, DestinationConfig, ASYNC_AGE_DEFAULT, ASYNC_AGE_MAX,
+    ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
+};
 use crate::function::FunctionRecord;
 
 /// Published versions per function, `latest` included (SPEC.md 6).
@@ -130,40 +136,6 @@ impl VersionStrategy {
         }
     }
 }
-
-/// Where an async invocation's outcome goes (FunctionGraph's FuncDestinationConfig).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Destination {
-    /// `FunctionGraph` (param `{"func_urn": ...}`) or, as fgs's addition, `HTTP`
-    /// (param `{"url": ...}`).
-    pub destination: String,
-    /// A JSON object, as a string.
-    pub param: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DestinationConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_success: Option<Destination>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_failure: Option<Destination>,
-}
-
-/// `async-invoke-config` of a function (SPEC.md 3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AsyncInvokeConfig {
-    pub max_async_event_age_in_seconds: u32,
-    pub max_async_retry_attempts: u32,
-    #[serde(default)]
-    pub destination_config: DestinationConfig,
-    pub created_ms: i64,
-    pub modified_ms: i64,
-}
-
-pub const ASYNC_RETRY_DEFAULT: u32 = 1;
-pub const ASYNC_RETRY_MAX: u32 = 3;
-pub const ASYNC_AGE_DEFAULT: u32 = 3600;
-pub const ASYNC_AGE_MAX: u32 = 86_400;
 
 /// Status of an async invocation (SPEC.md 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

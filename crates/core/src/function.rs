@@ -172,7 +172,7 @@ pub struct FunctionRecord {
     /// drained and replaced.
     pub revision: u64,
     #[serde(default)]
-    pub async_config: Option<crate::flows::AsyncInvokeConfig>,
+    pub async_config: Option<crate::async_config::AsyncInvokeConfig>,
 }
 
 #[cfg(test)]

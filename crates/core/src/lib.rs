@@ -5,6 +5,7 @@
 //! Wire codes (`FSS.xxxx`) are not known here: errors are typed, and `fgs-api` maps them.
 #![forbid(unsafe_code)]
 
+pub mod async_config;
 pub mod dependency;
 pub mod flows;
 pub mod func_error;

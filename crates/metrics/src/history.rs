@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::series::Outcome;
+use crate::outcome::Outcome;
 
 /// 24 hours of minutes.
 pub const MINUTES_KEPT: i64 = 24 * 60;

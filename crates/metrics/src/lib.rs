@@ -9,6 +9,7 @@
 mod encode;
 mod history;
 pub mod names;
+mod outcome;
 mod series;
 
 use std::collections::hash_map::DefaultHasher;
@@ -19,7 +20,8 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 pub use encode::{encode, Gauges, InstanceGauge};
 pub use history::{month_of, Minute, MINUTES_KEPT};
-pub use series::{Outcome, Series, SeriesKey, DURATION_BUCKETS};
+pub use outcome::Outcome;
+pub use series::{Series, SeriesKey, DURATION_BUCKETS};
 
 /// Every metric fgs records, process-wide.
 #[derive(Default)]

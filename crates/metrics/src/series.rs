@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::history::{History, Minute};
+use crate::outcome::Outcome;
 
 /// Upper bounds (seconds) of the duration and cold-start histogram buckets: from a warm
 /// in-process call (~1 ms) to the longest sync timeout worth charting; `+Inf` is implied.
@@ -56,18 +57,6 @@ impl Histogram {
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         (cumulative, sum)
     }
-}
-
-/// How one invocation ended, as metrics count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    /// The function failed with this code (SPEC.md 3).
-    Error(u32),
-    /// Refused with 429: every allowed instance busy and the queue full, or disabled.
-    Throttled,
-    /// fgs could not give the invocation an instance.
-    SystemError,
 }
 
 /// Everything counted about one function version.

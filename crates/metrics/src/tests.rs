@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::series::Outcome;
+use crate::outcome::Outcome;
 use crate::{encode, Gauges, Registry};
 
 #[test]
