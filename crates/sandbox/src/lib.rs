@@ -14,6 +14,7 @@
 //! of the binary, never in the async server.
 
 mod cgroup;
+mod config;
 mod ctl;
 mod egress;
 mod error;
@@ -26,11 +27,12 @@ mod spec;
 mod sys;
 
 pub use cgroup::Source as CgroupSource;
+pub use config::{Isolation, SandboxConfig};
 pub use error::SandboxError;
 pub use nix::sys::signal::Signal;
 pub use probe::{IsolationMode, IsolationReport};
 pub use process::{Prepared, ProcessHandle, Running};
-pub use sandbox::{Isolation, Sandbox, SandboxConfig};
+pub use sandbox::Sandbox;
 pub use shim::main as shim_main;
 pub use spec::{ExecSpec, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
 

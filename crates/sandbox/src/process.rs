@@ -17,10 +17,10 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{InstanceCgroup, Limits, Source};
+use crate::config::Host;
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
 use crate::egress::Egress;
 use crate::error::SandboxError;
-use crate::sandbox::Inner;
 use crate::spec::{ExecSpec, CODE_ROOT};
 use crate::sys::{self, PidFd};
 
@@ -46,7 +46,7 @@ struct Shim {
     output: std::io::PipeReader,
     cgroup: Option<InstanceCgroup>,
     egress: Option<Egress>,
-    sandbox: Arc<Inner>,
+    sandbox: Arc<Host>,
 }
 
 pub(crate) fn prepare_plain() -> Result<Prepared, SandboxError> {
@@ -62,7 +62,7 @@ pub(crate) fn prepare_plain() -> Result<Prepared, SandboxError> {
     })
 }
 
-pub(crate) fn prepare_isolated(sb: &Arc<Inner>) -> Result<Prepared, SandboxError> {
+pub(crate) fn prepare_isolated(sb: &Arc<Host>) -> Result<Prepared, SandboxError> {
     let id = sys::sandbox_id();
     let cgroup = if sb.layout.kind() == "none" {
         None

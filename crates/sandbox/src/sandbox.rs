@@ -7,56 +7,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::cgroup::{self, CgroupLayout, Source};
+use crate::config::{Host, Isolation, SandboxConfig};
 use crate::egress;
 use crate::error::SandboxError;
 use crate::probe::{self, CgroupReport, IsolationMode, IsolationReport, Namespaces};
 use crate::process::{self, Prepared};
 use crate::rootless;
 use crate::spec::CODE_ROOT;
-
-/// How instances are isolated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
-    /// Namespaces, cgroups, seccomp, a minimal root: the sandbox.
-    Namespaces,
-    /// A plain process group on the host: no isolation at all (reported loudly).
-    Off,
-}
-
-/// The sandbox's configuration; defaults match FunctionGraph.
-#[derive(Debug, Clone)]
-pub struct SandboxConfig {
-    pub isolation: Isolation,
-    /// Name of the cgroup every instance cgroup is created under, at each hierarchy's root.
-    pub cgroup_parent: String,
-    /// Host directory for the sandboxes' mount point, namespace files and pasta pid files.
-    pub run_dir: PathBuf,
-    /// The unprivileged user function processes run as (FunctionGraph uses 1003).
-    pub uid: u32,
-    pub gid: u32,
-    /// Sandboxes kept prepared ahead of need.
-    pub prewarm: usize,
-    /// Give instances egress and `host.fgs.internal` (through pasta).
-    pub egress: bool,
-    /// Port of the Runtime API on each instance's own 127.0.0.1 (not 8000 or 8081-8090, which
-    /// belong to the function and its extensions, SPEC.md 5).
-    pub api_port: u16,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> SandboxConfig {
-        SandboxConfig {
-            isolation: Isolation::Namespaces,
-            cgroup_parent: "fgs".into(),
-            run_dir: PathBuf::from("/run/fgs"),
-            uid: 1003,
-            gid: 1003,
-            prewarm: 2,
-            egress: true,
-            api_port: 9001,
-        }
-    }
-}
 
 /// Starts sandboxes. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -66,15 +23,10 @@ pub struct Sandbox {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub cfg: SandboxConfig,
+    /// What preparing one sandbox needs; each prepared sandbox holds it too.
+    pub host: Arc<Host>,
     pub report: IsolationReport,
     pub isolated: bool,
-    /// Isolated without root: in a user namespace of each sandbox's own.
-    pub rootless: bool,
-    pub layout: CgroupLayout,
-    pub pasta: Option<PathBuf>,
-    pub exe: PathBuf,
-    pub hosts: String,
     pool: Mutex<PoolState>,
     pool_cv: Condvar,
     /// Sandboxes being set up now, at most [`max_preparing`] (see there).
@@ -126,7 +78,7 @@ impl Inner {
             }
             *n += 1;
         }
-        let out = process::prepare_isolated(self);
+        let out = process::prepare_isolated(&self.host);
         *self
             .preparing
             .lock()
@@ -155,7 +107,7 @@ impl Sandbox {
         for w in &sandbox.inner.report.warnings {
             tracing::warn!("isolation: {w}");
         }
-        if sandbox.inner.isolated && sandbox.inner.cfg.prewarm > 0 {
+        if sandbox.inner.isolated && sandbox.inner.host.cfg.prewarm > 0 {
             let s = sandbox.clone();
             let t = std::thread::Builder::new()
                 .name("fgs-prewarm".into())
@@ -295,14 +247,16 @@ impl Sandbox {
         };
         Sandbox {
             inner: Arc::new(Inner {
-                cfg,
+                host: Arc::new(Host {
+                    cfg,
+                    rootless,
+                    layout,
+                    pasta,
+                    exe,
+                    hosts,
+                }),
                 report,
                 isolated,
-                rootless,
-                layout,
-                pasta,
-                exe,
-                hosts,
                 pool: Mutex::new(PoolState::default()),
                 pool_cv: Condvar::new(),
                 preparing: Mutex::new(0),
@@ -315,14 +269,14 @@ impl Sandbox {
     /// Prepares one sandbox to prove the whole path works; on failure, degrades (without
     /// egress first, then to no isolation) and says why.
     fn self_test(self) -> Sandbox {
-        let err = match process::prepare_isolated(&self.inner) {
+        let err = match process::prepare_isolated(&self.inner.host) {
             Ok(p) => {
                 self.inner.pool.lock().expect("pool lock").ready.push(p);
                 return self;
             }
             Err(e) => e,
         };
-        let mut cfg = self.inner.cfg.clone();
+        let mut cfg = self.inner.host.cfg.clone();
         let mut report = self.inner.report.clone();
         if matches!(err, SandboxError::Egress { .. }) {
             report.warnings.push(format!(
@@ -432,15 +386,20 @@ impl Sandbox {
                 process::flush_teardowns();
             }
             let left = cgroup::sweep(
-                &self.inner.layout,
-                &self.inner.cfg.cgroup_parent,
+                &self.inner.host.layout,
+                &self.inner.host.cfg.cgroup_parent,
                 crate::sys::owned_by_us,
-            ) + egress::sweep(&self.inner.cfg.run_dir, crate::sys::owned_by_us);
+            ) + egress::sweep(&self.inner.host.cfg.run_dir, crate::sys::owned_by_us);
             if left > 0 {
                 tracing::warn!(left, "sandboxes still running at shutdown were killed");
             }
             // The parents go too when no other fgs uses them (rmdir fails on a non-empty cgroup).
-            for p in self.inner.layout.parent_dirs(&self.inner.cfg.cgroup_parent) {
+            for p in self
+                .inner
+                .host
+                .layout
+                .parent_dirs(&self.inner.host.cfg.cgroup_parent)
+            {
                 let _ = std::fs::remove_dir(p);
             }
         }
@@ -448,7 +407,7 @@ impl Sandbox {
 
     /// The pre-warm loop: keeps `prewarm` sandboxes ready.
     fn refill(self) {
-        let target = self.inner.cfg.prewarm;
+        let target = self.inner.host.cfg.prewarm;
         loop {
             {
                 let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
