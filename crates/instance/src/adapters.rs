@@ -11,7 +11,7 @@ use fgs_core::Runtime;
 
 use crate::config::InstanceConfig;
 use crate::environment::View;
-use crate::instance::StartError;
+use crate::error::StartError;
 
 /// How to start the runtime process of an instance.
 pub(crate) struct Launch {

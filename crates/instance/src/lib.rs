@@ -8,6 +8,7 @@
 mod adapters;
 mod config;
 mod environment;
+mod error;
 mod extensions;
 mod http_fn;
 mod instance;
@@ -19,6 +20,7 @@ mod runtimes;
 mod telemetry;
 
 pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
-pub use instance::{Instance, Reply, StartError};
+pub use error::StartError;
+pub use instance::{Instance, Reply};
 pub use runtime_paths::runtime_mounts;
 pub use runtimes::{compile_python_shim, discover, install_shims, DiscoverOptions};
