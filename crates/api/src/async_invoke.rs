@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use fgs_core::async_config::UnknownDestination;
 use fgs_core::flows::{
-    AsyncInvokeConfig, AsyncStatus, DestinationConfig, ASYNC_AGE_DEFAULT, ASYNC_AGE_MAX,
-    ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
+    AsyncInvokeConfig, AsyncStatus, Destination, DestinationConfig, DestinationKind,
+    ASYNC_AGE_DEFAULT, ASYNC_AGE_MAX, ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
 };
 use fgs_core::urn::qualified_urn;
 use fgs_core::{FunctionRef, Qualifier};
@@ -165,34 +166,57 @@ pub async fn get_config(
     Ok(Json(config_json(&c, &latest_urn(&state, &project, &r))))
 }
 
-fn check_destinations(d: &DestinationConfig) -> ApiResult<()> {
-    for dest in [&d.on_success, &d.on_failure].into_iter().flatten() {
-        let param: Value = serde_json::from_str(&dest.param).map_err(|e| {
-            ApiError::bad_request(format!("destination param is not a JSON object: {e}"))
-        })?;
-        match dest.destination.as_str() {
-            "FunctionGraph" => {
-                let urn = param.get("func_urn").and_then(Value::as_str).unwrap_or("");
-                FunctionRef::parse(urn).map_err(|e| {
-                    ApiError::bad_request(format!("destination func_urn {urn:?} is invalid: {e}"))
-                })?;
-            }
-            "HTTP" => {
-                let url = param.get("url").and_then(Value::as_str).unwrap_or("");
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ApiError::bad_request(format!(
-                        "destination url {url:?} is invalid: use http:// or https://"
-                    )));
-                }
-            }
-            other => {
+/// A destination as a request sends it: its type is checked here, so that an unknown one is
+/// refused by name (FSS.0400) rather than as bad JSON.
+#[derive(serde::Deserialize)]
+struct WireDestination {
+    destination: String,
+    param: String,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct WireDestinations {
+    #[serde(default)]
+    on_success: Option<WireDestination>,
+    #[serde(default)]
+    on_failure: Option<WireDestination>,
+}
+
+fn check_destination(dest: WireDestination) -> ApiResult<Destination> {
+    let param: Value = serde_json::from_str(&dest.param).map_err(|e| {
+        ApiError::bad_request(format!("destination param is not a JSON object: {e}"))
+    })?;
+    let kind: DestinationKind = dest
+        .destination
+        .parse()
+        .map_err(|e: UnknownDestination| ApiError::bad_request(e.to_string()))?;
+    match kind {
+        DestinationKind::FunctionGraph => {
+            let urn = param.get("func_urn").and_then(Value::as_str).unwrap_or("");
+            FunctionRef::parse(urn).map_err(|e| {
+                ApiError::bad_request(format!("destination func_urn {urn:?} is invalid: {e}"))
+            })?;
+        }
+        DestinationKind::Http => {
+            let url = param.get("url").and_then(Value::as_str).unwrap_or("");
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ApiError::bad_request(format!(
-                    "destination {other:?} is not supported: use FunctionGraph or HTTP"
-                )))
+                    "destination url {url:?} is invalid: use http:// or https://"
+                )));
             }
         }
     }
-    Ok(())
+    Ok(Destination {
+        destination: kind,
+        param: dest.param,
+    })
+}
+
+fn check_destinations(d: WireDestinations) -> ApiResult<DestinationConfig> {
+    Ok(DestinationConfig {
+        on_success: d.on_success.map(check_destination).transpose()?,
+        on_failure: d.on_failure.map(check_destination).transpose()?,
+    })
 }
 
 pub async fn put_config(
@@ -204,7 +228,7 @@ pub async fn put_config(
     struct B {
         max_async_event_age_in_seconds: Option<i64>,
         max_async_retry_attempts: Option<i64>,
-        destination_config: Option<DestinationConfig>,
+        destination_config: Option<WireDestinations>,
     }
     let r = function_ref(&project, &urn)?;
     let b: B = parse_json(&body)?;
@@ -224,8 +248,7 @@ pub async fn put_config(
             "max_async_retry_attempts {retries} is invalid: use 0 to 3"
         )));
     }
-    let destinations = b.destination_config.unwrap_or_default();
-    check_destinations(&destinations)?;
+    let destinations = check_destinations(b.destination_config.unwrap_or_default())?;
     let mut rec = latest(&state, &project, &r).await?;
     let now = now_ms();
     let created = rec.async_config.as_ref().map_or(now, |c| c.created_ms);
@@ -251,4 +274,44 @@ pub async fn delete_config(
         crate::records::save(&state, rec).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(kind: &str, param: &str) -> WireDestinations {
+        WireDestinations {
+            on_success: Some(WireDestination {
+                destination: kind.into(),
+                param: param.into(),
+            }),
+            on_failure: None,
+        }
+    }
+
+    #[test]
+    fn destinations_are_checked_into_their_kinds() {
+        let d = check_destinations(wire("HTTP", r#"{"url":"http://h/x"}"#)).unwrap();
+        let s = d.on_success.unwrap();
+        assert_eq!(s.destination, DestinationKind::Http);
+        assert_eq!(s.param, r#"{"url":"http://h/x"}"#);
+        assert!(d.on_failure.is_none());
+    }
+
+    #[test]
+    fn an_unknown_destination_is_refused_by_name_not_as_bad_json() {
+        let e = check_destinations(wire("SMN", "{}")).unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "FSS.0400"));
+        assert_eq!(
+            e.message,
+            r#"destination "SMN" is not supported: use FunctionGraph or HTTP"#
+        );
+        let e = check_destinations(wire("HTTP", r#"{"url":"ftp://x"}"#)).unwrap_err();
+        assert!(
+            e.message.contains("use http:// or https://"),
+            "{}",
+            e.message
+        );
+    }
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 // The async configuration is part of a function's record, which this module's versions
 // snapshot: it lives below both, and is named here too, where its users look for it.
 pub use crate::async_config::{
-    AsyncInvokeConfig, Destination, DestinationConfig, ASYNC_AGE_DEFAULT, ASYNC_AGE_MAX,
-    ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
+    AsyncInvokeConfig, Destination, DestinationConfig, DestinationKind, ASYNC_AGE_DEFAULT,
+    ASYNC_AGE_MAX, ASYNC_RETRY_DEFAULT, ASYNC_RETRY_MAX,
 };
 use crate::function::FunctionRecord;
 

@@ -2,7 +2,9 @@
 //! destinations notified by the run whose outcome was recorded.
 
 use bytes::Bytes;
-use fgs_core::flows::{AsyncStatus, Destination, ASYNC_AGE_DEFAULT, ASYNC_RETRY_DEFAULT};
+use fgs_core::flows::{
+    AsyncStatus, Destination, DestinationKind, ASYNC_AGE_DEFAULT, ASYNC_RETRY_DEFAULT,
+};
 use fgs_core::FunctionRef;
 use fgs_instance::InvokeType;
 use fgs_store::{AsyncRow, StoreError};
@@ -243,8 +245,8 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
             "response_payload": response.as_deref().map(as_json),
         });
         let param: serde_json::Value = serde_json::from_str(&dest.param).unwrap_or_default();
-        let result = match dest.destination.as_str() {
-            "FunctionGraph" => {
+        let result = match dest.destination {
+            DestinationKind::FunctionGraph => {
                 let target = param.get("func_urn").and_then(|v| v.as_str()).unwrap_or("");
                 match FunctionRef::parse(target) {
                     Ok(r) if r.project.as_deref().is_none_or(|p| p == row.project) => {
@@ -269,7 +271,7 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     Err(e) => Err(format!("destination func_urn {target:?}: {e}")),
                 }
             }
-            "HTTP" => {
+            DestinationKind::Http => {
                 let url = param.get("url").and_then(|v| v.as_str()).unwrap_or("");
                 match self.http.post(url).json(&record).send().await {
                     Ok(r) if r.status().is_success() => Ok(()),
@@ -277,7 +279,6 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     Err(e) => Err(format!("webhook {url}: {e}")),
                 }
             }
-            other => Err(format!("destination type {other} is not supported")),
         };
         if let Err(e) = result {
             tracing::warn!(request_id = row.request_id, error = %e, "async destination delivery failed");
