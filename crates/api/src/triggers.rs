@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use fgs_core::trigger::TriggerStatus;
 use fgs_core::FunctionRef;
 use fgs_invoke::source::find;
 use fgs_store::TriggerRecord;
 use fgs_triggers::apig::Route;
-use fgs_triggers::{target, Shown, TriggerConfig, TriggerHub, ACTIVE, DISABLED};
+use fgs_triggers::{target, Shown, TriggerConfig, TriggerHub};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -41,14 +42,15 @@ struct UpdateBody {
     event_data: Option<Value>,
 }
 
-fn status(s: Option<&str>) -> ApiResult<Option<String>> {
-    match s {
-        None => Ok(None),
-        Some(s @ (ACTIVE | DISABLED)) => Ok(Some(s.to_string())),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "trigger_status {other:?} is invalid: use ACTIVE or DISABLED"
-        ))),
-    }
+fn status(s: Option<&str>) -> ApiResult<Option<TriggerStatus>> {
+    s.map(|s| {
+        s.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "trigger_status {s:?} is invalid: use ACTIVE or DISABLED"
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// The function version a trigger URN names exists.
@@ -58,7 +60,7 @@ async fn check_target(state: &SharedState, project: &str, r: &FunctionRef) -> Ap
 }
 
 fn parsed(rec: &TriggerRecord) -> ApiResult<TriggerConfig> {
-    TriggerConfig::parse(&rec.type_code, &rec.event_data).map_err(|e| {
+    TriggerConfig::parse(rec.type_code.as_str(), &rec.event_data).map_err(|e| {
         ApiError::internal(format!("stored trigger {} is invalid: {e}", rec.trigger_id))
     })
 }
@@ -110,7 +112,8 @@ async fn check_unique(
                 return Ok(());
             };
             for o in others.filter(|o| o.project == rec.project) {
-                let Ok(TriggerConfig::Apig(oc)) = TriggerConfig::parse(&o.type_code, &o.event_data)
+                let Ok(TriggerConfig::Apig(oc)) =
+                    TriggerConfig::parse(o.type_code.as_str(), &o.event_data)
                 else {
                     continue;
                 };
@@ -164,7 +167,7 @@ pub async fn create(
         .trigger_type_code
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("trigger_type_code is required: TIMER or APIG"))?;
-    let status = status(b.trigger_status.as_deref())?.unwrap_or_else(|| ACTIVE.to_string());
+    let status = status(b.trigger_status.as_deref())?.unwrap_or(TriggerStatus::Active);
     let event_data = b
         .event_data
         .filter(Value::is_object)
@@ -173,8 +176,8 @@ pub async fn create(
     check_target(&state, &project, &r).await?;
     check_kind(&state, &project, &r, &config).await?;
     let now = now_ms();
-    let next_fire_ms = match (&config, status.as_str()) {
-        (TriggerConfig::Timer(t), ACTIVE) => t.parsed.next_after(now, None),
+    let next_fire_ms = match (&config, status) {
+        (TriggerConfig::Timer(t), TriggerStatus::Active) => t.parsed.next_after(now, None),
         _ => None,
     };
     let rec = TriggerRecord {
@@ -183,7 +186,7 @@ pub async fn create(
         package: r.package.clone(),
         name: r.name.clone(),
         qualifier: r.qualifier_or_latest(),
-        type_code,
+        type_code: config.kind(),
         status,
         event_data: config.stored(),
         created_ms: now,
@@ -203,7 +206,7 @@ pub async fn create(
         project,
         function = rec.name,
         trigger_id = rec.trigger_id,
-        r#type = rec.type_code,
+        r#type = %rec.type_code,
         "trigger created"
     );
     let body = trigger_json(&state.triggers, &rec, &config);
@@ -246,7 +249,7 @@ async fn load(
         .store
         .get_trigger(project, &r.package, &r.name, id)
         .await?
-        .filter(|t| t.type_code == type_code)
+        .filter(|t| t.type_code.as_str() == type_code)
         .filter(|t| r.qualifier.is_none() || t.qualifier == r.qualifier_or_latest())
         .ok_or_else(|| trigger_not_found(type_code, id))?;
     Ok(rec)
@@ -269,7 +272,7 @@ pub async fn update(
     let new_status = status(b.trigger_status.as_deref())?;
     let _guard = state.trigger_writes.lock().await;
     let mut rec = load(&state, &project, &urn, &type_code, &id).await?;
-    let was_active = rec.status == ACTIVE;
+    let was_active = rec.status == TriggerStatus::Active;
     let mut config = parsed(&rec)?;
     let mut replanned = false;
     if let Some(Value::Object(changes)) = b.event_data {
@@ -279,7 +282,7 @@ pub async fn update(
                 m.insert(k, v);
             }
         }
-        config = TriggerConfig::parse(&rec.type_code, &merged)?;
+        config = TriggerConfig::parse(rec.type_code.as_str(), &merged)?;
         let stored = config.stored();
         replanned = stored != rec.event_data;
         rec.event_data = stored;
@@ -291,13 +294,13 @@ pub async fn update(
     let now = now_ms();
     rec.updated_ms = now;
     if let TriggerConfig::Timer(t) = &config {
-        rec.next_fire_ms = match rec.status.as_str() {
+        rec.next_fire_ms = match rec.status {
             // Enabled again or re-planned: the plan starts from now, not from before.
-            ACTIVE if !was_active || replanned || rec.next_fire_ms.is_none() => {
+            TriggerStatus::Active if !was_active || replanned || rec.next_fire_ms.is_none() => {
                 t.parsed.next_after(now, None)
             }
-            ACTIVE => rec.next_fire_ms,
-            _ => None,
+            TriggerStatus::Active => rec.next_fire_ms,
+            TriggerStatus::Disabled => None,
         };
     }
     if !state.catalog.update_trigger(&rec).await? {
@@ -307,7 +310,7 @@ pub async fn update(
     tracing::info!(
         project,
         trigger_id = id,
-        status = rec.status,
+        status = %rec.status,
         "trigger updated"
     );
     Ok(Json(trigger_json(&state.triggers, &rec, &config)))

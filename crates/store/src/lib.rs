@@ -69,9 +69,8 @@ pub struct TriggerRecord {
     pub name: String,
     /// The version the trigger invokes.
     pub qualifier: fgs_core::Qualifier,
-    pub type_code: String,
-    /// `ACTIVE` or `DISABLED`.
-    pub status: String,
+    pub type_code: fgs_core::trigger::TriggerKind,
+    pub status: fgs_core::trigger::TriggerStatus,
     pub event_data: serde_json::Value,
     pub created_ms: i64,
     pub updated_ms: i64,

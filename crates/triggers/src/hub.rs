@@ -10,7 +10,9 @@ use fgs_store::{ChangeKind, FunctionKey, Notice, Store, StoreError, Subscription
 
 use crate::apig::{Route, RouteTable};
 use crate::timer::{Fire, Scheduler, SystemClock, Timer, TimerHandle, TimerStore};
-use crate::{Target, TriggerConfig, ACTIVE};
+use fgs_core::trigger::{TriggerKind, TriggerStatus};
+
+use crate::{Target, TriggerConfig};
 
 pub struct TriggerHub {
     routes: RwLock<Arc<RouteTable>>,
@@ -40,10 +42,11 @@ fn now_ms() -> i64 {
 
 /// The timer a stored trigger runs as, if it is an active timer with a plan.
 fn timer_of(rec: &TriggerRecord) -> Option<Timer> {
-    if rec.type_code != "TIMER" || rec.status != ACTIVE {
+    if rec.type_code != TriggerKind::Timer || rec.status != TriggerStatus::Active {
         return None;
     }
-    let Ok(TriggerConfig::Timer(t)) = TriggerConfig::parse(&rec.type_code, &rec.event_data) else {
+    let Ok(TriggerConfig::Timer(t)) = TriggerConfig::parse(rec.type_code.as_str(), &rec.event_data)
+    else {
         tracing::warn!(
             trigger_id = rec.trigger_id,
             "stored TIMER trigger is invalid; skipped"
@@ -102,9 +105,9 @@ impl TriggerHub {
         let all = store.all_triggers().await?;
         let routes: Vec<Route> = all
             .iter()
-            .filter(|t| t.type_code == "APIG" && t.status == ACTIVE)
+            .filter(|t| t.type_code == TriggerKind::Apig && t.status == TriggerStatus::Active)
             .filter_map(
-                |t| match TriggerConfig::parse(&t.type_code, &t.event_data) {
+                |t| match TriggerConfig::parse(t.type_code.as_str(), &t.event_data) {
                     Ok(TriggerConfig::Apig(c)) => Route::new(t.trigger_id.clone(), target(t), &c),
                     _ => {
                         tracing::warn!(
@@ -156,13 +159,13 @@ impl TriggerHub {
         let now = now_ms();
         let mut timers = Vec::new();
         for mut rec in store.all_triggers().await? {
-            if rec.type_code != "TIMER" || rec.status != ACTIVE {
+            if rec.type_code != TriggerKind::Timer || rec.status != TriggerStatus::Active {
                 continue;
             }
             // A plan in the past fires once, now: the scheduler does not replay a backlog.
             if rec.next_fire_ms.is_none() {
                 if let Ok(TriggerConfig::Timer(t)) =
-                    TriggerConfig::parse(&rec.type_code, &rec.event_data)
+                    TriggerConfig::parse(rec.type_code.as_str(), &rec.event_data)
                 {
                     rec.next_fire_ms = t.parsed.next_after(now, None);
                     store.update_trigger(&rec).await?;

@@ -15,14 +15,11 @@ mod hub;
 pub mod schedule;
 pub mod timer;
 
+use fgs_core::trigger::TriggerKind;
 use serde_json::Value;
 
 pub use hub::{target, TriggerHub};
 pub use schedule::{Schedule, ScheduleError};
-
-/// FunctionGraph's `trigger_status` values.
-pub const ACTIVE: &str = "ACTIVE";
-pub const DISABLED: &str = "DISABLED";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TriggerError {
@@ -91,6 +88,14 @@ impl TriggerConfig {
             timer::TimerConfig::CODE => timer::TimerConfig::parse(event_data).map(Self::Timer),
             apig::ApigConfig::CODE => apig::ApigConfig::parse(event_data).map(Self::Apig),
             other => Err(TriggerError::UnsupportedType(other.to_string())),
+        }
+    }
+
+    /// The kind, as stored beside the trigger.
+    pub fn kind(&self) -> TriggerKind {
+        match self {
+            Self::Timer(_) => TriggerKind::Timer,
+            Self::Apig(_) => TriggerKind::Apig,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The conformance suite for triggers (limits per version, the timer's compare-and-set, what
 //! goes with a function) and saved test events.
 
+use fgs_core::trigger::{TriggerKind, TriggerStatus};
 use serde_json::json;
 
 use super::record;
@@ -13,8 +14,8 @@ pub fn trigger(id: &str, name: &str, qualifier: &str, next: Option<i64>) -> Trig
         package: "default".into(),
         name: name.into(),
         qualifier: fgs_core::Qualifier::parse(qualifier).expect("a valid qualifier"),
-        type_code: "TIMER".into(),
-        status: "ACTIVE".into(),
+        type_code: TriggerKind::Timer,
+        status: TriggerStatus::Active,
         event_data: json!({"name": id, "schedule_type": "Rate", "schedule": "1m"}),
         created_ms: 1,
         updated_ms: 1,
@@ -85,7 +86,7 @@ pub async fn triggers_crud_limit_and_cascade(store: &Store) {
         .await
         .unwrap()
         .unwrap();
-    t.status = "DISABLED".into();
+    t.status = TriggerStatus::Disabled;
     t.next_fire_ms = None;
     assert!(store.update_trigger(&t).await.unwrap());
     let back = store
@@ -167,7 +168,7 @@ pub async fn triggers_advance_is_a_compare_and_set(store: &Store) {
         .unwrap();
     assert_eq!((t.next_fire_ms, t.last_fire_ms), (Some(2000), Some(1000)));
     let mut off = t.clone();
-    off.status = "DISABLED".into();
+    off.status = TriggerStatus::Disabled;
     store.update_trigger(&off).await.unwrap();
     assert!(
         !store.advance_timer("t", 2000, Some(3000)).await.unwrap(),

@@ -2,6 +2,7 @@
 //! is kept as the JSON `fgs-triggers` normalised, and a timer's plan is the `next_fire_ms`
 //! column, moved by one compare-and-set per firing.
 
+use fgs_core::trigger::{TriggerKind, TriggerStatus};
 use fgs_core::Qualifier;
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -11,8 +12,8 @@ use crate::{StoreError, TriggerRecord};
 const COLUMNS: &str = "t.trigger_id, f.project, f.package, f.name, t.qualifier, t.type_code, \
      t.status, t.event_data, t.created_ms, t.updated_ms, t.next_fire_ms, t.last_fire_ms";
 
-/// A trigger as read, with its event data and qualifier still text.
-type Row = (TriggerRecord, String, String);
+/// A trigger as read, with its event data, qualifier, kind and status still text.
+type Row = (TriggerRecord, String, String, String, String);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -22,8 +23,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             package: r.get(2)?,
             name: r.get(3)?,
             qualifier: Qualifier::Latest,
-            type_code: r.get(5)?,
-            status: r.get(6)?,
+            type_code: TriggerKind::Timer,
+            status: TriggerStatus::Disabled,
             event_data: serde_json::Value::Null,
             created_ms: r.get(8)?,
             updated_ms: r.get(9)?,
@@ -32,17 +33,26 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         },
         r.get(7)?,
         r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
     ))
 }
 
 /// Checks what was stored as text: a corrupt qualifier is an error, never a guess (a guessed
 /// one would fire another version of the function).
-fn decode((mut rec, event_data, qualifier): Row) -> Result<TriggerRecord, StoreError> {
-    rec.qualifier = Qualifier::parse(&qualifier).map_err(|_| StoreError::CorruptTriggerField {
+fn decode(
+    (mut rec, event_data, qualifier, type_code, status): Row,
+) -> Result<TriggerRecord, StoreError> {
+    let corrupt = |field: &'static str, value: String| StoreError::CorruptTriggerField {
         trigger_id: rec.trigger_id.clone(),
-        field: "qualifier",
-        value: qualifier,
-    })?;
+        field,
+        value,
+    };
+    rec.qualifier = Qualifier::parse(&qualifier).map_err(|_| corrupt("qualifier", qualifier))?;
+    rec.type_code = type_code
+        .parse()
+        .map_err(|_| corrupt("type_code", type_code))?;
+    rec.status = status.parse().map_err(|_| corrupt("status", status))?;
     rec.event_data =
         serde_json::from_str(&event_data).map_err(|source| StoreError::CorruptTrigger {
             trigger_id: rec.trigger_id.clone(),
@@ -106,8 +116,8 @@ impl Sqlite {
                     rec.trigger_id,
                     fid,
                     qualifier,
-                    rec.type_code,
-                    rec.status,
+                    rec.type_code.as_str(),
+                    rec.status.as_str(),
                     event_data,
                     rec.created_ms,
                     rec.updated_ms,
@@ -191,7 +201,7 @@ impl Sqlite {
                      WHERE trigger_id = ?1",
                     params![
                         rec.trigger_id,
-                        rec.status,
+                        rec.status.as_str(),
                         event_data,
                         rec.updated_ms,
                         rec.next_fire_ms
@@ -294,8 +304,8 @@ mod tests {
             package: "default".into(),
             name: name.into(),
             qualifier: Qualifier::parse(qualifier).expect("a valid qualifier"),
-            type_code: "TIMER".into(),
-            status: "ACTIVE".into(),
+            type_code: TriggerKind::Timer,
+            status: TriggerStatus::Active,
             event_data: json!({"name": id, "schedule_type": "Rate", "schedule": "1m"}),
             created_ms: 1,
             updated_ms: 1,
@@ -326,5 +336,38 @@ mod tests {
             matches!(&err, StoreError::CorruptTriggerField { field: "qualifier", value, .. } if value == "!"),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_stored_kind_or_status_is_a_typed_error() {
+        let (_d, db) = open();
+        function(&db, "f");
+        db.create_trigger(trigger("t", "f", "latest", None), 10)
+            .await
+            .expect("create");
+        let back = db.get_trigger("p", "default", "f", "t").await.expect("get");
+        assert_eq!(
+            back.map(|t| (t.type_code, t.status)),
+            Some((TriggerKind::Timer, TriggerStatus::Active))
+        );
+        for (sql, field, value) in [
+            ("UPDATE triggers SET status = 'active'", "status", "active"),
+            (
+                "UPDATE triggers SET status = 'ACTIVE', type_code = 'OBS'",
+                "type_code",
+                "OBS",
+            ),
+        ] {
+            db.conn
+                .lock()
+                .expect("lock")
+                .execute(sql, [])
+                .expect("corrupt");
+            let err = db.all_triggers().await.expect_err("corrupt row");
+            assert!(
+                matches!(&err, StoreError::CorruptTriggerField { field: f, value: v, .. } if *f == field && v == value),
+                "{err:?}"
+            );
+        }
     }
 }
