@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod adapters;
+mod binary;
 mod config;
 mod environment;
 mod error;

@@ -147,7 +147,7 @@ pub(crate) fn instance_sh() -> Option<(PathBuf, PathBuf)> {
     ]
     .iter()
     .filter_map(|c| std::fs::canonicalize(c).ok())
-    .find(|c| *c != sh && crate::runtimes::is_binary(c) && has_pipefail(c))
+    .find(|c| *c != sh && crate::binary::is_binary(c) && has_pipefail(c))
     .map(|shell| (shell, sh))
 }
 

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use fgs_core::runtime::{Interpreter, Language, RuntimeTable};
 use sha2::{Digest, Sha256};
 
+use crate::binary::is_binary;
+
 /// The shims, embedded in the binary (ARCHITECTURE.md): `(path in the runtime dir, source)`.
 const SHIMS: &[(&str, &str)] = &[
     (
@@ -77,16 +79,6 @@ fn search_dirs(opts: &DiscoverOptions) -> Vec<PathBuf> {
 fn is_python_name(name: &str) -> bool {
     name.strip_prefix("python3.")
         .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A real executable, not a script: version-manager shims are `#!` scripts.
-pub(crate) fn is_binary(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 4];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
 }
 
 fn candidates(opts: &DiscoverOptions) -> Vec<(Language, PathBuf)> {
