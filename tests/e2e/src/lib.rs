@@ -4,7 +4,8 @@
 //! ([`fixture`]). It builds nothing itself: `scripts/test` runs `cargo build -p fgs` first, and
 //! `FGS_BIN` points at another binary.
 //!
-//! The tests live in `tests/*.rs`, one file per area of the API.
+//! The tests live in `tests/*.rs`, one file per area of the API, each a module of the one test
+//! binary `e2e` (`build.rs` lists them): `cargo nextest run -p fgs-e2e restart::` runs one file.
 
 mod client;
 pub mod fixture;
