@@ -1,12 +1,25 @@
 //! The credentials `fgs serve` accepts: from flags or the environment, from a file, or generated
 //! once on the first start and kept in the data dir.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use fgs_api::auth::Credential;
 
-use crate::serve::ServeArgs;
+/// The credential flags of `fgs serve`.
+#[derive(Debug, clap::Args)]
+pub struct CredentialArgs {
+    /// File of credentials, one `ACCESS_KEY SECRET_KEY PROJECT_ID` per line.
+    #[arg(long, env = "FGS_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
+    /// One credential given directly (with --secret-key and --project-id).
+    #[arg(long, env = "FGS_ACCESS_KEY", hide_env_values = true)]
+    pub access_key: Option<String>,
+    #[arg(long, env = "FGS_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[arg(long, env = "FGS_PROJECT_ID")]
+    pub project_id: Option<String>,
+}
 
 fn parse_credentials(text: &str, origin: &Path) -> Result<Vec<Credential>> {
     let mut out = Vec::new();
@@ -50,7 +63,7 @@ fn random_hex(bytes: usize) -> String {
 
 /// The credentials fgs accepts: from flags or the environment, from a file, or generated once on
 /// the first start and kept in the data dir.
-pub fn load_credentials(args: &ServeArgs) -> Result<Vec<Credential>> {
+pub fn load_credentials(args: &CredentialArgs, data_dir: &Path) -> Result<Vec<Credential>> {
     let mut creds = Vec::new();
     match (&args.access_key, &args.secret_key, &args.project_id) {
         (Some(ak), Some(sk), Some(p)) => creds.push(Credential {
@@ -69,7 +82,7 @@ pub fn load_credentials(args: &ServeArgs) -> Result<Vec<Credential>> {
     if !creds.is_empty() {
         return Ok(creds);
     }
-    let path = args.data_dir.join("credentials");
+    let path = data_dir.join("credentials");
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;

@@ -43,16 +43,8 @@ pub struct ServeArgs {
     /// How long an idle instance is kept warm (humantime: 30s, 10m, 1h).
     #[arg(long, env = "FGS_INSTANCE_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub instance_idle_timeout: Duration,
-    /// File of credentials, one `ACCESS_KEY SECRET_KEY PROJECT_ID` per line.
-    #[arg(long, env = "FGS_CREDENTIALS")]
-    pub credentials: Option<PathBuf>,
-    /// One credential given directly (with --secret-key and --project-id).
-    #[arg(long, env = "FGS_ACCESS_KEY", hide_env_values = true)]
-    pub access_key: Option<String>,
-    #[arg(long, env = "FGS_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
-    #[arg(long, env = "FGS_PROJECT_ID")]
-    pub project_id: Option<String>,
+    #[command(flatten)]
+    pub credentials: crate::credentials::CredentialArgs,
     /// A static token accepted in `X-Auth-Token` for any project.
     #[arg(long, env = "FGS_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
@@ -234,7 +226,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Nothing is lost by keeping them: the next start tries again.
         Err(e) => tracing::warn!(error = format!("{e:#}"), "unused code packages kept"),
     }
-    let creds = crate::credentials::load_credentials(&args)?;
+    let creds = crate::credentials::load_credentials(&args.credentials, &args.data_dir)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));
 
