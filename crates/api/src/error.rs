@@ -37,6 +37,8 @@ pub mod code {
     /// [FGS] Over `--max-headers` headers or `--max-header-bytes` of request head.
     pub const HEAD_TOO_LARGE: &str = "FSS.0431";
     pub const INTERNAL: &str = "FSS.0500";
+    /// [FGS] An operation of FunctionGraph's API that fgs does not provide (the message names it).
+    pub const NOT_PROVIDED: &str = "FSS.0501";
     pub const BAD_GATEWAY: &str = "FSS.0502";
     pub const NO_SPACE: &str = "FSS.0507";
     pub const FUNC_NAME: &str = "FSS.1002";
@@ -151,6 +153,11 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, message)
+    }
+
+    /// HTTP 501: an operation of FunctionGraph's API that fgs does not provide.
+    pub fn not_provided(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, code::NOT_PROVIDED, message)
     }
 
     pub fn bad_gateway(message: impl Into<String>) -> ApiError {

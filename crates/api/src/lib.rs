@@ -26,6 +26,7 @@ mod invocation;
 mod limits;
 mod logs;
 mod metrics;
+mod not_provided;
 mod query;
 mod records;
 mod request;
@@ -60,7 +61,7 @@ async fn not_found() -> error::ApiError {
 
 /// The whole HTTP surface.
 pub fn router(state: SharedState) -> Router {
-    let v2 = Router::new()
+    let mut v2 = Router::new()
         .route("/functions", post(functions::create).get(functions::list))
         .route("/functions/reservedinstances", get(limits::list_reserved))
         .route("/functions/{urn}", axum::routing::delete(functions::delete))
@@ -151,15 +152,17 @@ pub fn router(state: SharedState) -> Router {
             get(triggers::get)
                 .put(triggers::update)
                 .delete(triggers::delete),
-        )
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            authn::authenticate,
-        ))
-        // `authn` bounds every body by its route (SPEC.md 6); axum's own 2 MB default would
-        // refuse, with a plain-text 413, zips well within FunctionGraph's 50 MB.
-        .layer(axum::extract::DefaultBodyLimit::disable());
+        );
+    // Operations outside `/fgs` (tags) are routed from the top, behind the same layers.
+    let mut outside = Router::new();
+    for (path, route) in not_provided::routes() {
+        match path.strip_prefix("/fgs") {
+            Some(p) => v2 = v2.route(p, route),
+            None => outside = outside.route(&format!("/v2/{{project}}{path}"), route),
+        }
+    }
+    let v2 = authenticated(v2.fallback(not_found), &state);
+    let outside = authenticated(outside, &state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
@@ -167,10 +170,23 @@ pub fn router(state: SharedState) -> Router {
         .route("/console/", get(console::index))
         .route("/console/{file}", get(console::file))
         .nest("/v2/{project}/fgs", v2)
+        .merge(outside)
         // APIG routes answer outside the /v2 authentication layer: each route checks its own
         // `auth` (docs/triggers.md).
         .route("/apig/{project}", any(apig::serve))
         .route("/apig/{project}/{*path}", any(apig::serve))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Every `/v2` route is authenticated and bounds its own body.
+fn authenticated(routes: Router<SharedState>, state: &SharedState) -> Router<SharedState> {
+    routes
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authn::authenticate,
+        ))
+        // `authn` bounds every body by its route (SPEC.md 6); axum's own 2 MB default would
+        // refuse, with a plain-text 413, zips well within FunctionGraph's 50 MB.
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
