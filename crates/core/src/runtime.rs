@@ -15,6 +15,14 @@ pub enum Runtime {
     Custom,
     /// `http`: `bootstrap` starts a web server on 127.0.0.1:8000.
     Http,
+    Java(JavaVersion),
+    /// `Go1.x`: the function is a Go binary built with FunctionGraph's Go SDK.
+    Go,
+    Php(PhpVersion),
+    /// C# on .NET Core: listed so that its names are known, refused at create (no .NET here).
+    CSharp(DotNetVersion),
+    /// `Cangjie1.0`: listed so that its name is known, refused at create (no Cangjie here).
+    Cangjie,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +46,30 @@ pub enum NodeVersion {
     V20_15,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JavaVersion {
+    V8,
+    V11,
+    V17,
+    V21,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhpVersion {
+    V7_3,
+    V8_3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DotNetVersion {
+    V2_1,
+    V3_1,
+    V6_0,
+    V8_0,
+}
+
+/// FunctionGraph's runtime names ("What Runtimes Does FunctionGraph Support?",
+/// functiongraph_03_0260), spelled as its API takes them.
 const NAMES: &[(&str, Runtime)] = &[
     ("Python2.7", Runtime::Python(PythonVersion::V2_7)),
     ("Python3.6", Runtime::Python(PythonVersion::V3_6)),
@@ -54,6 +86,18 @@ const NAMES: &[(&str, Runtime)] = &[
     ("Node.js20.15", Runtime::NodeJs(NodeVersion::V20_15)),
     ("Custom", Runtime::Custom),
     ("http", Runtime::Http),
+    ("Java8", Runtime::Java(JavaVersion::V8)),
+    ("Java11", Runtime::Java(JavaVersion::V11)),
+    ("Java17", Runtime::Java(JavaVersion::V17)),
+    ("Java21", Runtime::Java(JavaVersion::V21)),
+    ("Go1.x", Runtime::Go),
+    ("PHP7.3", Runtime::Php(PhpVersion::V7_3)),
+    ("PHP8.3", Runtime::Php(PhpVersion::V8_3)),
+    ("C#(.NET Core 2.1)", Runtime::CSharp(DotNetVersion::V2_1)),
+    ("C#(.NET Core 3.1)", Runtime::CSharp(DotNetVersion::V3_1)),
+    ("C#(.NET Core 6.0)", Runtime::CSharp(DotNetVersion::V6_0)),
+    ("C#(.NET Core 8.0)", Runtime::CSharp(DotNetVersion::V8_0)),
+    ("Cangjie1.0", Runtime::Cangjie),
 ];
 
 impl Runtime {
@@ -75,19 +119,30 @@ impl Runtime {
         NAMES.iter().map(|(_, r)| *r)
     }
 
-    /// The file an inline code package is stored under (SPEC.md 4: `index.py` / `index.js`).
+    /// The file an inline code package is stored under (SPEC.md 4: `index.py` / `index.js`;
+    /// FunctionGraph edits PHP inline too). Compiled languages have no inline code: their name
+    /// here is only where such a file would land.
     pub fn inline_file_name(&self) -> &'static str {
         match self {
             Runtime::Python(_) => "index.py",
             Runtime::NodeJs(_) => "index.js",
+            Runtime::Php(_) => "index.php",
             Runtime::Custom | Runtime::Http => "bootstrap",
+            Runtime::Java(_) => "index.java",
+            Runtime::Go => "handler",
+            Runtime::CSharp(_) => "index.cs",
+            Runtime::Cangjie => "index.cj",
         }
     }
 
-    /// Whether the handler field names a `file.func` entry point (Python, Node.js) rather than
-    /// being informational (Custom, http run `bootstrap`).
+    /// Whether the handler field names a dotted entry point (Python, Node.js and PHP
+    /// `file.func`, Java `package.Class.method`) rather than a file (Custom and http run
+    /// `bootstrap`, Go its handler binary).
     pub fn needs_module_handler(&self) -> bool {
-        matches!(self, Runtime::Python(_) | Runtime::NodeJs(_))
+        matches!(
+            self,
+            Runtime::Python(_) | Runtime::NodeJs(_) | Runtime::Php(_) | Runtime::Java(_)
+        )
     }
 }
 
@@ -154,11 +209,78 @@ impl<'de> serde::Deserialize<'de> for Runtime {
     }
 }
 
-/// Which language an interpreter runs.
+impl JavaVersion {
+    /// `(major, 0)`: Java's releases are numbered by major alone.
+    pub fn version(&self) -> (u32, u32) {
+        match self {
+            JavaVersion::V8 => (8, 0),
+            JavaVersion::V11 => (11, 0),
+            JavaVersion::V17 => (17, 0),
+            JavaVersion::V21 => (21, 0),
+        }
+    }
+}
+
+impl PhpVersion {
+    pub fn version(&self) -> (u32, u32) {
+        match self {
+            PhpVersion::V7_3 => (7, 3),
+            PhpVersion::V8_3 => (8, 3),
+        }
+    }
+}
+
+impl DotNetVersion {
+    pub fn version(&self) -> (u32, u32) {
+        match self {
+            DotNetVersion::V2_1 => (2, 1),
+            DotNetVersion::V3_1 => (3, 1),
+            DotNetVersion::V6_0 => (6, 0),
+            DotNetVersion::V8_0 => (8, 0),
+        }
+    }
+}
+
+/// Which language a runtime's functions are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
     Python,
     NodeJs,
+    Java,
+    Go,
+    Php,
+    CSharp,
+    Cangjie,
+}
+
+impl Language {
+    /// What this fgs lacks to run the language at all, whatever the host has installed: its
+    /// runtime host is not part of fgs yet. `None` for the languages fgs serves.
+    pub fn unserved(&self) -> Option<&'static str> {
+        match self {
+            Language::Python | Language::NodeJs => None,
+            Language::Java => Some(
+                "fgs does not run Java functions yet: its Java runtime host (FunctionGraph's com.huawei.services.runtime classes) is not part of this build",
+            ),
+            Language::Go => Some(
+                "fgs does not run Go functions yet: it does not speak the Go SDK's net/rpc protocol in this build",
+            ),
+            Language::Php => Some(
+                "fgs does not run PHP functions yet: its PHP runtime shim is not part of this build",
+            ),
+            Language::CSharp => Some(
+                "fgs cannot run C# functions: the .NET Core runtime and FunctionGraph's C# runtime host are not part of fgs",
+            ),
+            Language::Cangjie => Some(
+                "fgs cannot run Cangjie functions: the Cangjie runtime and FunctionGraph's Cangjie runtime host are not part of fgs",
+            ),
+        }
+    }
+
+    /// Whether functions of the language are native binaries that need no interpreter.
+    pub fn is_native(&self) -> bool {
+        matches!(self, Language::Go)
+    }
 }
 
 impl Runtime {
@@ -167,6 +289,11 @@ impl Runtime {
         match self {
             Runtime::Python(v) => Some((Language::Python, v.version())),
             Runtime::NodeJs(v) => Some((Language::NodeJs, v.version())),
+            Runtime::Java(v) => Some((Language::Java, v.version())),
+            Runtime::Go => Some((Language::Go, (1, 0))),
+            Runtime::Php(v) => Some((Language::Php, v.version())),
+            Runtime::CSharp(v) => Some((Language::CSharp, v.version())),
+            Runtime::Cangjie => Some((Language::Cangjie, (1, 0))),
             Runtime::Custom | Runtime::Http => None,
         }
     }
@@ -203,13 +330,20 @@ pub enum Availability {
     Nearest(Arc<Interpreter>),
     /// No interpreter of the language at all: functions of this runtime are refused.
     Missing,
+    /// A native binary (Go): the function's own, started as it is.
+    Native,
+    /// fgs itself cannot run the language (why): functions of this runtime are refused.
+    Unserved(&'static str),
 }
 
 impl Availability {
     pub fn interpreter(&self) -> Option<&Arc<Interpreter>> {
         match self {
             Availability::Exact(i) | Availability::Nearest(i) => Some(i),
-            Availability::Bootstrap | Availability::Missing => None,
+            Availability::Bootstrap
+            | Availability::Missing
+            | Availability::Native
+            | Availability::Unserved(_) => None,
         }
     }
 
@@ -229,18 +363,27 @@ impl Availability {
 
 /// Whether an interpreter runs what a runtime name promises: Python minors change the language,
 /// so only the same one does; Node.js minors of one major are backward compatible (semver), so
-/// `Node.js20.15` runs as it should on 20.20.
+/// `Node.js20.15` runs as it should on 20.20; PHP keeps the same promise within a major; a Java
+/// runtime name asks for one major (`Java17`: a JDK 17).
 fn compatible(lang: Language, (major, minor): (u32, u32), version: (u32, u32, u32)) -> bool {
     match lang {
         Language::Python => (version.0, version.1) == (major, minor),
-        Language::NodeJs => version.0 == major && version.1 >= minor,
+        Language::NodeJs | Language::Php => version.0 == major && version.1 >= minor,
+        Language::Java => version.0 == major,
+        Language::Go | Language::CSharp | Language::Cangjie => false,
     }
 }
 
-fn lang_name(l: Language) -> &'static str {
+/// The language's name and the interpreter it needs, for messages.
+pub fn lang_name(l: Language) -> &'static str {
     match l {
         Language::Python => "Python",
         Language::NodeJs => "Node.js",
+        Language::Java => "Java (JDK)",
+        Language::Go => "Go",
+        Language::Php => "PHP (php-cli)",
+        Language::CSharp => "C# (.NET Core)",
+        Language::Cangjie => "Cangjie",
     }
 }
 
@@ -262,6 +405,12 @@ impl RuntimeTable {
                 let Some((lang, (major, minor))) = rt.language() else {
                     return (rt, Availability::Bootstrap);
                 };
+                if let Some(why) = lang.unserved() {
+                    return (rt, Availability::Unserved(why));
+                }
+                if lang.is_native() {
+                    return (rt, Availability::Native);
+                }
                 let best = installed
                     .iter()
                     .filter(|i| i.language == lang)
@@ -309,6 +458,7 @@ impl RuntimeTable {
     /// Whether functions of `rt` can be created here; the reason when not.
     pub fn check(&self, rt: Runtime) -> Result<(), String> {
         match (self.get(rt), rt.language()) {
+            (Availability::Unserved(why), _) => Err((*why).to_string()),
             (Availability::Missing, Some((lang, _))) => Err(format!(
                 "no {} interpreter is installed on this fgs host; install one (see `fgs runtimes`) and restart fgs",
                 lang_name(lang)
@@ -356,7 +506,12 @@ mod tests {
             None,
             "names are case-sensitive"
         );
-        assert_eq!(Runtime::parse("Java8"), None);
+        assert_eq!(
+            Runtime::parse("Java8"),
+            Some(Runtime::Java(JavaVersion::V8))
+        );
+        assert_eq!(Runtime::parse("Go1.x"), Some(Runtime::Go));
+        assert_eq!(Runtime::parse("Go1.8"), None, "retired by FunctionGraph");
     }
 
     fn interp(language: Language, version: (u32, u32, u32)) -> Interpreter {
@@ -397,6 +552,36 @@ mod tests {
         assert!(msg.contains("Node.js"), "{msg}");
         assert!(t.check(Runtime::Custom).is_ok());
         assert_eq!(t.get(Runtime::Http), &Availability::Bootstrap);
+    }
+
+    #[test]
+    fn every_functiongraph_language_is_listed() {
+        let names: Vec<&str> = Runtime::all().map(|r| r.as_str()).collect();
+        for n in [
+            "Java8",
+            "Java11",
+            "Java17",
+            "Go1.x",
+            "PHP7.3",
+            "PHP8.3",
+            "C#(.NET Core 2.1)",
+            "C#(.NET Core 6.0)",
+            "Cangjie1.0",
+        ] {
+            assert!(names.contains(&n), "{n} is missing");
+        }
+    }
+
+    #[test]
+    fn csharp_and_cangjie_are_refused_naming_what_is_missing() {
+        let t = RuntimeTable::from_installed(vec![interp(Language::Python, (3, 11, 2))]);
+        let cs = t
+            .check(Runtime::parse("C#(.NET Core 3.1)").unwrap())
+            .unwrap_err();
+        assert!(cs.contains(".NET Core runtime"), "{cs}");
+        let cj = t.check(Runtime::Cangjie).unwrap_err();
+        assert!(cj.contains("Cangjie runtime"), "{cj}");
+        assert!(matches!(t.get(Runtime::Cangjie), Availability::Unserved(_)));
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub fn prepare(data_dir: &Path, args: &RuntimeArgs) -> Result<(Arc<RuntimeTable>
             Availability::Exact(i) => {
                 tracing::debug!(runtime = %rt, interpreter = %i.path.display(), "runtime available");
             }
-            Availability::Bootstrap => {}
+            Availability::Unserved(why) => {
+                tracing::debug!(runtime = %rt, "{why}");
+            }
+            Availability::Bootstrap | Availability::Native => {}
         }
     }
     let base = data_dir.join("runtime");
@@ -75,7 +78,7 @@ fn link_current(base: &Path, dir: &Path) -> std::io::Result<()> {
 pub fn run(cmd: RuntimesCmd) -> Result<()> {
     let table = cmd.runtimes.discover();
     println!(
-        "{:<14} {:<9} {:<9} INTERPRETER",
+        "{:<18} {:<9} {:<9} SERVED BY",
         "RUNTIME", "STATUS", "VERSION"
     );
     for (rt, av) in table.entries() {
@@ -92,10 +95,25 @@ pub fn run(cmd: RuntimesCmd) -> Result<()> {
             Availability::Missing => (
                 "missing",
                 "-".to_string(),
-                "refused at create (FSS.1005)".to_string(),
+                format!(
+                    "refused at create (FSS.1005): no {} installed",
+                    rt.language()
+                        .map(|(l, _)| fgs_core::runtime::lang_name(l))
+                        .unwrap_or("interpreter")
+                ),
+            ),
+            Availability::Native => (
+                "builtin",
+                "-".to_string(),
+                "the function's own binary".to_string(),
+            ),
+            Availability::Unserved(why) => (
+                "refused",
+                "-".to_string(),
+                format!("refused at create (FSS.1005): {why}"),
             ),
         };
-        println!("{:<14} {status:<9} {version:<9} {path}", rt.as_str());
+        println!("{:<18} {status:<9} {version:<9} {path}", rt.as_str());
     }
     let warnings: Vec<String> = table
         .entries()

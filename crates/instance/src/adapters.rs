@@ -99,6 +99,11 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 mounts,
             })
         }
+        rt @ (Runtime::Java(_)
+        | Runtime::Go
+        | Runtime::Php(_)
+        | Runtime::CSharp(_)
+        | Runtime::Cangjie) => Err(StartError::UnsupportedRuntime(rt)),
     }
 }
 

@@ -30,9 +30,13 @@ pub(crate) fn runtime_home(rt: Runtime) -> Option<PathBuf> {
         .as_str()
         .to_ascii_lowercase()
         .replace("node.js", "nodejs");
+    // FunctionGraph documents no such paths for its other languages.
     let sub = match lang {
         Language::Python => "python",
         Language::NodeJs => "nodejs",
+        Language::Java | Language::Go | Language::Php | Language::CSharp | Language::Cangjie => {
+            return None
+        }
     };
     Some(PathBuf::from(format!("{name}/rtsp/{sub}")))
 }
@@ -45,7 +49,7 @@ fn executables(rt: Runtime) -> &'static [&'static str] {
         }
         Runtime::Python(_) => &["python3", "python"],
         Runtime::NodeJs(_) => &["node"],
-        Runtime::Custom | Runtime::Http => &[],
+        _ => &[],
     }
 }
 

@@ -32,8 +32,9 @@ const SHIMS: &[(&str, &str)] = &[
 /// Where to look for interpreters.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoverOptions {
-    /// Directories holding `python3.N` or `node` binaries, in order of preference. `None`:
-    /// /usr/local/bin, /usr/bin, /bin, then pyenv and nvm installations.
+    /// Directories holding `python3.N`, `node`, `php`/`phpN.N` or `java` binaries, in order of
+    /// preference. `None`: /usr/local/bin, /usr/bin, /bin, every JDK under /usr/lib/jvm, then
+    /// pyenv and nvm installations.
     pub dirs: Option<Vec<PathBuf>>,
 }
 
@@ -47,6 +48,15 @@ fn search_dirs(opts: &DiscoverOptions) -> Vec<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .collect();
+    // Debian installs every JDK there; `/usr/bin/java` leads to one of them only.
+    let mut jdks: Vec<PathBuf> = std::fs::read_dir("/usr/lib/jvm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
+    jdks.sort();
+    dirs.extend(jdks);
     // Version managers keep whole installations under one root; each `versions/*/bin` is an
     // ordinary interpreter once the shim in front of it is skipped.
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -81,6 +91,33 @@ fn is_python_name(name: &str) -> bool {
         .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Whether a file name is `php` or Debian's `phpN.N` (not `php-config`, not `phpize`).
+fn is_php_name(name: &str) -> bool {
+    name == "php"
+        || name.strip_prefix("php").is_some_and(|v| {
+            v.split_once('.').is_some_and(|(a, b)| {
+                [a, b]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+            })
+        })
+}
+
+/// The language of an interpreter's file name, if fgs looks for it.
+fn language_of(name: &str) -> Option<Language> {
+    if is_python_name(name) {
+        Some(Language::Python)
+    } else if name == "node" {
+        Some(Language::NodeJs)
+    } else if is_php_name(name) {
+        Some(Language::Php)
+    } else if name == "java" {
+        Some(Language::Java)
+    } else {
+        None
+    }
+}
+
 fn candidates(opts: &DiscoverOptions) -> Vec<(Language, PathBuf)> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -90,16 +127,7 @@ fn candidates(opts: &DiscoverOptions) -> Vec<(Language, PathBuf)> {
         };
         let mut names: Vec<(Language, PathBuf)> = entries
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if is_python_name(&name) {
-                    Some((Language::Python, e.path()))
-                } else if name == "node" {
-                    Some((Language::NodeJs, e.path()))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|e| Some((language_of(&e.file_name().to_string_lossy())?, e.path())))
             .collect();
         names.sort_by(|a, b| a.1.cmp(&b.1));
         for (lang, path) in names {
@@ -129,6 +157,12 @@ fn probe(lang: Language, path: &Path) -> Option<Interpreter> {
         Language::NodeJs => std::process::Command::new(path)
             .args(["-e", "console.log(process.versions.node)"])
             .output(),
+        // -n: no php.ini, whose extensions could fail to load and print.
+        Language::Php => std::process::Command::new(path)
+            .args(["-n", "-r", "echo PHP_VERSION, \"\\n\";"])
+            .output(),
+        Language::Java => return probe_java(path),
+        Language::Go | Language::CSharp | Language::Cangjie => return None,
     }
     .ok()?;
     if !out.status.success() {
@@ -144,8 +178,8 @@ fn probe(lang: Language, path: &Path) -> Option<Interpreter> {
     );
     let prefix = match lang {
         Language::Python => PathBuf::from(lines.next()?.trim()),
-        // `<prefix>/bin/node`
-        Language::NodeJs => path.parent()?.parent()?.to_path_buf(),
+        // `<prefix>/bin/node`, `<prefix>/bin/php`
+        _ => path.parent()?.parent()?.to_path_buf(),
     };
     Some(Interpreter {
         language: lang,
@@ -153,6 +187,36 @@ fn probe(lang: Language, path: &Path) -> Option<Interpreter> {
         version,
         prefix,
     })
+}
+
+/// A JDK's version from its `release` file (`JAVA_VERSION="17.0.9"`, Java 8's `"1.8.0_392"`):
+/// starting a JVM only to ask costs ~100 ms.
+fn probe_java(path: &Path) -> Option<Interpreter> {
+    let prefix = path.parent()?.parent()?.to_path_buf();
+    let release = std::fs::read_to_string(prefix.join("release")).ok()?;
+    let version = parse_java_release(&release)?;
+    Some(Interpreter {
+        language: Language::Java,
+        path: path.to_path_buf(),
+        version,
+        prefix,
+    })
+}
+
+fn parse_java_release(release: &str) -> Option<(u32, u32, u32)> {
+    let line = release
+        .lines()
+        .find_map(|l| l.strip_prefix("JAVA_VERSION="))?;
+    let v = line.trim().trim_matches('"');
+    let v = v.strip_prefix("1.").unwrap_or(v);
+    let mut nums = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    Some((
+        nums.next()??,
+        nums.next().flatten().unwrap_or(0),
+        nums.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// Finds the interpreters installed on this host and maps every runtime name to one. Blocking:
@@ -289,6 +353,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn php_and_java_names() {
+        assert!(is_php_name("php"));
+        assert!(is_php_name("php8.2"));
+        assert!(!is_php_name("php-config8.2"));
+        assert!(!is_php_name("phpize"));
+        assert!(!is_php_name("php8."));
+        assert_eq!(language_of("java"), Some(Language::Java));
+        assert_eq!(language_of("javac"), None);
+    }
+
+    #[test]
+    fn java_versions_from_release_files() {
+        let r = "IMPLEMENTOR=\"Debian\"\nJAVA_VERSION=\"17.0.9\"\nOS_NAME=\"Linux\"\n";
+        assert_eq!(parse_java_release(r), Some((17, 0, 9)));
+        assert_eq!(
+            parse_java_release("JAVA_VERSION=\"1.8.0_392\"\n"),
+            Some((8, 0, 392))
+        );
+        assert_eq!(parse_java_release("JAVA_VERSION=\"21\""), Some((21, 0, 0)));
+        assert_eq!(parse_java_release("OS_NAME=\"Linux\""), None);
+    }
+
+    #[test]
     fn python_names() {
         assert!(is_python_name("python3.11"));
         assert!(is_python_name("python3.9"));
@@ -364,7 +451,9 @@ mod tests {
         let t = discover(&DiscoverOptions::default());
         for i in t.installed() {
             assert!(is_binary(&i.path), "{}", i.path.display());
-            assert!(i.version.0 >= 3, "{i:?}");
+            if i.language == Language::Python {
+                assert!(i.version.0 >= 3, "{i:?}");
+            }
         }
     }
 }

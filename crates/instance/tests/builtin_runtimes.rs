@@ -190,9 +190,10 @@ async fn node_callback_and_missing_handler() {
         (Language::NodeJs, "index.js", JS),
         (Language::Python, "index.py", PY),
     ] {
-        let rt = match lang {
-            Language::NodeJs => rt,
-            Language::Python => Runtime::Python(PythonVersion::V3_12),
+        let rt = if lang == Language::NodeJs {
+            rt
+        } else {
+            Runtime::Python(PythonVersion::V3_12)
         };
         let Some(cfg) = config(rt, dir.path(), &[("RUNTIME_HANDLER", "index.nope")]) else {
             continue;

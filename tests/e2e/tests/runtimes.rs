@@ -356,6 +356,46 @@ fn runtime_without_interpreter_is_refused_with_fss_1005() {
     }
 }
 
+/// Issue 21: FunctionGraph's C# and Cangjie names are known, and refused with a message naming
+/// what this host lacks; `fgs runtimes` lists every name with what serves it.
+#[test]
+fn csharp_and_cangjie_are_refused_naming_what_is_missing() {
+    let s = Server::start(ServerOpts::default());
+    for (runtime, missing) in [
+        ("C#(.NET Core 3.1)", ".NET Core runtime"),
+        ("C#(.NET Core 6.0)", ".NET Core runtime"),
+        ("Cangjie1.0", "Cangjie runtime"),
+    ] {
+        let r = s.post(
+            "/functions",
+            &json!({
+                "func_name": unique("refused"),
+                "runtime": runtime,
+                "handler": "index.handler",
+                "memory_size": 128,
+                "timeout": 3,
+                "code_type": "zip",
+                "code_filename": "code.zip",
+                "func_code": {"file": b64(&zip_files(&[("index.cs", b"x", 0o644)]))},
+            }),
+        );
+        r.expect_fss(400, "FSS.1005");
+        let msg = r.json()["error_msg"].as_str().unwrap().to_string();
+        assert!(msg.contains(runtime) && msg.contains(missing), "{msg}");
+    }
+    let out = std::process::Command::new(fgs_e2e::fgs_bin())
+        .arg("runtimes")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["Java17", "Go1.x", "PHP8.3", "C#(.NET Core 2.1)", "Cangjie1.0", "Python3.10"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name} not listed:\n{text}"
+        );
+    }
+}
+
 /// Issue 17: a handler path with `..` is refused when the function is created or changed, with a
 /// message saying why, so it is never resolved outside the code root.
 #[test]
