@@ -232,6 +232,7 @@ async fn create_function(
         modified_ms: now,
         revision: 1,
         async_config: None,
+        meta: Default::default(),
     };
     if let Err(e) = state
         .catalog

@@ -173,6 +173,18 @@ pub struct FunctionRecord {
     pub revision: u64,
     #[serde(default)]
     pub async_config: Option<crate::async_config::AsyncInvokeConfig>,
+    /// What FunctionGraph keeps beside the configuration (tags, ...); a record stored before
+    /// it existed reads as empty.
+    #[serde(default)]
+    pub meta: FunctionMeta,
+}
+
+/// A function's settings that do not change how its instances start: changing one leaves
+/// running instances alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionMeta {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: crate::tags::Tags,
 }
 
 #[cfg(test)]

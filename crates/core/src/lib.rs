@@ -12,6 +12,7 @@ pub mod func_error;
 pub mod function;
 pub mod limits;
 pub mod runtime;
+pub mod tags;
 pub mod trigger;
 pub mod urn;
 pub mod validate;

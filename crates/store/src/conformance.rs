@@ -47,6 +47,7 @@ pub fn record(project: &str, package: &str, name: &str, created_ms: i64) -> Func
         modified_ms: created_ms,
         revision: 1,
         async_config: None,
+        meta: Default::default(),
     }
 }
 
@@ -85,6 +86,7 @@ macro_rules! conformance_suite {
     ($fresh:expr) => {
         $crate::conformance_suite!(@tests $fresh;
             create_then_get_returns_the_same_record,
+            a_function_keeps_its_meta_through_create_and_update,
             list_pages_in_creation_order_with_marker_and_count,
             create_refuses_an_existing_name,
             create_refuses_beyond_the_project_quota,

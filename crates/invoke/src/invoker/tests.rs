@@ -50,6 +50,7 @@ fn record(name: &str, memory: u32) -> FunctionRecord {
         modified_ms: 0,
         revision: 1,
         async_config: None,
+        meta: Default::default(),
     }
 }
 

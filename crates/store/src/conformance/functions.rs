@@ -22,6 +22,28 @@ pub async fn create_then_get_returns_the_same_record(store: &Store) {
     assert_eq!(missing, None);
 }
 
+/// Tags and the other settings of `meta` are part of the record: created, updated and read
+/// back whole.
+pub async fn a_function_keeps_its_meta_through_create_and_update(store: &Store) {
+    let mut rec = record("p1", "default", "tagged", 1000);
+    rec.meta.tags.insert("team".into(), "blue".into());
+    rec.meta.tags.insert("env".into(), String::new());
+    store
+        .create_function(rec.clone(), 10)
+        .await
+        .expect("create");
+    let got = store.get_function("p1", "default", "tagged").await;
+    assert_eq!(got.expect("get"), Some(rec.clone()));
+
+    let expected = rec.revision;
+    rec.revision += 1;
+    rec.meta.tags.remove("env");
+    rec.meta.tags.insert("team".into(), "red".into());
+    store.update_function(&rec, expected).await.expect("update");
+    let got = store.get_function("p1", "default", "tagged").await;
+    assert_eq!(got.expect("get"), Some(rec));
+}
+
 pub async fn list_pages_in_creation_order_with_marker_and_count(store: &Store) {
     // Inserted out of creation order, and two in the same millisecond: the listing must follow
     // created_ms, then insertion.

@@ -32,6 +32,7 @@ fn function(name: &str) -> FunctionRecord {
         modified_ms: 0,
         revision: 1,
         async_config: None,
+        meta: Default::default(),
     }
 }
 
