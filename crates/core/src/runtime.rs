@@ -258,15 +258,12 @@ impl Language {
     /// runtime host is not part of fgs yet. `None` for the languages fgs serves.
     pub fn unserved(&self) -> Option<&'static str> {
         match self {
-            Language::Python | Language::NodeJs => None,
+            Language::Python | Language::NodeJs | Language::Php => None,
             Language::Java => Some(
                 "fgs does not run Java functions yet: its Java runtime host (FunctionGraph's com.huawei.services.runtime classes) is not part of this build",
             ),
             Language::Go => Some(
                 "fgs does not run Go functions yet: it does not speak the Go SDK's net/rpc protocol in this build",
-            ),
-            Language::Php => Some(
-                "fgs does not run PHP functions yet: its PHP runtime shim is not part of this build",
             ),
             Language::CSharp => Some(
                 "fgs cannot run C# functions: the .NET Core runtime and FunctionGraph's C# runtime host are not part of fgs",
@@ -379,9 +376,9 @@ pub fn lang_name(l: Language) -> &'static str {
     match l {
         Language::Python => "Python",
         Language::NodeJs => "Node.js",
-        Language::Java => "Java (JDK)",
+        Language::Java => "Java",
         Language::Go => "Go",
-        Language::Php => "PHP (php-cli)",
+        Language::Php => "PHP",
         Language::CSharp => "C# (.NET Core)",
         Language::Cangjie => "Cangjie",
     }

@@ -1,6 +1,6 @@
 //! Runtime adapters: what process an instance of each runtime starts (SPEC.md 4).
 //!
-//! Python and Node.js run fgs's shims (`runtimes/`), which speak the Runtime API like any Custom
+//! Python, Node.js and PHP run fgs's shims (`runtimes/`), which speak the Runtime API like any Custom
 //! runtime; the shim is found through `FGS_RUNTIME_DIR`, so the same command works on the host
 //! and in a sandbox that mounts the runtime dir at `/opt/function/runtime`.
 
@@ -57,7 +57,7 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
             };
             Ok(bootstrap_launch(bootstrap, executable))
         }
-        rt @ (Runtime::Python(_) | Runtime::NodeJs(_)) => {
+        rt @ (Runtime::Python(_) | Runtime::NodeJs(_) | Runtime::Php(_)) => {
             let Some(interp) = cfg.interpreter.interpreter() else {
                 return Err(StartError::UnsupportedRuntime(rt));
             };
@@ -65,6 +65,23 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 Runtime::Python(_) => {
                     vec!["-u".into(), "-B".into(), "-c".into(), PYTHON_MAIN.into()]
                 }
+                // No memory_limit of PHP's own: the function's memory is the sandbox's limit, and
+                // going over it is 4205 as in every runtime, not a PHP fatal error; errors go to
+                // stderr, as text, into the invocation's log.
+                Runtime::Php(_) => vec![
+                    "-d".into(),
+                    "memory_limit=-1".into(),
+                    "-d".into(),
+                    "display_errors=stderr".into(),
+                    "-d".into(),
+                    "log_errors=0".into(),
+                    "-d".into(),
+                    "html_errors=0".into(),
+                    view.runtime()
+                        .join("php/bootstrap.php")
+                        .to_string_lossy()
+                        .into_owned(),
+                ],
                 // The shim takes `concurrent_num` events at once (its one argument); the
                 // Python shim takes one at a time.
                 _ => vec![
@@ -77,6 +94,13 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 "FGS_RUNTIME_DIR".to_string(),
                 view.runtime().to_string_lossy().into_owned(),
             )];
+            if let (Runtime::Php(_), Some(dep)) = (rt, view.dependency()) {
+                // Put on PHP's include_path by the shim, as PYTHONPATH and NODE_PATH are.
+                env.push((
+                    "FGS_DEPENDENCY_DIR".into(),
+                    dep.to_string_lossy().into_owned(),
+                ));
+            }
             if let Some(w) = cfg.interpreter.warning(rt) {
                 // The shim writes it into the log of the instance's first invocation.
                 env.push(("FGS_RUNTIME_WARNING".into(), w));
@@ -99,11 +123,9 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 mounts,
             })
         }
-        rt @ (Runtime::Java(_)
-        | Runtime::Go
-        | Runtime::Php(_)
-        | Runtime::CSharp(_)
-        | Runtime::Cangjie) => Err(StartError::UnsupportedRuntime(rt)),
+        rt @ (Runtime::Java(_) | Runtime::Go | Runtime::CSharp(_) | Runtime::Cangjie) => {
+            Err(StartError::UnsupportedRuntime(rt))
+        }
     }
 }
 

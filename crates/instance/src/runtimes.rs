@@ -24,6 +24,10 @@ const SHIMS: &[(&str, &str)] = &[
         include_str!("../../../runtimes/nodejs/bootstrap.js"),
     ),
     (
+        "php/bootstrap.php",
+        include_str!("../../../runtimes/php/bootstrap.php"),
+    ),
+    (
         "extensions/supervisor.sh",
         include_str!("../../../runtimes/extensions/supervisor.sh"),
     ),
@@ -265,7 +269,7 @@ pub fn install_shims(base: &Path, table: &RuntimeTable) -> std::io::Result<PathB
         std::fs::write(&path, src)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     }
-    for sub in ["python", "nodejs", "extensions"] {
+    for sub in ["python", "nodejs", "php", "extensions"] {
         std::fs::set_permissions(tmp.join(sub), std::fs::Permissions::from_mode(0o555))?;
     }
     crate::runtime_paths::write_tree(&tmp, table)?;
@@ -343,7 +347,7 @@ fn python_pyc_name((major, minor, _): (u32, u32, u32)) -> String {
 
 fn make_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    for sub in ["", "python", "python/__pycache__", "nodejs"] {
+    for sub in ["", "python", "python/__pycache__", "nodejs", "php"] {
         let _ = std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o755));
     }
 }

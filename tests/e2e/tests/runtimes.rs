@@ -1,4 +1,4 @@
-//! The built-in Python and Node.js runtimes (SPEC.md 4) through the real binary, data-driven:
+//! The built-in Python, Node.js and PHP runtimes (SPEC.md 4) through the real binary, data-driven:
 //! one folder per fixture function under `fixtures/runtimes/` (see its README), run for every
 //! language folder it holds.
 
@@ -13,7 +13,22 @@ const LANGS: &[(&str, &str, &str)] = &[
     // (folder, default runtime, inline file)
     ("python", "Python3.10", "index.py"),
     ("nodejs", "Node.js20.15", "index.js"),
+    ("php", "PHP8.3", "index.php"),
 ];
+
+/// Whether the host has the language's interpreter (scripts/test installs php-cli; a host
+/// without it skips the PHP folders, and says so).
+fn installed(lang: &str) -> bool {
+    let exe = match lang {
+        "php" => "php",
+        _ => return true,
+    };
+    std::process::Command::new(exe)
+        .arg("-v")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runtimes")
@@ -223,6 +238,10 @@ fn run_case(case: &str) {
     for (lang, default_runtime, inline_file) in LANGS {
         let code_dir = dir.join(lang);
         if !code_dir.is_dir() {
+            continue;
+        }
+        if !installed(lang) {
+            eprintln!("skipped {case}/{lang}: its interpreter is not installed on this host");
             continue;
         }
         ran += 1;
