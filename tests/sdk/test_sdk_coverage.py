@@ -14,6 +14,7 @@ import inspect
 import io
 import json
 import re
+import time
 import zipfile
 
 import pytest
@@ -113,6 +114,21 @@ def disabled(ctx):
     return u
 
 
+def waiting(ctx, function_urn):
+    """The id of an async event of a disabled function, once the dispatcher has put it back
+    to wait."""
+    rid = ctx.client.async_invoke_function(
+        v2.AsyncInvokeFunctionRequest(function_urn=function_urn, body={})).request_id
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = ctx.client.list_async_invocations(v2.ListAsyncInvocationsRequest(
+            function_urn=function_urn, request_id=rid)).invocations
+        if found and found[0].status == "WAIT":
+            break
+        time.sleep(0.05)
+    return rid
+
+
 def own(ctx):
     return urn(ctx.function())
 
@@ -125,8 +141,7 @@ INPUTS = {
     "batch_delete_function_triggers": lambda c: dict(function_urn=(u := own(c)), _=c.trigger(u)),
     # A disabled function's events wait in the queue, where they can be cancelled.
     "cancel_async_invocation": lambda c: dict(function_urn=(u := disabled(c)), body={
-        "request_id": c.client.async_invoke_function(
-            v2.AsyncInvokeFunctionRequest(function_urn=u, body={})).request_id}),
+        "request_id": waiting(c, u)}),
     "create_dependency_version": lambda c: dict(body=v2.CreateDependencyRequestBody(
         depend_file=a_zip(), depend_type="zip", runtime="Custom", name="cov-dep2")),
     "create_event": lambda c: dict(function_urn=own(c), body=v2.CreateEventRequestBody(

@@ -205,6 +205,10 @@ async fn create_function(
     };
     let mut spec = FunctionSpec::new(runtime);
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
+    let tags = match &b.tags {
+        Some(t) => fgs_core::tags::add(&Default::default(), &fgs_core::tags::parse_create(t)?)?,
+        None => Default::default(),
+    };
     dependencies_exist(state, &project, &spec.depend_version_list).await?;
     let (code_type, filename, zip) = code_package(
         runtime,
@@ -232,7 +236,7 @@ async fn create_function(
         modified_ms: now,
         revision: 1,
         async_config: None,
-        meta: Default::default(),
+        meta: fgs_core::function::FunctionMeta { tags },
     };
     if let Err(e) = state
         .catalog

@@ -32,6 +32,7 @@ mod records;
 mod request;
 pub mod state;
 mod statistics;
+mod tags;
 mod test_events;
 mod triggers;
 mod versions;
@@ -153,8 +154,28 @@ pub fn router(state: SharedState) -> Router {
                 .put(triggers::update)
                 .delete(triggers::delete),
         );
-    // Operations outside `/fgs` (tags) are routed from the top, behind the same layers.
-    let mut outside = Router::new();
+    // The tag API lies outside `/fgs`: routed from the top, behind the same layers.
+    let mut outside = Router::new()
+        .route(
+            "/v2/{project}/{resource_type}/{resource_id}/tags",
+            get(tags::list),
+        )
+        .route(
+            "/v2/{project}/{resource_type}/{resource_id}/tags/create",
+            post(tags::create),
+        )
+        .route(
+            "/v2/{project}/{resource_type}/{resource_id}/tags/delete",
+            axum::routing::delete(tags::delete),
+        )
+        .route(
+            "/v2/{project}/{resource_type}/tags",
+            get(tags::project_tags),
+        )
+        .route(
+            "/v2/{project}/{resource_type}/resource-instances/{action}",
+            post(tags::filter),
+        );
     for (path, route) in not_provided::routes() {
         match path.strip_prefix("/fgs") {
             Some(p) => v2 = v2.route(p, route),

@@ -38,6 +38,8 @@ pub struct CreateBody {
     pub depend_version_list: Option<Vec<String>>,
     pub strategy_config: Option<StrategyBody>,
     pub network_controller: Option<NetworkBody>,
+    /// Tags at create time (`fgs_core::tags::parse_create` says which forms).
+    pub tags: Option<serde_json::Value>,
 }
 
 /// FunctionGraph's NetworkControlConfig; fgs honours `disable_public_network`.

@@ -95,3 +95,22 @@ fn topmost(pids: Vec<u32>) -> Vec<u32> {
 pub fn instances(mark: &str) -> Vec<u32> {
     topmost(pgrep(&format!("fxmark-{mark}-")))
 }
+
+/// The `fgs` binary as a client of `s`: its endpoint and the test credential in the
+/// environment (no other `FGS_` variable), output piped.
+pub fn client_cmd(s: &Server) -> std::process::Command {
+    let mut cmd = std::process::Command::new(fgs_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("FGS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("FGS_ENDPOINT", s.base_url())
+        .env("FGS_ACCESS_KEY", &s.cred.access_key)
+        .env("FGS_SECRET_KEY", &s.cred.secret_key)
+        .env("FGS_PROJECT_ID", &s.cred.project_id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}

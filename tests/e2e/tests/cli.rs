@@ -37,21 +37,8 @@ fn fgs_any(s: &Server, args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("fgs finishes")
 }
 
-/// The `fgs` binary with the server's endpoint and credential in the environment, output piped.
 fn client_cmd(s: &Server) -> Command {
-    let mut cmd = Command::new(fgs_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("FGS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("FGS_ENDPOINT", s.base_url())
-        .env("FGS_ACCESS_KEY", &s.cred.access_key)
-        .env("FGS_SECRET_KEY", &s.cred.secret_key)
-        .env("FGS_PROJECT_ID", &s.cred.project_id)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    fgs_e2e::client_cmd(s)
 }
 
 fn out(o: &Output) -> String {

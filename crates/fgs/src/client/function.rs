@@ -106,6 +106,10 @@ pub struct ListArgs {
     /// Only functions of this package.
     #[arg(long)]
     pub package: Option<String>,
+    /// Only functions with this tag (`KEY=VALUE`, or `KEY` for any value); repeat to require
+    /// several.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
     /// Same as `--output json`.
     #[arg(long, hide = true)]
     pub json: bool,
@@ -175,7 +179,11 @@ pub(super) fn run(args: FunctionArgs) -> Result<Outcome> {
         }
         FunctionCommand::List(a) => {
             ctx.json |= a.json;
-            let all = list(&ctx, a.package.as_deref())?;
+            let mut all = list(&ctx, a.package.as_deref())?;
+            if !a.tags.is_empty() {
+                let tagged = tagged(&ctx, &a.tags)?;
+                all.retain(|f| f["func_urn"].as_str().is_some_and(|u| tagged.contains(u)));
+            }
             ctx.show(&json!({"functions": all, "count": all.len()}), |_| {
                 let mut t = Table::new(&[
                     "NAME",
@@ -343,6 +351,32 @@ pub(super) fn list(ctx: &Ctx, package: Option<&str>) -> Result<Vec<Value>> {
         }
     }
     Ok(all)
+}
+
+/// The URNs of the functions that carry every tag of `filters` (`KEY=VALUE` or `KEY`), asked
+/// of the tag API (`resource-instances/filter`).
+fn tagged(ctx: &Ctx, filters: &[String]) -> Result<std::collections::HashSet<String>> {
+    let tags: Vec<Value> = filters
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => json!({"key": k, "values": [v]}),
+            None => json!({"key": f, "values": []}),
+        })
+        .collect();
+    let found = ctx
+        .api
+        .call_project(
+            "POST",
+            "/functions/resource-instances/filter",
+            Some(&json!({"tags": tags})),
+        )?
+        .json()?;
+    Ok(found["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["resource_id"].as_str().map(str::to_owned))
+        .collect())
 }
 
 /// FunctionGraph sends markers as numbers; be lenient with numeric strings.

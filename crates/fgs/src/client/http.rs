@@ -125,7 +125,27 @@ impl Api {
         body: Vec<u8>,
         extra: &[(&str, &str)],
     ) -> Result<Response> {
-        let path = format!("{}/v2/{}/fgs{rel}", self.prefix, self.cred.project_id);
+        self.send(method, &format!("/fgs{rel}"), query, body, extra)
+    }
+
+    /// A call to `rel` under `/v2/{project_id}` itself: FunctionGraph's tag API lies outside
+    /// `/fgs`.
+    pub fn call_project(&self, method: &str, rel: &str, body: Option<&Value>) -> Result<Response> {
+        let bytes = body.map_or_else(Vec::new, |v| {
+            serde_json::to_vec(v).expect("a Value serializes")
+        });
+        self.send(method, rel, "", bytes, &[])
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        rel: &str,
+        query: &str,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Result<Response> {
+        let path = format!("{}/v2/{}{rel}", self.prefix, self.cred.project_id);
         let mut headers: Vec<(String, String)> = vec![
             ("Host".into(), self.host.clone()),
             ("Content-Type".into(), "application/json".into()),
