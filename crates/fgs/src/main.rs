@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod client;
+mod cluster;
 mod credentials;
 mod demo;
 mod fire;

@@ -12,7 +12,7 @@ use fgs_api::AppState;
 use fgs_invoke::{AsyncConfig, AsyncDispatcher, Invoker, InvokerConfig, LeaseConfig, StoreSource};
 use fgs_package::PackageStore;
 use fgs_sandbox::{Isolation, Sandbox, SandboxConfig};
-use fgs_store::{Catalog, ChangeFeed, LocalFeed, Store, StoreKind};
+use fgs_store::{Catalog, Store, StoreKind};
 use fgs_triggers::TriggerHub;
 
 use crate::demo;
@@ -87,6 +87,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub conn: crate::listen::ConnLimits,
     #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
@@ -112,7 +114,7 @@ async fn collect_package_garbage(
 
 /// `--public-url`: an absolute http(s) URL without query or fragment; returned without its
 /// trailing slashes, since the routes it prefixes begin with `/`.
-fn parse_public_url(s: &str) -> Result<String, String> {
+pub(crate) fn parse_public_url(s: &str) -> Result<String, String> {
     let uri: axum::http::Uri = s.parse().map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err("must begin with http:// or https://".into());
@@ -206,7 +208,10 @@ fn node_id(args: &ServeArgs) -> Result<String> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     // Refused before anything is created: a wrong --store must not leave an empty data dir.
     let store_kind: StoreKind = args.store.parse()?;
+    crate::cluster::check(&store_kind, &args.cluster)?;
     let node_id = node_id(&args)?;
+    // Before the data dir too: a node that cannot reach its cluster leaves nothing behind.
+    let feed = crate::cluster::feed(&args.cluster, &node_id).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = store_kind
@@ -270,7 +275,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             concurrency: args.async_concurrency,
             retry_base: args.async_retry_base,
             region: args.region.clone(),
-            lease: LeaseConfig::new(node_id),
+            lease: LeaseConfig::new(node_id.clone()),
         },
     );
     let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());
@@ -279,7 +284,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Writes publish on the change feed after they commit; what is derived from storage (the
     // invoker's cache and pools, the APIG routes and timers) follows it, from before the first
     // write (docs/architecture.md).
-    let feed = LocalFeed::new();
     let triggers = TriggerHub::new();
     let followers = [
         invoker.follow(feed.subscribe()),
@@ -340,10 +344,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     let timers = triggers
-        .start(&store, public_url, crate::fire::AsyncFire::new(&dispatcher))
+        .start(
+            &store,
+            public_url.clone(),
+            crate::fire::AsyncFire::new(&dispatcher),
+        )
         .await
         .context("starting triggers")?;
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "fgs serving");
+    let advertise_url = args.cluster.advertise_url.clone().unwrap_or(public_url);
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), node_id, advertise_url, "fgs serving");
     println!("listening on http://{addr}");
     if args.demo {
         demo::print_usage(addr, &args.data_dir);
