@@ -40,6 +40,8 @@ pub mod code {
     /// [FGS] An operation of FunctionGraph's API that fgs does not provide (the message names it).
     pub const NOT_PROVIDED: &str = "FSS.0501";
     pub const BAD_GATEWAY: &str = "FSS.0502";
+    /// [FGS] An engine the request needs (the cluster's NATS or PostgreSQL) cannot be reached.
+    pub const UNAVAILABLE: &str = "FSS.0503";
     pub const NO_SPACE: &str = "FSS.0507";
     pub const FUNC_NAME: &str = "FSS.1002";
     pub const HANDLER: &str = "FSS.1003";
@@ -274,6 +276,10 @@ impl From<StoreError> for ApiError {
                 "{e}: remove it from the function's depend_version_list first"
             )),
             StoreError::Conflict { .. } => ApiError::conflict(format!("{e}; retry the request")),
+            StoreError::FeedUnavailable { .. } => {
+                tracing::warn!(error = %e, "write refused: the change feed is unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, msg)
+            }
             // Failures of the store itself, not of the request: named, so that a new kind of
             // refusal cannot fall into a 500 unnoticed.
             StoreError::Open { .. }

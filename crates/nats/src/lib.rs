@@ -55,6 +55,8 @@ pub enum NatsError {
 /// A [`ChangeFeed`] over NATS JetStream. Cheap to share (`Arc`).
 pub struct NatsFeed {
     js: jetstream::Context,
+    /// The server's URL without credentials, for messages.
+    url: String,
     fanout: Arc<Fanout>,
     connected: Arc<AtomicBool>,
 }
@@ -145,6 +147,7 @@ impl NatsFeed {
         tokio::spawn(pump::run(js.clone(), Arc::clone(&fanout), reconnected));
         Ok(Arc::new(NatsFeed {
             js,
+            url: shown,
             fanout,
             connected,
         }))
@@ -220,5 +223,15 @@ impl ChangeFeed for NatsFeed {
 
     fn settled(&self, revision: u64, limit: Duration) -> BoxFuture<'_, ()> {
         self.fanout.settled(revision, limit)
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        (!self.is_connected()).then(|| {
+            format!(
+                "the cluster's NATS at {} is unavailable to this node, so the other nodes \
+                 would not learn of the change",
+                self.url
+            )
+        })
     }
 }

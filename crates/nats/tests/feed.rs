@@ -206,6 +206,8 @@ async fn after_nats_comes_back_followers_resync_and_follow_again() {
     server.stop();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!a.is_connected(), "the loss is seen");
+    let why = a.unavailable().expect("writes are refused meanwhile");
+    assert!(why.contains("NATS at nats://127.0.0.1:"), "{why}");
     server.restart();
     let start = Instant::now();
     match next(&mut on_b, Duration::from_secs(10)).await {
@@ -217,6 +219,7 @@ async fn after_nats_comes_back_followers_resync_and_follow_again() {
         assert!(start.elapsed() < Duration::from_secs(10), "a reconnects");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(a.unavailable(), None, "writes are taken again");
     let revision = a.publish(key("after"), ChangeKind::Function).await;
     assert!(revision > 0, "published once NATS is back");
     loop {

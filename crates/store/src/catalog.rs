@@ -39,6 +39,16 @@ impl Catalog {
         &self.feed
     }
 
+    /// Refuses a write the feed could not carry to the other nodes: checked before the
+    /// commit. A connection lost between this check and the publication is covered by the
+    /// feed itself (it publishes again, and followers resync on reconnection).
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.feed.unavailable() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::FeedUnavailable { reason }),
+        }
+    }
+
     /// Publishes a committed change and waits until this process follows it: the caller's
     /// next request sees what it wrote.
     async fn changed(&self, key: FunctionKey, kind: ChangeKind) {
@@ -47,6 +57,7 @@ impl Catalog {
     }
 
     pub async fn create_function(&self, rec: FunctionRecord, max: u64) -> Result<(), StoreError> {
+        self.writable()?;
         let k = key(&rec.project, &rec.package, &rec.name);
         self.store.create_function(rec, max).await?;
         self.changed(k, ChangeKind::Function).await;
@@ -59,6 +70,7 @@ impl Catalog {
         rec: &FunctionRecord,
         expected_revision: u64,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         self.store.update_function(rec, expected_revision).await?;
         self.changed(
             key(&rec.project, &rec.package, &rec.name),
@@ -75,6 +87,7 @@ impl Catalog {
         package: &str,
         name: &str,
     ) -> Result<Option<FunctionRecord>, StoreError> {
+        self.writable()?;
         let r = self.store.delete_function(project, package, name).await;
         // A corrupt record is deleted all the same (the error only says it could not be read).
         if !matches!(r, Ok(None)) {
@@ -85,6 +98,7 @@ impl Catalog {
     }
 
     pub async fn publish_version(&self, v: VersionRecord, max: usize) -> Result<(), StoreError> {
+        self.writable()?;
         let k = key(&v.function.project, &v.function.package, &v.function.name);
         self.store.publish_version(v, max).await?;
         self.changed(k, ChangeKind::Version).await;
@@ -99,6 +113,7 @@ impl Catalog {
         name: &str,
         version: &str,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         self.store
             .delete_version(project, package, name, version)
             .await?;
@@ -121,6 +136,7 @@ impl Catalog {
         create: bool,
         max: usize,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         self.store
             .put_alias(project, package, name, alias, create, max)
             .await?;
@@ -137,6 +153,7 @@ impl Catalog {
         name: &str,
         alias: &str,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         self.store
             .delete_alias(project, package, name, alias)
             .await?;
@@ -150,6 +167,7 @@ impl Catalog {
     }
 
     pub async fn create_trigger(&self, rec: TriggerRecord, max: u64) -> Result<(), StoreError> {
+        self.writable()?;
         let k = key(&rec.project, &rec.package, &rec.name);
         self.store.create_trigger(rec, max).await?;
         self.changed(k, ChangeKind::Trigger).await;
@@ -158,6 +176,7 @@ impl Catalog {
 
     /// See [`Store::update_trigger`].
     pub async fn update_trigger(&self, rec: &TriggerRecord) -> Result<bool, StoreError> {
+        self.writable()?;
         let found = self.store.update_trigger(rec).await?;
         if found {
             self.changed(
@@ -178,6 +197,7 @@ impl Catalog {
         qualifier: Option<&str>,
         trigger_id: Option<&str>,
     ) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.writable()?;
         let gone = self
             .store
             .delete_triggers(project, package, name, qualifier, trigger_id)

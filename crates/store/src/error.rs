@@ -135,4 +135,8 @@ pub enum StoreError {
     },
     #[error("--store {value}: {reason}")]
     UnsupportedStore { value: String, reason: String },
+    /// The change feed cannot carry a change now (the cluster's NATS is unreachable): the
+    /// write was refused before it committed, so no node serves something the others do not.
+    #[error("{reason}; nothing was changed, retry when it is back")]
+    FeedUnavailable { reason: String },
 }

@@ -76,6 +76,14 @@ pub trait ChangeFeed: Send + Sync + 'static {
     /// Waits, at most `limit`, until every follower in this process has applied `revision`:
     /// the write that published it answers only once this process serves what it wrote.
     fn settled(&self, revision: u64, limit: Duration) -> BoxFuture<'_, ()>;
+
+    /// Why a change could not be carried to every follower right now (in a cluster: this
+    /// node has lost its connection to the message bus), or `None` when it can. The
+    /// [`Catalog`](crate::Catalog) refuses writes meanwhile, so that a write that answers is
+    /// one the other nodes follow.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a feed hands a [`Subscription`].

@@ -1,6 +1,7 @@
 //! Behaviour of [`Store`] through its public methods, on a real database file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tempfile::TempDir;
 
@@ -203,4 +204,50 @@ mod conformance {
     use super::fresh_sqlite;
 
     crate::conformance_suite!(fresh_sqlite());
+}
+
+/// A feed that cannot carry changes, as a node cut off from NATS.
+struct CutOff(Arc<LocalFeed>);
+
+impl ChangeFeed for CutOff {
+    fn publish(&self, key: FunctionKey, kind: ChangeKind) -> feed::BoxFuture<'_, u64> {
+        self.0.publish(key, kind)
+    }
+    fn subscribe(&self) -> Subscription {
+        self.0.subscribe()
+    }
+    fn settled(&self, revision: u64, limit: std::time::Duration) -> feed::BoxFuture<'_, ()> {
+        self.0.settled(revision, limit)
+    }
+    fn unavailable(&self) -> Option<String> {
+        Some("NATS at nats://n:4222 is unreachable".into())
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_refuses_a_write_its_feed_cannot_carry_before_committing() {
+    let db = db();
+    let local = LocalFeed::new();
+    let mut sub = local.subscribe();
+    let catalog = Catalog::new(db.store.clone(), Arc::new(CutOff(Arc::clone(&local))));
+    let err = catalog
+        .create_function(record("p1", "default", "f", 7), 10)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::FeedUnavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("NATS"), "{err}");
+    let stored = db.store.get_function("p1", "default", "f").await;
+    assert!(matches!(stored, Ok(None)), "nothing committed: {stored:?}");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), sub.recv())
+            .await
+            .is_err(),
+        "nothing published"
+    );
+    // The same write through a feed that can carry it goes through.
+    drop(sub);
+    Catalog::new(db.store.clone(), local)
+        .create_function(record("p1", "default", "f", 7), 10)
+        .await
+        .expect("created");
 }
