@@ -258,10 +258,7 @@ impl Language {
     /// runtime host is not part of fgs yet. `None` for the languages fgs serves.
     pub fn unserved(&self) -> Option<&'static str> {
         match self {
-            Language::Python | Language::NodeJs | Language::Php => None,
-            Language::Java => Some(
-                "fgs does not run Java functions yet: its Java runtime host (FunctionGraph's com.huawei.services.runtime classes) is not part of this build",
-            ),
+            Language::Python | Language::NodeJs | Language::Php | Language::Java => None,
             Language::Go => Some(
                 "fgs does not run Go functions yet: it does not speak the Go SDK's net/rpc protocol in this build",
             ),

@@ -1,6 +1,6 @@
 //! Runtime adapters: what process an instance of each runtime starts (SPEC.md 4).
 //!
-//! Python, Node.js and PHP run fgs's shims (`runtimes/`), which speak the Runtime API like any Custom
+//! Python, Node.js, PHP and Java run fgs's shims (`runtimes/`), which speak the Runtime API like any Custom
 //! runtime; the shim is found through `FGS_RUNTIME_DIR`, so the same command works on the host
 //! and in a sandbox that mounts the runtime dir at `/opt/function/runtime`.
 
@@ -57,7 +57,7 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
             };
             Ok(bootstrap_launch(bootstrap, executable))
         }
-        rt @ (Runtime::Python(_) | Runtime::NodeJs(_) | Runtime::Php(_)) => {
+        rt @ (Runtime::Python(_) | Runtime::NodeJs(_) | Runtime::Php(_) | Runtime::Java(_)) => {
             let Some(interp) = cfg.interpreter.interpreter() else {
                 return Err(StartError::UnsupportedRuntime(rt));
             };
@@ -82,6 +82,19 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                         .to_string_lossy()
                         .into_owned(),
                 ],
+                Runtime::Java(_) => {
+                    let classes = crate::runtimes::JAVA_CLASSES;
+                    if !cfg.runtime_dir.join(classes).is_dir() {
+                        return Err(StartError::RuntimeFiles(
+                            rt,
+                            format!(
+                                "fgs's Java runtime classes are not compiled: {} has no javac (install a JDK, e.g. Debian's openjdk-17-jdk-headless)",
+                                interp.prefix.display()
+                            ),
+                        ));
+                    }
+                    java_args(cfg.limits.memory_mb, &view.runtime().join(classes))
+                }
                 // The shim takes `concurrent_num` events at once (its one argument); the
                 // Python shim takes one at a time.
                 _ => vec![
@@ -94,8 +107,9 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 "FGS_RUNTIME_DIR".to_string(),
                 view.runtime().to_string_lossy().into_owned(),
             )];
-            if let (Runtime::Php(_), Some(dep)) = (rt, view.dependency()) {
-                // Put on PHP's include_path by the shim, as PYTHONPATH and NODE_PATH are.
+            if let (Runtime::Php(_) | Runtime::Java(_), Some(dep)) = (rt, view.dependency()) {
+                // Put on PHP's include_path and Java's classpath by the shims, as PYTHONPATH and
+                // NODE_PATH are.
                 env.push((
                     "FGS_DEPENDENCY_DIR".into(),
                     dep.to_string_lossy().into_owned(),
@@ -123,10 +137,31 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 mounts,
             })
         }
-        rt @ (Runtime::Java(_) | Runtime::Go | Runtime::CSharp(_) | Runtime::Cangjie) => {
+        rt @ (Runtime::Go | Runtime::CSharp(_) | Runtime::Cangjie) => {
             Err(StartError::UnsupportedRuntime(rt))
         }
     }
+}
+
+/// The JVM's flags for a function of `memory_mb`: the heap takes what the JVM's own memory
+/// (metaspace, code cache, thread stacks: about 40 MB measured with the serial collector) leaves
+/// of the limit, so that a handler that fills it gets `OutOfMemoryError` (4205, reported by the
+/// shim) before the sandbox's OOM killer ends the instance. Serial GC and C1 only: an instance
+/// is one event at a time on a fraction of a core, where they start fastest and use least.
+fn java_args(memory_mb: u32, classes: &std::path::Path) -> Vec<String> {
+    let heap = memory_mb.saturating_sub(48).max(memory_mb / 2).max(16);
+    vec![
+        format!("-Xmx{heap}m"),
+        format!("-Xms{}m", heap.min(16)),
+        "-XX:+UseSerialGC".into(),
+        "-XX:TieredStopAtLevel=1".into(),
+        "-XX:-UsePerfData".into(),
+        "-Xss512k".into(),
+        "-Xshare:auto".into(),
+        "-cp".into(),
+        classes.to_string_lossy().into_owned(),
+        "fgs.runtime.Bootstrap".into(),
+    ]
 }
 
 /// Starts `bootstrap` itself when the kernel can (executable, and a binary or `#!` script);
@@ -150,5 +185,32 @@ fn bootstrap_launch(bootstrap: PathBuf, executable: bool) -> Launch {
         args,
         env: Vec::new(),
         mounts: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_java_heap_leaves_the_jvm_its_own_memory() {
+        let heap = |mb| {
+            java_args(mb, std::path::Path::new("/c"))
+                .into_iter()
+                .find_map(|a| a.strip_prefix("-Xmx").map(str::to_string))
+                .unwrap()
+        };
+        assert_eq!(heap(128), "80m");
+        assert_eq!(heap(256), "208m");
+        assert_eq!(heap(1024), "976m");
+        let args = java_args(
+            128,
+            std::path::Path::new("/opt/function/runtime/java/classes"),
+        );
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("fgs.runtime.Bootstrap")
+        );
+        assert!(args.contains(&"/opt/function/runtime/java/classes".to_string()));
     }
 }

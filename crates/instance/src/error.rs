@@ -14,6 +14,10 @@ pub enum StartError {
     BootstrapMissing(PathBuf),
     #[error("runtime {0} is not supported by this build")]
     UnsupportedRuntime(Runtime),
+    /// fgs's own runtime files for the language are not there (the Java classes compile at
+    /// start-up only where a JDK's `javac` is installed).
+    #[error("runtime {0} cannot start: {1}")]
+    RuntimeFiles(Runtime, String),
     #[error("preparing the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
     #[error("serving the runtime API: {0}")]
@@ -55,9 +59,10 @@ impl StartError {
             StartError::Exited { .. } => (codes::RUNTIME_EXITED, "RuntimeExited"),
             StartError::Timeout(_) => (codes::INIT_TIMEOUT, "InitTimeout"),
             StartError::MemoryLimit => return Some(FunctionError::memory_limit()),
-            StartError::UnsupportedRuntime(_) | StartError::Sandbox(_) | StartError::Api(_) => {
-                return None
-            }
+            StartError::UnsupportedRuntime(_)
+            | StartError::RuntimeFiles(..)
+            | StartError::Sandbox(_)
+            | StartError::Api(_) => return None,
         };
         Some(FunctionError::new(code, ty, self.to_string()))
     }

@@ -24,4 +24,6 @@ pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
 pub use error::StartError;
 pub use instance::{Instance, Reply};
 pub use runtime_paths::runtime_mounts;
-pub use runtimes::{compile_python_shim, discover, install_shims, DiscoverOptions};
+pub use runtimes::{
+    compile_java_shim, compile_python_shim, discover, install_shims, DiscoverOptions,
+};

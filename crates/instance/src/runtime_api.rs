@@ -193,7 +193,7 @@ async fn handle(
                         let _ = tx.send(RuntimeReply::Error(parse_error(
                             codes::FUNCTION_RAISED,
                             &body,
-                            &[codes::HANDLER_NOT_FOUND],
+                            &[codes::HANDLER_NOT_FOUND, codes::MEMORY_LIMIT],
                         )));
                         json(StatusCode::ACCEPTED, OK_BODY)
                     }
@@ -388,7 +388,7 @@ async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, Bo
 
 /// A runtime's `{"errorType","errorMessage","stackTrace"}`; anything else is kept as the message.
 /// [FGS] An `errorCode` among `allowed` replaces `code`: fgs's own shims report a missing handler
-/// (4001) and an initializer timeout (4211) this way.
+/// (4001), a Java heap that ran out (4205) and an initializer timeout (4211) this way.
 fn parse_error(code: u32, body: &[u8], allowed: &[u32]) -> FunctionError {
     #[derive(serde::Deserialize)]
     struct Wire {

@@ -28,6 +28,44 @@ const SHIMS: &[(&str, &str)] = &[
         include_str!("../../../runtimes/php/bootstrap.php"),
     ),
     (
+        "java/src/com/huawei/services/runtime/Context.java",
+        include_str!("../../../runtimes/java/com/huawei/services/runtime/Context.java"),
+    ),
+    (
+        "java/src/com/huawei/services/runtime/RuntimeLogger.java",
+        include_str!("../../../runtimes/java/com/huawei/services/runtime/RuntimeLogger.java"),
+    ),
+    (
+        "java/src/com/opentelekomcloud/services/runtime/Context.java",
+        include_str!("../../../runtimes/java/com/opentelekomcloud/services/runtime/Context.java"),
+    ),
+    (
+        "java/src/com/opentelekomcloud/services/runtime/RuntimeLogger.java",
+        include_str!(
+            "../../../runtimes/java/com/opentelekomcloud/services/runtime/RuntimeLogger.java"
+        ),
+    ),
+    (
+        "java/src/fgs/runtime/Bootstrap.java",
+        include_str!("../../../runtimes/java/fgs/runtime/Bootstrap.java"),
+    ),
+    (
+        "java/src/fgs/runtime/Ctx.java",
+        include_str!("../../../runtimes/java/fgs/runtime/Ctx.java"),
+    ),
+    (
+        "java/src/fgs/runtime/Ids.java",
+        include_str!("../../../runtimes/java/fgs/runtime/Ids.java"),
+    ),
+    (
+        "java/src/fgs/runtime/Json.java",
+        include_str!("../../../runtimes/java/fgs/runtime/Json.java"),
+    ),
+    (
+        "java/src/fgs/runtime/Logger.java",
+        include_str!("../../../runtimes/java/fgs/runtime/Logger.java"),
+    ),
+    (
         "extensions/supervisor.sh",
         include_str!("../../../runtimes/extensions/supervisor.sh"),
     ),
@@ -269,7 +307,7 @@ pub fn install_shims(base: &Path, table: &RuntimeTable) -> std::io::Result<PathB
         std::fs::write(&path, src)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     }
-    for sub in ["python", "nodejs", "php", "extensions"] {
+    for sub in ["python", "nodejs", "php", "java", "extensions"] {
         std::fs::set_permissions(tmp.join(sub), std::fs::Permissions::from_mode(0o555))?;
     }
     crate::runtime_paths::write_tree(&tmp, table)?;
@@ -340,6 +378,92 @@ pub fn compile_python_shim(runtime_dir: &Path, interpreters: &[Arc<Interpreter>]
     mode(&py_dir, 0o555);
 }
 
+/// Where fgs's Java runtime classes are, under the runtime dir.
+pub(crate) const JAVA_CLASSES: &str = "java/classes";
+
+/// Compiles fgs's Java runtime (`java/src`: FunctionGraph's `Context` and `RuntimeLogger` in both
+/// packages, and the shim) into `java/classes` once per runtime dir, with the newest of these
+/// JDKs' `javac` for Java 8 bytecode, so every installed JVM runs it. Lazily, when the first Java
+/// instance starts, rather than at build time: a clean clone builds with no JDK, an fgs with no
+/// Java functions never pays it, and a host with no `javac` has no Java functions (their
+/// instances fail to start saying so). Blocking, about 2 s once per runtime dir.
+pub fn compile_java_shim(runtime_dir: &Path, interpreters: &[Arc<Interpreter>]) {
+    use std::os::unix::fs::PermissionsExt;
+    // One compile at a time: instances of one fgs start in parallel.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let java_dir = runtime_dir.join("java");
+    let classes = java_dir.join("classes");
+    if classes.join("fgs/runtime/Bootstrap.class").is_file() {
+        return;
+    }
+    let Some(javac) = interpreters
+        .iter()
+        .filter(|i| i.language == Language::Java)
+        .filter_map(|i| Some((i.version, javac_of(i)?)))
+        .max_by_key(|(v, _)| *v)
+        .map(|(_, j)| j)
+    else {
+        return;
+    };
+    let mut sources = Vec::new();
+    collect_sources(&java_dir.join("src"), &mut sources);
+    let mode = |p: &Path, m: u32| {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    };
+    mode(&java_dir, 0o755);
+    let tmp = java_dir.join(format!(".classes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out = std::process::Command::new(&javac)
+        .args(["--release", "8", "-Xlint:-options", "-nowarn", "-d"])
+        .arg(&tmp)
+        .args(&sources)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            if std::fs::rename(&tmp, &classes).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+        }
+        Ok(o) => tracing::warn!(
+            javac = %javac.display(),
+            error = %String::from_utf8_lossy(&o.stderr).trim(),
+            "compiling the Java runtime failed: Java functions cannot start"
+        ),
+        Err(e) => tracing::warn!(
+            javac = %javac.display(),
+            error = %e,
+            "compiling the Java runtime failed: Java functions cannot start"
+        ),
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    mode(&java_dir, 0o555);
+}
+
+/// The `javac` of a JDK whose `java` this is, if it has one (a JRE has none).
+fn javac_of(i: &Interpreter) -> Option<PathBuf> {
+    let javac = i.prefix.join("bin/javac");
+    is_binary(&javac).then_some(javac)
+}
+
+fn collect_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect_sources(&p, out);
+        } else if p.extension().is_some_and(|e| e == "java") {
+            out.push(p);
+        }
+    }
+}
+
 /// The cached bytecode CPython `major.minor` reads for `bootstrap.py`.
 fn python_pyc_name((major, minor, _): (u32, u32, u32)) -> String {
     format!("bootstrap.cpython-{major}{minor}.pyc")
@@ -347,7 +471,7 @@ fn python_pyc_name((major, minor, _): (u32, u32, u32)) -> String {
 
 fn make_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    for sub in ["", "python", "python/__pycache__", "nodejs", "php"] {
+    for sub in ["", "python", "python/__pycache__", "nodejs", "php", "java"] {
         let _ = std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(0o755));
     }
 }
@@ -426,6 +550,38 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.starts_with(&*pyc.to_string_lossy()), "{text}");
+        make_writable(&dir);
+    }
+
+    #[test]
+    fn the_java_runtime_compiles_once_with_a_jdks_javac() {
+        let table = discover(&DiscoverOptions::default());
+        let jdks: Vec<Arc<Interpreter>> = table
+            .installed()
+            .iter()
+            .filter(|i| i.language == Language::Java && javac_of(i).is_some())
+            .cloned()
+            .collect();
+        if jdks.is_empty() {
+            eprintln!("skipped: no JDK with javac installed");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = install_shims(tmp.path(), &table).unwrap();
+        assert!(!dir.join(JAVA_CLASSES).exists(), "compiled only when asked");
+        compile_java_shim(&dir, &jdks);
+        for class in [
+            "fgs/runtime/Bootstrap.class",
+            "com/huawei/services/runtime/Context.class",
+            "com/opentelekomcloud/services/runtime/RuntimeLogger.class",
+        ] {
+            assert!(dir.join(JAVA_CLASSES).join(class).is_file(), "{class}");
+        }
+        // Java 8 bytecode (major version 52), so that every installed JVM runs it.
+        let bytes =
+            std::fs::read(dir.join(JAVA_CLASSES).join("fgs/runtime/Bootstrap.class")).unwrap();
+        assert_eq!(&bytes[..4], &[0xca, 0xfe, 0xba, 0xbe]);
+        assert_eq!(u16::from_be_bytes([bytes[6], bytes[7]]), 52);
         make_writable(&dir);
     }
 

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use fgs_e2e::{fgs_bin, unique, Server, ServerOpts};
+use fgs_e2e::fixture::zip_files;
+use fgs_e2e::{b64, fgs_bin, json, unique, Server, ServerOpts};
 
 /// Whether `exe` runs here; prints why the caller skips when it does not.
 fn toolchain(exe: &str, arg: &str, test: &str) -> bool {
@@ -104,4 +105,193 @@ fn php_through_the_cli_with_its_memory_limit_and_timeout() {
     let out = text(&o);
     assert!(out.contains("4010") && out.contains("timed out"), "{out}");
     assert!(t.elapsed().as_secs() < 20, "stopped at its timeout");
+}
+
+/// A Java handler class using FunctionGraph's `com.huawei.services.runtime` names.
+const JAVA_HUAWEI: &str = r#"package demo;
+
+import com.huawei.services.runtime.Context;
+import com.huawei.services.runtime.RuntimeLogger;
+import java.util.List;
+
+public class Handler {
+    static int inits;
+
+    public static class Person { public String name; public int age; public List<String> tags; }
+
+    public static class Reply {
+        private final String greeting; private final int nextAge;
+        Reply(String greeting, int nextAge) { this.greeting = greeting; this.nextAge = nextAge; }
+        public String getGreeting() { return greeting; }
+        public int getNextAge() { return nextAge; }
+    }
+
+    public void init(Context context) { inits++; }
+
+    public String text(String event, Context context) {
+        RuntimeLogger log = context.getLogger();
+        log.info("event " + event);
+        return "inits=" + inits + " memory=" + context.getMemorySize() + " id=" + context.getRequestID()
+            + " user=" + context.getUserData("GREETING");
+    }
+
+    public Reply pojo(Person p, Context context) {
+        return new Reply("hi " + p.name + " " + p.tags, p.age + 1);
+    }
+
+    public String boom(String event, Context context) { return check(event); }
+
+    static String check(String event) { throw new IllegalStateException("no " + event); }
+
+    public String slow(String event, Context context) throws Exception { Thread.sleep(30000); return "late"; }
+
+    public String hog(String event, Context context) {
+        List<byte[]> keep = new java.util.ArrayList<>();
+        while (true) { keep.add(new byte[1 << 20]); }
+    }
+}
+"#;
+
+/// The same through the Open Telekom Cloud variant's `com.opentelekomcloud.services.runtime`.
+const JAVA_OTC: &str = r#"package otc;
+
+import com.opentelekomcloud.services.runtime.Context;
+import java.util.Map;
+
+public class Fn {
+    public static Map<String, Object> handle(Map<String, Object> event, Context context) {
+        context.getLogger().warn("otc " + event.get("n"));
+        event.put("fn", context.getFunctionName());
+        return event;
+    }
+}
+"#;
+
+/// Compiles `sources` against fgs's FunctionGraph interfaces (`runtimes/java`, not shipped with
+/// the code, as users compile against FunctionGraph's runtime jar) into a jar under `lib/`.
+fn build_java(dir: &Path, sources: &[(&str, &str)]) -> std::path::PathBuf {
+    let src = dir.join("src");
+    let classes = dir.join("classes");
+    let mut files = Vec::new();
+    for (name, text) in sources {
+        let p = src.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        files.push(p);
+    }
+    let interfaces = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtimes/java");
+    let o = Command::new("javac")
+        .args(["--release", "8", "-Xlint:-options", "-implicit:none", "-sourcepath"])
+        .arg(&interfaces)
+        .arg("-d")
+        .arg(&classes)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "javac: {}", text(&o));
+    let code = dir.join("code");
+    std::fs::create_dir_all(code.join("lib")).unwrap();
+    let o = Command::new("jar")
+        .arg("cf")
+        .arg(code.join("lib/app.jar"))
+        .arg("-C")
+        .arg(&classes)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "jar: {}", text(&o));
+    code
+}
+
+#[test]
+fn java_handlers_with_functiongraphs_context() {
+    let test = "java_handlers_with_functiongraphs_context";
+    if !toolchain("javac", "-version", test) || !toolchain("jar", "--version", test) {
+        return;
+    }
+    let s = Server::start(ServerOpts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let code = build_java(
+        dir.path(),
+        &[("demo/Handler.java", JAVA_HUAWEI), ("otc/Fn.java", JAVA_OTC)],
+    );
+    let run = |name: &str, data: &str, extra: &[&str]| {
+        let mut args = vec!["function", "invoke", name, "--data", data];
+        args.extend_from_slice(extra);
+        fgs(&s, &args)
+    };
+
+    // A String event, the initializer (created through the API, as the SDK does: the CLI has
+    // no initializer flag), user data and the logger's line in the log tail.
+    let text_fn = unique("jtext");
+    let jar = std::fs::read(code.join("lib/app.jar")).unwrap();
+    let r = s.post(
+        "/functions",
+        &json!({
+            "func_name": text_fn, "package": "default", "runtime": "Java17",
+            "handler": "demo.Handler.text", "memory_size": 256, "timeout": 10,
+            "initializer_handler": "demo.Handler.init", "initializer_timeout": 10,
+            "user_data": r#"{"GREETING":"hi"}"#,
+            "code_type": "zip", "code_filename": "code.zip",
+            "func_code": {"file": b64(&zip_files(&[("lib/app.jar", &jar, 0o644)]))},
+        }),
+    );
+    r.expect(200);
+    for _ in 0..2 {
+        let o = run(&text_fn, r#"{"a":1}"#, &["--log-tail"]);
+        let out = text(&o);
+        assert!(o.status.success(), "{out}");
+        assert!(out.contains("inits=1 memory=256 id="), "{out}");
+        assert!(out.contains(" user=hi"), "{out}");
+        assert!(out.contains(r#" INFO event {"a":1}"#), "{out}");
+    }
+
+    // The event's JSON mapped onto a class; the result written from its getters.
+    let pojo = unique("jpojo");
+    create(&s, &pojo, "Java11", "demo.Handler.pojo", &code, &[]);
+    let o = run(&pojo, r#"{"name":"ann","age":41,"tags":["x","y"]}"#, &[]);
+    let out = text(&o);
+    assert!(out.contains(r#""greeting":"hi ann [x, y]""#), "{out}");
+    assert!(out.contains(r#""nextAge":42"#), "{out}");
+
+    // The Open Telekom Cloud names, a static method, a Map event.
+    let otc = unique("jotc");
+    create(&s, &otc, "Java8", "otc.Fn.handle", &code, &[]);
+    let o = run(&otc, r#"{"n":7}"#, &["--log-tail"]);
+    let out = text(&o);
+    assert!(out.contains(&format!(r#""fn":"{otc}""#)), "{out}");
+    assert!(out.contains(" WARN otc 7"), "{out}");
+
+    // A thrown exception: 4002 with the class, the message and the Java frames.
+    let boom = unique("jboom");
+    create(&s, &boom, "Java17", "demo.Handler.boom", &code, &[]);
+    let o = run(&boom, r#""x""#, &[]);
+    let out = text(&o);
+    assert!(out.contains(r#""errorCode":4002"#), "{out}");
+    assert!(
+        out.contains(r#""errorType":"java.lang.IllegalStateException""#),
+        "{out}"
+    );
+    assert!(out.contains(r#"no \"x\""#), "{out}");
+    assert!(out.contains("at demo.Handler.check(Handler.java:"), "{out}");
+
+    // A method that does not exist: 4001 naming it.
+    let missing = unique("jmissing");
+    create(&s, &missing, "Java17", "demo.Handler.nothere", &code, &[]);
+    let out = text(&run(&missing, "{}", &[]));
+    assert!(
+        out.contains("4001") && out.contains("demo.Handler.nothere"),
+        "{out}"
+    );
+
+    // The heap is sized from the function's memory: filling it is 4205.
+    let hog = unique("jhog");
+    create(&s, &hog, "Java17", "demo.Handler.hog", &code, &["--memory", "128"]);
+    let out = text(&run(&hog, "{}", &[]));
+    assert!(out.contains("4205"), "{out}");
+
+    let slow = unique("jslow");
+    create(&s, &slow, "Java17", "demo.Handler.slow", &code, &["--timeout", "3"]);
+    let out = text(&run(&slow, "{}", &[]));
+    assert!(out.contains("4010") && out.contains("timed out"), "{out}");
 }

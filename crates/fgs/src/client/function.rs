@@ -46,7 +46,7 @@ pub enum FunctionCommand {
 /// Configuration flags shared by `create` and `update`.
 #[derive(Debug, Default, clap::Args)]
 pub struct ConfigFlags {
-    /// Runtime: Custom, http, Python3.9/3.10/3.12, Node.js16.17/18.15/20.15 (see `fgs runtimes`).
+    /// Runtime: Custom, http, Python3.9/3.10/3.12, Node.js16.17/18.15/20.15, PHP8.3, Java17, ... (see `fgs runtimes`).
     #[arg(long)]
     pub runtime: Option<String>,
     /// Handler; for Custom, the conventional `bootstrap`.

@@ -44,6 +44,13 @@ struct Timings {
 impl Instance {
     /// Starts a runtime and waits until it is ready to take its first event.
     pub async fn start(sandbox: &Sandbox, cfg: InstanceConfig) -> Result<Instance, StartError> {
+        if let (Runtime::Java(_), Some(i)) = (cfg.runtime, cfg.interpreter.interpreter()) {
+            // fgs's Java runtime classes compile with the first Java instance (runtimes.rs).
+            let (dir, jdk) = (cfg.runtime_dir.clone(), vec![Arc::clone(i)]);
+            tokio::task::spawn_blocking(move || crate::runtimes::compile_java_shim(&dir, &jdk))
+                .await
+                .expect("compiling the Java runtime does not panic");
+        }
         let plan = plan(sandbox, &cfg)?;
         let t0 = Instant::now();
         let (prepared, listener, api_addr) = prepare(sandbox).await?;
