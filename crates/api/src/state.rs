@@ -31,6 +31,9 @@ pub struct AppState {
     pub trigger_writes: tokio::sync::Mutex<()>,
     /// `GET /metrics` answers without credentials (`--metrics-public`, docs/metrics.md).
     pub metrics_public: bool,
+    /// This node's id in a cluster (`--nats`), the `node` label of its `/metrics`; `None` on
+    /// a single node, whose series carry no such label.
+    pub node: Option<String>,
 }
 
 pub type SharedState = Arc<AppState>;

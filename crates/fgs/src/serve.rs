@@ -302,6 +302,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         triggers: Arc::clone(&triggers),
         trigger_writes: tokio::sync::Mutex::new(()),
         metrics_public: args.metrics_public,
+        node: args.cluster.nats.is_some().then(|| node_id.clone()),
     });
 
     if args.demo {

@@ -23,6 +23,9 @@ pub struct Gauges {
     pub async_depth: u64,
     pub async_oldest_age_secs: f64,
     pub sandbox_prewarmed: usize,
+    /// In a cluster, the node these values are of: a `node` label on every series, since each
+    /// node's `/metrics` counts only what ran there (Prometheus scrapes each).
+    pub node: Option<String>,
 }
 
 /// A label value escaped as the format asks: backslash, double quote and newline.
@@ -32,9 +35,10 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn labels(k: &SeriesKey) -> String {
+/// A series' labels; `node` is `,node="..."` or empty.
+fn labels(k: &SeriesKey, node: &str) -> String {
     format!(
-        "project=\"{}\",package=\"{}\",function=\"{}\",version=\"{}\"",
+        "project=\"{}\",package=\"{}\",function=\"{}\",version=\"{}\"{node}",
         esc(&k.project),
         esc(&k.package),
         esc(&k.name),
@@ -50,6 +54,10 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// says so (an access key sees its own project's functions).
 pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) -> String {
     let mut out = String::with_capacity(4096);
+    let node = g
+        .node
+        .as_deref()
+        .map_or_else(String::new, |n| format!(",node=\"{}\"", esc(n)));
     let series: Vec<_> = reg
         .all_series()
         .into_iter()
@@ -63,7 +71,7 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
         "Invocations by function version and outcome.",
     );
     for s in &series {
-        let l = labels(&s.key);
+        let l = labels(&s.key, &node);
         for (outcome, code, n) in s.outcomes() {
             let code = code.map(|c| c.to_string()).unwrap_or_default();
             let _ = writeln!(
@@ -93,7 +101,7 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
                 &s.cold_start
             };
             let (cum, sum) = h.snapshot();
-            let l = labels(&s.key);
+            let l = labels(&s.key, &node);
             for (i, n) in cum.iter().enumerate() {
                 let le = DURATION_BUCKETS
                     .get(i)
@@ -122,7 +130,7 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
         .collect();
     inst.sort_by(|a, b| a.key.cmp(&b.key));
     for i in &inst {
-        let l = labels(&i.key);
+        let l = labels(&i.key, &node);
         for (state, n) in [("starting", i.starting), ("busy", i.busy), ("idle", i.idle)] {
             let _ = writeln!(out, "{}{{{l},state=\"{state}\"}} {n}", names::INSTANCES);
         }
@@ -161,7 +169,14 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
     ];
     for (name, kind, help, v) in plain {
         header(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {v}");
+        match &g.node {
+            Some(n) => {
+                let _ = writeln!(out, "{name}{{node=\"{}\"}} {v}", esc(n));
+            }
+            None => {
+                let _ = writeln!(out, "{name} {v}");
+            }
+        }
     }
     out
 }

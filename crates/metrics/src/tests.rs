@@ -96,3 +96,27 @@ fn recording_cost() {
     println!("series lookup alone: {:?}", t0.elapsed() / n);
     assert!(per < Duration::from_micros(5), "{per:?}");
 }
+
+#[test]
+fn a_cluster_node_labels_every_series_with_its_id() {
+    let reg = Registry::default();
+    reg.series("p", "default", "f", "latest")
+        .refused(Outcome::Throttled);
+    let g = Gauges {
+        node: Some("node-\"a\"".into()),
+        ..Gauges::default()
+    };
+    let text = encode(&reg, &g, &|_| true);
+    let node = r#"node="node-\"a\"""#;
+    for line in [
+        format!(
+            r#"fgs_invocations_total{{project="p",package="default",function="f",version="latest",{node},outcome="throttled",error_code=""}} 1"#
+        ),
+        format!(r#"fgs_async_queue_depth{{{node}}} 0"#),
+    ] {
+        assert!(text.lines().any(|x| x == line), "missing {line} in\n{text}");
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.contains(node), "unlabelled: {line}");
+    }
+}
