@@ -98,13 +98,9 @@ class Ctx:
 
 
 def exported(ctx):
-    """The export of the context's function (FunctionGraph's zip), or, where fgs does not
-    export yet, a zip of the same files."""
-    try:
-        return ctx.client.export_function(v2.ExportFunctionRequest(
-            function_urn=ctx.urn, type="code")).raw_content
-    except (ClientRequestException, ServerResponseException):
-        return base64.b64decode(a_zip())
+    """The export of the context's function: a zip of its configuration and code."""
+    return ctx.client.export_function(v2.ExportFunctionRequest(
+        function_urn=ctx.urn, config=True, code=True)).raw_content
 
 
 def disabled(ctx):
@@ -178,7 +174,7 @@ INPUTS = {
     )[1].name),
     "enable_async_status_log": lambda c: {},
     "enable_lts_logs": lambda c: {},
-    "export_function": lambda c: dict(function_urn=c.urn, config=True, code=True, type="code"),
+    "export_function": lambda c: dict(function_urn=c.urn, type="code"),
     "import_function": lambda c: dict(body={
         "func_name": "cov-imported", "file_name": "cov.zip", "file_type": "zip",
         "file_code": b64(exported(c)), "package": "default"}),

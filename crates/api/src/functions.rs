@@ -179,7 +179,7 @@ pub async fn create_demo_function(
     create_function(state, project, &b).await.map(|_| ())
 }
 
-async fn create_function(
+pub(crate) async fn create_function(
     state: &SharedState,
     project: &str,
     b: &CreateBody,

@@ -20,6 +20,7 @@ mod code_files;
 mod console;
 mod dependencies;
 pub mod error;
+mod export;
 mod function_code;
 mod functions;
 mod invocation;
@@ -75,6 +76,8 @@ pub fn router(state: SharedState) -> Router {
             get(function_code::get_code).put(function_code::put_code),
         )
         .route("/functions/{urn}/invocations", post(invocation::invoke))
+        .route("/functions/{urn}/export", get(export::export))
+        .route("/functions/import", post(export::import))
         .route(
             "/functions/{urn}/invocations-async",
             post(async_invoke::invoke),

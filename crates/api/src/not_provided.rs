@@ -79,8 +79,6 @@ pub const MISSING: &[Missing] = &[
     m("ShowFuncSnapshotState", M::GET, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     m("UpdateFuncSnapshot", M::POST, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     // Operations on their way (issue 20), answered 501 until each lands.
-    m("ExportFunction", M::GET, "/fgs/functions/{urn}/export", P),
-    m("ImportFunction", M::POST, "/fgs/functions/import", P),
     m("ListActiveAsyncInvocations", M::GET, "/fgs/functions/{urn}/active-async-invocations", P),
     m("ListFunctionAsyncInvokeConfig", M::GET, "/fgs/functions/{urn}/async-invoke-configs", P),
     m("EnableAsyncStatusLog", M::POST, "/fgs/functions/enable-async-status-logs", P),

@@ -23,24 +23,36 @@ pub struct EntryInfo {
 /// has its code in the same form. The entry's timestamp is the zip crate's fixed default, so the
 /// same code always gives the same bytes and thus the same package.
 pub fn single_file_zip(name: &str, content: &[u8], mode: u32) -> Result<Vec<u8>, PackageError> {
-    let parts = entry::components(name)?;
-    if parts.is_empty() || name.ends_with('/') {
-        return Err(PackageError::BadName {
-            name: name.to_owned(),
-            reason: "it does not name a file",
-        });
-    }
-    let build = |source| PackageError::Build {
-        name: name.to_owned(),
+    files_zip(&[(name, content, mode)])
+}
+
+/// A zip of several files, each `(name, content, mode)`, in that order, as
+/// [`single_file_zip`] writes one (an exported function is such a zip).
+pub fn files_zip(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>, PackageError> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let finish = |source| PackageError::Build {
+        name: String::new(),
         source,
     };
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .unix_permissions(mode & 0o777);
-    zip.start_file(parts.join("/"), options).map_err(build)?;
-    zip.write_all(content).map_err(|e| build(e.into()))?;
-    Ok(zip.finish().map_err(build)?.into_inner())
+    for (name, content, mode) in files {
+        let parts = entry::components(name)?;
+        if parts.is_empty() || name.ends_with('/') {
+            return Err(PackageError::BadName {
+                name: (*name).to_owned(),
+                reason: "it does not name a file",
+            });
+        }
+        let build = |source| PackageError::Build {
+            name: (*name).to_owned(),
+            source,
+        };
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .unix_permissions(mode & 0o777);
+        zip.start_file(parts.join("/"), options).map_err(build)?;
+        zip.write_all(content).map_err(|e| build(e.into()))?;
+    }
+    Ok(zip.finish().map_err(finish)?.into_inner())
 }
 
 /// The content of the file entry `name`, or `None` if the archive has no such file. Refuses
@@ -126,6 +138,23 @@ mod tests {
             zip,
             single_file_zip("bootstrap", b"#!/bin/sh\necho hi\n", 0o755).expect("again")
         );
+    }
+
+    #[test]
+    fn files_zip_keeps_each_file_in_order() {
+        let zip =
+            files_zip(&[("a.json", b"{}", 0o644), ("dir/b.zip", b"PK", 0o600)]).expect("build");
+        let names: Vec<String> = list_entries(&zip)
+            .expect("list")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["a.json", "dir/b.zip"]);
+        assert_eq!(
+            read_entry(&zip, "dir/b.zip", 10).expect("read"),
+            Some(b"PK".to_vec())
+        );
+        assert!(files_zip(&[("ok", b"", 0o644), ("../x", b"", 0o644)]).is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256, Sha512};
 
-pub use archive::{list_entries, read_entry, single_file_zip, EntryInfo};
+pub use archive::{files_zip, list_entries, read_entry, single_file_zip, EntryInfo};
 pub use error::PackageError;
 
 use error::io;
