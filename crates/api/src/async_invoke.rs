@@ -82,24 +82,24 @@ pub async fn list(
     let marker = filter.marker;
     let (rows, count) = state.store.list_async(filter).await?;
     let next = marker + rows.len() as u64;
-    let invocations: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            json!({
-                "request_id": row.request_id,
-                "status": row.status.as_str(),
-                "error_message": row.error_message,
-                "error_code": row.error_code.unwrap_or(0),
-                "start_time": wire::rfc3339_ms(row.started_ms.unwrap_or(row.created_ms)),
-                "end_time": row.ended_ms.map(wire::rfc3339_ms).unwrap_or_default(),
-                "attempts": row.attempts,
-                "created_time": wire::rfc3339_ms(row.created_ms),
-            })
-        })
-        .collect();
+    let invocations: Vec<Value> = rows.iter().map(invocation_json).collect();
     Ok(Json(
         json!({"invocations": invocations, "count": count, "next_marker": next}),
     ))
+}
+
+/// One async invocation as FunctionGraph lists it (`ListFunctionAsyncInvocationsResult`).
+pub(crate) fn invocation_json(row: &fgs_store::AsyncRow) -> Value {
+    json!({
+        "request_id": row.request_id,
+        "status": row.status.as_str(),
+        "error_message": row.error_message,
+        "error_code": row.error_code.unwrap_or(0),
+        "start_time": wire::rfc3339_ms(row.started_ms.unwrap_or(row.created_ms)),
+        "end_time": row.ended_ms.map(wire::rfc3339_ms).unwrap_or_default(),
+        "attempts": row.attempts,
+        "created_time": wire::rfc3339_ms(row.created_ms),
+    })
 }
 
 pub async fn cancel(
@@ -132,7 +132,7 @@ pub async fn cancel(
     ))
 }
 
-fn config_json(c: &AsyncInvokeConfig, func_urn: &str) -> Value {
+pub(crate) fn config_json(c: &AsyncInvokeConfig, func_urn: &str) -> Value {
     json!({
         "func_urn": func_urn,
         "max_async_event_age_in_seconds": c.max_async_event_age_in_seconds,
@@ -140,7 +140,8 @@ fn config_json(c: &AsyncInvokeConfig, func_urn: &str) -> Value {
         "destination_config": c.destination_config,
         "created_time": wire::rfc3339_ms(c.created_ms),
         "last_modified": wire::rfc3339_ms(c.modified_ms),
-        "enable_async_status_log": false,
+        // fgs keeps every async event's status in its queue (async_views.rs).
+        "enable_async_status_log": true,
     })
 }
 

@@ -12,6 +12,7 @@
 mod aliases;
 mod apig;
 mod async_invoke;
+mod async_views;
 pub mod auth;
 mod authn;
 #[cfg(test)]
@@ -87,6 +88,30 @@ pub fn router(state: SharedState) -> Router {
             get(async_invoke::list),
         )
         .route("/functions/{urn}/cancel", post(async_invoke::cancel))
+        .route(
+            "/functions/{urn}/active-async-invocations",
+            get(async_views::active),
+        )
+        .route(
+            "/functions/{urn}/async-invoke-configs",
+            get(async_views::configs),
+        )
+        .route(
+            "/functions/enable-async-status-logs",
+            post(async_views::enable_async_status_logs),
+        )
+        .route(
+            "/functions/async-status-log-detail",
+            get(async_views::async_status_log_detail),
+        )
+        .route(
+            "/functions/enable-lts-logs",
+            post(async_views::enable_lts_logs),
+        )
+        .route(
+            "/functions/{urn}/lts-log-detail",
+            get(async_views::lts_log_detail),
+        )
         // [FGS] stored invocation logs (docs/logs.md).
         .route("/functions/{urn}/logs", get(logs::list))
         .route(
