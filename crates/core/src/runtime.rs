@@ -258,10 +258,11 @@ impl Language {
     /// runtime host is not part of fgs yet. `None` for the languages fgs serves.
     pub fn unserved(&self) -> Option<&'static str> {
         match self {
-            Language::Python | Language::NodeJs | Language::Php | Language::Java => None,
-            Language::Go => Some(
-                "fgs does not run Go functions yet: it does not speak the Go SDK's net/rpc protocol in this build",
-            ),
+            Language::Python
+            | Language::NodeJs
+            | Language::Php
+            | Language::Java
+            | Language::Go => None,
             Language::CSharp => Some(
                 "fgs cannot run C# functions: the .NET Core runtime and FunctionGraph's C# runtime host are not part of fgs",
             ),
@@ -576,6 +577,9 @@ mod tests {
         let cj = t.check(Runtime::Cangjie).unwrap_err();
         assert!(cj.contains("Cangjie runtime"), "{cj}");
         assert!(matches!(t.get(Runtime::Cangjie), Availability::Unserved(_)));
+        // A Go function is its own binary: nothing to install.
+        assert_eq!(t.get(Runtime::Go), &Availability::Native);
+        assert!(t.check(Runtime::Go).is_ok());
     }
 
     #[test]

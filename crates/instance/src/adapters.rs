@@ -137,9 +137,24 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
                 mounts,
             })
         }
-        rt @ (Runtime::Go | Runtime::CSharp(_) | Runtime::Cangjie) => {
-            Err(StartError::UnsupportedRuntime(rt))
+        Runtime::Go => {
+            // FunctionGraph's Go handler names the executable built with its SDK; that binary
+            // serves the SDK's RPC on RUNTIME_API_ADDR (go_fn), extensions keep fgs's API.
+            let binary = cfg.code_dir.join(&cfg.function.handler);
+            let executable = std::fs::metadata(&binary)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
+            if !executable {
+                return Err(StartError::BootstrapMissing(binary));
+            }
+            let mut launch = bootstrap_launch(binary, true);
+            launch.env.push((
+                "RUNTIME_API_ADDR".into(),
+                format!("127.0.0.1:{}", crate::go_fn::PORT),
+            ));
+            Ok(launch)
         }
+        rt @ (Runtime::CSharp(_) | Runtime::Cangjie) => Err(StartError::UnsupportedRuntime(rt)),
     }
 }
 

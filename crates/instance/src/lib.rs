@@ -11,6 +11,8 @@ mod config;
 mod environment;
 mod error;
 mod extensions;
+mod go_fn;
+mod gob;
 mod http_fn;
 mod instance;
 mod loopback;

@@ -1,6 +1,7 @@
-//! Issue 21: the PHP runtime (and, as they land, Go and Java) through the CLI, what the
-//! data-driven fixtures of `runtimes.rs` cannot say: the memory limit and the timeout. A
-//! language's tests skip only when its toolchain is not installed, and say so.
+//! Issue 21: PHP, Java and Go functions through the CLI (and the API where the CLI has no
+//! flag), built in the test with the language's own toolchain: what the data-driven fixtures of
+//! `runtimes.rs` cannot say (memory limits, timeouts, compiled code). A language's tests skip
+//! only when its toolchain is not installed, and say so.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -294,4 +295,60 @@ fn java_handlers_with_functiongraphs_context() {
     create(&s, &slow, "Java17", "demo.Handler.slow", &code, &["--timeout", "3"]);
     let out = text(&run(&slow, "{}", &[]));
     assert!(out.contains("4010") && out.contains("timed out"), "{out}");
+}
+
+#[test]
+fn go_binaries_speaking_the_sdks_rpc() {
+    let test = "go_binaries_speaking_the_sdks_rpc";
+    if !toolchain("go", "version", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/go/main.go");
+    let o = Command::new("go")
+        .args(["build", "-o"])
+        .arg(code.join("handler"))
+        .arg(&src)
+        .env("CGO_ENABLED", "0")
+        .env("GO111MODULE", "off")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "go build: {}", text(&o));
+
+    let s = Server::start(ServerOpts::default());
+    let name = unique("gofn");
+    create(&s, &name, "Go1.x", "handler", &code, &[]);
+    for event in [r#"{"a":1}"#, r#"{"b":2}"#] {
+        let o = fgs(&s, &["function", "invoke", &name, "--data", event, "--log-tail"]);
+        let out = text(&o);
+        assert!(o.status.success(), "{out}");
+        assert!(out.contains(&format!(r#""event":{event}"#)), "{out}");
+        assert!(out.contains(&format!(r#""func":"{name}""#)), "{out}");
+        // The request id reached the SDK's context through the header, and the binary's output
+        // is in the invocation's log.
+        let id = out.split(r#""requestId":""#).nth(1).and_then(|r| r.split('"').next());
+        let id = id.unwrap_or_else(|| panic!("no requestId: {out}"));
+        assert!(id.len() > 8, "{out}");
+        assert!(out.contains(&format!("{id} event {event}")), "{out}");
+    }
+    let o = fgs(&s, &["function", "invoke", &name, "--data", r#"{"do":"fail"}"#]);
+    let out = text(&o);
+    assert!(out.contains(r#""errorCode":4002"#), "{out}");
+    assert!(out.contains(r#""errorType":"FunctionReturnError""#), "{out}");
+    assert!(out.contains(r#""errorMessage":"went wrong""#), "{out}");
+    let o = fgs(&s, &["function", "invoke", &name, "--data", r#"{"do":"panic"}"#]);
+    let out = text(&o);
+    assert!(out.contains(r#""errorType":"panic""#), "{out}");
+    assert!(out.contains("assignment to entry in nil map"), "{out}");
+    // The instance survives both: the next event succeeds.
+    let o = fgs(&s, &["function", "invoke", &name, "--data", "{}"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A handler that names no executable in the code: 4202, as a missing bootstrap.
+    let missing = unique("gomissing");
+    create(&s, &missing, "Go1.x", "nothere", &code, &[]);
+    let out = text(&fgs(&s, &["function", "invoke", &missing, "--data", "{}"]));
+    assert!(out.contains("4202") && out.contains("nothere"), "{out}");
 }

@@ -269,7 +269,10 @@ fn command(
     let launch = &plan.launch;
     let mut env = environment::render(cfg, &plan.view);
     env.extend(launch.env.iter().cloned());
-    env.push(("RUNTIME_API_ADDR".into(), api_addr.clone()));
+    // A Go function's binary serves its own RPC at the address its launch set (go_fn).
+    if !env.iter().any(|(k, _)| k == "RUNTIME_API_ADDR") {
+        env.push(("RUNTIME_API_ADDR".into(), api_addr.clone()));
+    }
     env.push(("EXTENSION_API_ADDR".into(), api_addr));
     let function_env = env.clone();
     let mut spec = exec_spec(
@@ -344,6 +347,11 @@ fn serve(
     if cfg.runtime == Runtime::Http {
         // fgs plays the runtime of an HTTP function: it forwards events to the server.
         let drive = http_fn::drive(Arc::clone(&api), process.clone(), concurrency, function_env);
+        tasks.push(tokio::spawn(drive).abort_handle());
+    }
+    if cfg.runtime == Runtime::Go {
+        // fgs plays FunctionGraph's side of the Go SDK's RPC: it calls the binary per event.
+        let drive = crate::go_fn::drive(Arc::clone(&api), process.clone(), concurrency);
         tasks.push(tokio::spawn(drive).abort_handle());
     }
 
