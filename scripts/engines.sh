@@ -74,3 +74,58 @@ start_nats() {
   export FGS_TEST_NATS_URL="nats://127.0.0.1:$port"
   echo "NATS: started $FGS_TEST_NATS_URL (pid $pid, store $dir)"
 }
+
+# The directory of PostgreSQL's server programs (Debian keeps them out of PATH).
+postgres_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x $d/initdb && -x $d/pg_ctl ]] && { echo "$d"; return 0; }
+  done
+  command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return 0; }
+  return 1
+}
+
+# Runs a PostgreSQL program as the `postgres` user when root (initdb refuses root).
+run_pg() {
+  if [[ $(id -u) == 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# A throwaway PostgreSQL: Debian's `postgresql`, `initdb` in a temporary directory (as the
+# `postgres` user when root), trust authentication, a free port on 127.0.0.1 and the socket in
+# the same directory. Exports FGS_TEST_POSTGRES_URL, a superuser's URL: the tests create a
+# database each.
+start_postgres() {
+  if [[ -n ${FGS_TEST_POSTGRES_URL:-} ]]; then
+    echo "PostgreSQL: using FGS_TEST_POSTGRES_URL"
+    return 0
+  fi
+  local bindir rc=0
+  if ! bindir=$(postgres_bindir); then
+    engine_install pg_ctlcluster postgresql || rc=$?
+    ((rc == 2)) && return 0
+    ((rc == 0)) || return 1
+    bindir=$(postgres_bindir) || { echo "engines: no initdb after installing postgresql" >&2; return 1; }
+  fi
+  local dir port
+  dir=$(mktemp -d -t fgs-pg.XXXXXX)
+  port=$(engine_free_port)
+  [[ $(id -u) == 0 ]] && chown postgres: "$dir"
+  ENGINE_STOPS+=("run_pg '$bindir/pg_ctl' -D '$dir/data' -m immediate stop >/dev/null 2>&1; rm -rf '$dir'")
+  if ! run_pg "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1; then
+    echo "engines: initdb failed:" >&2
+    cat "$dir/initdb.log" >&2
+    return 1
+  fi
+  if ! run_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null; then
+    echo "engines: PostgreSQL did not start:" >&2
+    cat "$dir/server.log" >&2
+    return 1
+  fi
+  export FGS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "PostgreSQL: started $FGS_TEST_POSTGRES_URL (data $dir)"
+}

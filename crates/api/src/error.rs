@@ -280,6 +280,14 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "write refused: the change feed is unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, msg)
             }
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %chain(&e), "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::UNAVAILABLE,
+                    chain(&e),
+                )
+            }
             // Failures of the store itself, not of the request: named, so that a new kind of
             // refusal cannot fall into a 500 unnoticed.
             StoreError::Open { .. }
@@ -292,7 +300,8 @@ impl From<StoreError> for ApiError {
             | StoreError::CorruptTrigger { .. }
             | StoreError::CorruptTriggerField { .. }
             | StoreError::CorruptAsync { .. }
-            | StoreError::UnsupportedStore { .. } => {
+            | StoreError::UnsupportedStore { .. }
+            | StoreError::Connect { .. } => {
                 tracing::error!(error = %chain(&e), "storage failed");
                 ApiError::internal(chain(&e))
             }
@@ -378,6 +387,7 @@ impl From<InvokeError> for ApiError {
                 e.to_string(),
             ),
             InvokeError::Platform(m) => ApiError::internal(m),
+            InvokeError::Queue(e) => e.into(),
         }
     }
 }

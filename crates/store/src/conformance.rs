@@ -81,10 +81,14 @@ pub fn alias(name: &str, v: &str, extra: Option<&str>) -> AliasRecord {
 /// Instantiates the whole suite as `#[tokio::test]`s. `$fresh` is an expression evaluated once
 /// per test, a future resolving to `(guard, Store)`: a fresh, empty store over the backend, and
 /// whatever must live as long as it (a temporary directory, a throwaway database).
+///
+/// `conformance_suite!(optional $fresh)` is the same suite over a backend that needs a running
+/// engine: `$fresh` resolves to `Option<(guard, Store)>`, and `None` (no engine configured;
+/// the fresh function says why) ends the test there.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($fresh:expr) => {
-        $crate::conformance_suite!(@tests $fresh;
+    (@names @$how:ident $fresh:expr) => {
+        $crate::conformance_suite!(@$how $fresh;
             create_then_get_returns_the_same_record,
             a_function_keeps_its_meta_through_create_and_update,
             list_pages_in_creation_order_with_marker_and_count,
@@ -114,7 +118,7 @@ macro_rules! conformance_suite {
             queue_concurrent_claims_never_overlap
         );
     };
-    (@tests $fresh:expr; $($t:ident),* $(,)?) => {
+    (@required $fresh:expr; $($t:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $t() {
@@ -122,5 +126,23 @@ macro_rules! conformance_suite {
                 $crate::conformance::$t(&store).await;
             }
         )*
+    };
+    (@optional $fresh:expr; $($t:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $t() {
+                let Some((_guard, store)) = $fresh.await else {
+                    return;
+                };
+                $crate::conformance::$t(&store).await;
+            }
+        )*
+    };
+    // Matched last: the arms above begin with `@`, which an expression cannot.
+    (optional $fresh:expr) => {
+        $crate::conformance_suite!(@names @optional $fresh);
+    };
+    ($fresh:expr) => {
+        $crate::conformance_suite!(@names @required $fresh);
     };
 }

@@ -139,4 +139,20 @@ pub enum StoreError {
     /// write was refused before it committed, so no node serves something the others do not.
     #[error("{reason}; nothing was changed, retry when it is back")]
     FeedUnavailable { reason: String },
+    /// The database engine cannot be reached (PostgreSQL down, the network between, or every
+    /// pooled connection broken). Nothing was written; the pool reconnects by itself, so the
+    /// same call may succeed later.
+    #[error("the store's PostgreSQL is unavailable ({op}); retry when it is back")]
+    Unavailable {
+        op: &'static str,
+        #[source]
+        source: BackendError,
+    },
+    #[error("opening the PostgreSQL store {url}")]
+    Connect {
+        /// The URL without its password.
+        url: String,
+        #[source]
+        source: BackendError,
+    },
 }

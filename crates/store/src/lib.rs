@@ -22,6 +22,7 @@ mod error;
 pub mod feed;
 mod handle;
 mod kind;
+mod postgres;
 mod queue;
 mod sqlite;
 mod traits;
@@ -88,6 +89,19 @@ pub struct TestEventRecord {
     pub content: String,
     pub created_ms: i64,
     pub modified_ms: i64,
+}
+
+/// An error with its sources, `: `-joined, as a message shows it.
+#[cfg(test)]
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! The PostgreSQL backend against a real server: the conformance suite unchanged, concurrent
+//! migrations, and what a wrong URL says. Each test gets a database of its own
+//! (`fgs_t_<random>`, dropped after), so they run in parallel. They need
+//! `FGS_TEST_POSTGRES_URL` (scripts/test starts a throwaway server); without it they say why and
+//! pass, unless `FGS_TEST_REQUIRE_ENGINES=1`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_postgres::{Config, NoTls};
+
+use super::{parse_url, Postgres};
+use crate::{Store, StoreError};
+
+/// A database made for one test, dropped (with its connections) when this goes.
+pub(crate) struct TestDb {
+    admin: Config,
+    pub(crate) name: String,
+    pub(crate) config: Config,
+}
+
+/// The server the tests use, or `None` (after saying why) when none is configured.
+pub(crate) fn server() -> Option<Config> {
+    match std::env::var("FGS_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(parse_url(&url).expect("FGS_TEST_POSTGRES_URL parses")),
+        _ => {
+            assert!(
+                std::env::var("FGS_TEST_REQUIRE_ENGINES").as_deref() != Ok("1"),
+                "FGS_TEST_REQUIRE_ENGINES=1 but FGS_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipped: FGS_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)");
+            None
+        }
+    }
+}
+
+async fn admin_exec(admin: &Config, sql: &str) {
+    let (client, conn) = admin
+        .connect(NoTls)
+        .await
+        .expect("connect to the test server");
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.expect(sql);
+    drop(client);
+    let _ = task.await;
+}
+
+impl TestDb {
+    pub(crate) async fn create() -> Option<TestDb> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let admin = server()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "fgs_t_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin_exec(&admin, &format!("CREATE DATABASE {name}")).await;
+        let mut config = admin.clone();
+        config.dbname(&name);
+        Some(TestDb {
+            admin,
+            name,
+            config,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be shutting down: a thread of its own.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for dropping the test database");
+            rt.block_on(admin_exec(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ));
+        })
+        .join();
+    }
+}
+
+/// A fresh store over a database of its own, for the conformance suite.
+async fn fresh_postgres() -> Option<(TestDb, Store)> {
+    let db = TestDb::create().await?;
+    let pg = Postgres::open_config(db.config.clone(), &db.name)
+        .await
+        .expect("open the test database");
+    Some((db, Store::from_backend(Arc::new(pg))))
+}
+
+mod conformance {
+    use super::fresh_postgres;
+    crate::conformance_suite!(optional fresh_postgres());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_nodes_opening_a_fresh_database_at_once_migrate_it_once() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let opens = (0..8).map(|_| {
+        let config = db.config.clone();
+        tokio::spawn(async move { Postgres::open_config(config, "test").await })
+    });
+    for open in opens.collect::<Vec<_>>() {
+        open.await
+            .expect("task")
+            .expect("every node opens the store");
+    }
+    let store = Postgres::open_config(db.config.clone(), "test")
+        .await
+        .expect("open");
+    let client = store.client("inspect").await.expect("client");
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM fgs_schema", &[])
+        .await
+        .expect("schema table")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [super::migrations::MIGRATIONS.len() as i64]);
+    let tables: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'functions'",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    assert_eq!(tables, 1);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = Postgres::open_config(db.config.clone(), "test")
+        .await
+        .expect("open");
+    let client = store.client("bump").await.expect("client");
+    client
+        .execute("UPDATE fgs_schema SET version = 999", &[])
+        .await
+        .expect("bump version");
+    drop(client);
+    let err = Postgres::open_config(db.config.clone(), "test")
+        .await
+        .expect_err("a newer schema");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_the_password() {
+    // A port nothing listens on: connection refused at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let url = format!("postgres://fgs:s3cret@127.0.0.1:{port}/fgs");
+    let err = Postgres::open(&url).await.expect_err("nothing listens");
+    let msg = crate::error_chain(&err);
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    assert!(
+        msg.contains(&format!("postgres://fgs@127.0.0.1:{port}/fgs")),
+        "{msg}"
+    );
+    assert!(!msg.contains("s3cret"), "{msg}");
+}
+
+#[test]
+fn tls_and_urls_without_a_database_are_refused() {
+    let err = parse_url("postgres://u:pw@h:5432/db?sslmode=require").expect_err("tls");
+    let msg = crate::error_chain(&err);
+    assert!(
+        msg.contains("sslmode=require") && msg.contains("without TLS"),
+        "{msg}"
+    );
+    assert!(!msg.contains("pw"), "{msg}");
+    let err = parse_url("postgres://u@h:5432").expect_err("no db");
+    assert!(crate::error_chain(&err).contains("no database"), "{err:?}");
+    assert!(parse_url("postgres://u@h:5432/db?sslmode=disable").is_ok());
+}
