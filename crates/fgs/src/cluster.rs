@@ -33,6 +33,9 @@ pub fn check(store: &StoreKind, args: &ClusterArgs) -> Result<()> {
             "--nats joins a cluster, whose nodes share a PostgreSQL store: give --store \
              postgres://USER@HOST:PORT/DB too (the SQLite store is one node's)"
         ),
+        // Without --nats a PostgreSQL store serves one node on its own change feed: complete
+        // as a single node; other nodes on the same database would not see its changes.
+        (StoreKind::Postgres(_), _) => Ok(()),
     }
 }
 
@@ -66,5 +69,15 @@ mod tests {
         let err = check(&StoreKind::Sqlite, &args(Some("nats://127.0.0.1:4222")))
             .expect_err("SQLite is not shared");
         assert!(err.to_string().contains("--store postgres://"), "{err}");
+    }
+
+    #[test]
+    fn postgres_runs_with_or_without_nats() {
+        let pg: StoreKind = "postgres://fgs@db:5432/fgs".parse().expect("a URL");
+        assert!(
+            check(&pg, &args(None)).is_ok(),
+            "a single node on PostgreSQL"
+        );
+        assert!(check(&pg, &args(Some("nats://127.0.0.1:4222"))).is_ok());
     }
 }

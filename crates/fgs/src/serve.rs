@@ -26,8 +26,14 @@ pub struct ServeArgs {
     #[arg(long, env = "FGS_DATA_DIR", default_value = "./fgs-data")]
     pub data_dir: PathBuf,
     /// Which store holds functions, triggers, logs and the async queue: `sqlite` (in the data
-    /// dir). A PostgreSQL store (`postgres://...`) comes with cluster mode.
-    #[arg(long, env = "FGS_STORE", default_value = "sqlite")]
+    /// dir, a single node) or `postgres://USER[:PASSWORD]@HOST:PORT/DB`, a PostgreSQL database
+    /// the nodes of a cluster share (plain TCP or a unix socket, no TLS; docs/cluster.md).
+    #[arg(
+        long,
+        env = "FGS_STORE",
+        default_value = "sqlite",
+        hide_env_values = true
+    )]
     pub store: String,
     /// This node's name, the owner of the async events it runs (their leases); default
     /// `<host name>:<port of --listen>`. Unique among the nodes sharing a store.
@@ -212,12 +218,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let node_id = node_id(&args)?;
     // Before the data dir too: a node that cannot reach its cluster leaves nothing behind.
     let feed = crate::cluster::feed(&args.cluster, &node_id).await?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let create_data_dir = || {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data dir {}", args.data_dir.display()))
+    };
+    // SQLite lives in the data dir; a shared store is reached first, so that an unreachable
+    // one leaves nothing behind either.
+    if !store_kind.is_shared() {
+        create_data_dir()?;
+    }
     let store = store_kind
         .open(&args.data_dir)
-        .context("opening the database")?;
-    tracing::info!(store = args.store, node_id, "store");
+        .await
+        .with_context(|| format!("opening the store {}", store_kind.describe()))?;
+    create_data_dir()?;
+    tracing::info!(store = store_kind.describe(), node_id, "store");
     let packages = PackageStore::open(&args.data_dir)
         .context("opening the package store")?
         .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));

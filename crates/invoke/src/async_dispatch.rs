@@ -98,6 +98,18 @@ pub struct AsyncDispatcher<T: AsyncTarget> {
     http: reqwest::Client,
 }
 
+/// `e` with its sources, for a message that is sent on to several callers.
+fn error_chain(e: &StoreError) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
 /// How often the dispatcher looks at the queue while events arrive in memory, so that retries
 /// and events stored WAIT are not starved by a steady stream.
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
@@ -126,11 +138,21 @@ where
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = error_chain(&e);
+                // An unreachable engine stays that (503, retry later) for every caller.
+                let unavailable = matches!(e, StoreError::Unavailable { .. });
                 for ack in acks {
-                    let _ = ack.send(Err(StoreError::Backend {
-                        op: "write async invocations",
-                        source: msg.clone().into(),
+                    let source = msg.clone().into();
+                    let _ = ack.send(Err(if unavailable {
+                        StoreError::Unavailable {
+                            op: "write async invocations",
+                            source,
+                        }
+                    } else {
+                        StoreError::Backend {
+                            op: "write async invocations",
+                            source,
+                        }
                     }));
                 }
             }
@@ -239,9 +261,7 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
             Ok(()) => rx
                 .await
                 .map_err(|_| InvokeError::Platform("the async queue writer stopped".into()))
-                .and_then(|r| {
-                    r.map_err(|e| InvokeError::Platform(format!("storing the async event: {e}")))
-                }),
+                .and_then(|r| r.map_err(InvokeError::Queue)),
             Err(_) => Err(InvokeError::Platform(
                 "the async queue writer stopped".into(),
             )),

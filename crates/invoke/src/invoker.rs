@@ -31,6 +31,9 @@ pub enum InvokeError {
     Throttled(String),
     #[error("instance start failed: {0}")]
     Platform(String),
+    /// The async queue refused to store an accepted event (e.g. its PostgreSQL is unreachable).
+    #[error("storing the async event")]
+    Queue(#[source] fgs_store::StoreError),
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 
 mod client;
 pub mod fixture;
+pub mod postgres;
 mod server;
 mod sink;
 

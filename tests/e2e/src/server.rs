@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use fgs_api::auth::Credential;
 
+use crate::postgres::{store_is_postgres, TestDatabase};
+
 /// How long a debug build may take to print its `listening on` line. Generous: CI runs two test
 /// binaries at once on two cores.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -122,6 +124,36 @@ impl ServerOpts {
     }
 }
 
+/// The `--store` of a server under `FGS_TEST_STORE=postgres` that names none itself: a fresh
+/// database, owned by the server when its data dir is a fresh one. A data dir the test gives
+/// (a restart) keeps its database across starts: its URL is written into the data dir, and the
+/// database lives as long as the test process (the throwaway server goes after).
+fn postgres_store(
+    opts: &ServerOpts,
+    fresh_dir: bool,
+    data_dir: &Path,
+) -> (Option<TestDatabase>, Vec<String>) {
+    static KEPT: Mutex<Vec<TestDatabase>> = Mutex::new(Vec::new());
+    if !store_is_postgres() || opts.args.iter().any(|a| a.starts_with("--store")) {
+        return (None, Vec::new());
+    }
+    let admin = crate::postgres::postgres_url()
+        .expect("FGS_TEST_STORE=postgres needs FGS_TEST_POSTGRES_URL");
+    let url_file = data_dir.join("e2e-postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&url_file) {
+        return (None, vec!["--store".into(), url]);
+    }
+    let db = TestDatabase::create_on(&admin);
+    let args = vec!["--store".into(), db.url.clone()];
+    std::fs::create_dir_all(data_dir).expect("create the data dir");
+    std::fs::write(&url_file, &db.url).expect("note the test database in the data dir");
+    if fresh_dir {
+        return (Some(db), args);
+    }
+    KEPT.lock().unwrap().push(db);
+    (None, args)
+}
+
 /// A running `fgs serve`. Dropping it stops the server (SIGTERM, then SIGKILL after 10 s) and,
 /// when the test is failing, prints the server's stderr.
 pub struct Server {
@@ -129,6 +161,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub cred: Credential,
     data_dir: PathBuf,
+    /// Dropped after the process has stopped (field order): the database goes with the test.
+    _db: Option<TestDatabase>,
     _temp: Option<tempfile::TempDir>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -156,6 +190,7 @@ impl Server {
                 (Some(t), d)
             }
         };
+        let (db, store_args) = postgres_store(&opts, temp.is_some(), &data_dir);
         let program = opts.program.clone().unwrap_or_else(fgs_bin);
         let mut cmd = Command::new(&program);
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
@@ -163,7 +198,8 @@ impl Server {
             (Some(t), true) => cmd.current_dir(t.path()).arg("--data-dir").arg("data"),
             _ => cmd.arg("--data-dir").arg(&data_dir),
         };
-        cmd.args(&opts.args)
+        cmd.args(&store_args)
+            .args(&opts.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -253,6 +289,7 @@ impl Server {
             addr,
             cred,
             data_dir,
+            _db: db,
             _temp: temp,
             stdout: stdout_lines,
             stderr: stderr_buf,

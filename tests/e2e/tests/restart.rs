@@ -348,7 +348,8 @@ fn async_events_complete_once_across_kill_9() {
 #[test]
 fn an_unknown_store_is_refused_at_start() {
     for (value, says) in [
-        ("postgres://fgs:pw@127.0.0.1:5432/fgs", "cluster mode"),
+        ("postgres://fgs:pw@127.0.0.1:5432/fgs?sslmode=require", "without TLS"),
+        ("postgres://fgs:pw@127.0.0.1:notaport/fgs", "not a PostgreSQL URL"),
         ("mysql", "\"sqlite\""),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
