@@ -74,6 +74,18 @@ impl TimerStore for StoredPlans {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn planned(&self, timer: &Timer) -> Result<Option<i64>, String> {
+        let t = &timer.target;
+        let rec = self
+            .0
+            .get_trigger(&t.project, &t.package, &t.function, &timer.trigger_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rec
+            .filter(|r| r.type_code == TriggerKind::Timer && r.status == TriggerStatus::Active)
+            .and_then(|r| r.next_fire_ms))
+    }
 }
 
 impl TriggerHub {

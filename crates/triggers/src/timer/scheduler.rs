@@ -53,6 +53,12 @@ pub trait TimerStore: Send + Sync + 'static {
         due_ms: i64,
         next_ms: Option<i64>,
     ) -> impl Future<Output = Result<bool, String>> + Send;
+
+    /// The stored plan of `timer` if it is still an active timer (`None`: gone, disabled, or
+    /// never again). Read when another scheduler took a firing (another node of a cluster):
+    /// this one follows the stored plan, so that it fires the next period should the other
+    /// one be gone.
+    fn planned(&self, timer: &Timer) -> impl Future<Output = Result<Option<i64>, String>> + Send;
 }
 
 /// How a firing becomes an invocation: an async invocation of the target with `event`.
@@ -324,11 +330,27 @@ impl Scheduler {
                     });
                 }
             }
-            Ok(false) => {
-                // Deleted, disabled or re-planned meanwhile: the API sends the new plan, if
-                // any, through the handle.
-                self.remove(id);
-            }
+            // Another scheduler fired it, or it was deleted, disabled or re-planned meanwhile:
+            // follow what is stored. Dropping it instead would leave the timer to the other
+            // scheduler alone, and to none once that one's node is gone.
+            Ok(false) => match store.planned(&timer).await {
+                Ok(Some(stored)) => {
+                    self.remove(id);
+                    self.insert(Timer {
+                        next_fire_ms: stored,
+                        ..timer
+                    });
+                }
+                Ok(None) => self.remove(id),
+                Err(e) => {
+                    tracing::warn!(
+                        trigger_id = id,
+                        error = e,
+                        "reading a timer's plan failed; retrying"
+                    );
+                    self.insert_waking(timer, now + RETRY.as_millis() as i64);
+                }
+            },
             Err(e) => {
                 tracing::warn!(
                     trigger_id = id,

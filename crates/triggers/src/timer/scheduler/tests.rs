@@ -38,6 +38,13 @@ impl TimerStore for Arc<MemStore> {
             _ => Ok(false),
         }
     }
+
+    async fn planned(&self, timer: &Timer) -> Result<Option<i64>, String> {
+        let plans = self.plans.lock().unwrap();
+        Ok(plans
+            .get(&timer.trigger_id)
+            .and_then(|(active, plan)| if *active { *plan } else { None }))
+    }
 }
 
 #[derive(Default)]
@@ -201,6 +208,47 @@ async fn two_schedulers_on_one_store_fire_each_instant_once() {
     advance_secs(10).await;
     let (a, b) = (h.rec.count("x"), rec2.count("x"));
     assert_eq!(a + b, 10, "each second fired exactly once: {a} + {b}");
+    h.task.abort();
+    t2.abort();
+}
+
+/// In a cluster the scheduler that fired last may die: the others must still have the timer.
+#[tokio::test(start_paused = true)]
+async fn a_timer_goes_on_when_the_scheduler_that_fired_it_stops() {
+    let first = T0 + 750;
+    let h = start(vec![timer("x", "Cron", "*/1 * * * * *", first)]);
+    let rec2 = Arc::new(Recorder::default());
+    *rec2.clock.lock().unwrap() = Some(h.clock);
+    let (_h2, s2) = Scheduler::new();
+    let t2 = tokio::spawn(s2.run(
+        vec![timer("x", "Cron", "*/1 * * * * *", first)],
+        Arc::clone(&h.store),
+        Arc::clone(&rec2),
+        h.clock,
+    ));
+    advance_secs(5).await;
+    let last = |r: &Recorder| r.fired.lock().unwrap().last().map_or(0, |f| f.1);
+    // Stop the scheduler that fired last; the other goes on alone, once per second.
+    let (gone, kept) = if last(&h.rec) > last(&rec2) {
+        h.task.abort();
+        (&h.rec, &rec2)
+    } else {
+        t2.abort();
+        (&rec2, &h.rec)
+    };
+    let (gone_before, kept_before) = (gone.count("x"), kept.count("x"));
+    assert_eq!(
+        gone_before + kept_before,
+        5,
+        "once per second while both ran"
+    );
+    advance_secs(5).await;
+    assert_eq!(gone.count("x"), gone_before, "stopped");
+    assert_eq!(
+        kept.count("x") - kept_before,
+        5,
+        "the other fires every second"
+    );
     h.task.abort();
     t2.abort();
 }
