@@ -35,6 +35,7 @@ mod request;
 pub mod state;
 mod statistics;
 mod tags;
+mod templates;
 mod test_events;
 mod triggers;
 mod versions;
@@ -143,6 +144,8 @@ pub fn router(state: SharedState) -> Router {
             put(limits::put_reserved),
         )
         .route("/quotas", get(limits::quotas))
+        .route("/templates", get(templates::list))
+        .route("/templates/{id}", get(templates::get))
         .route("/functions/statistics", get(statistics::project))
         .route(
             "/functions/{urn}/statistics/{period}",

@@ -79,8 +79,6 @@ pub const MISSING: &[Missing] = &[
     m("ShowFuncSnapshotState", M::GET, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     m("UpdateFuncSnapshot", M::POST, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     // Operations on their way (issue 20), answered 501 until each lands.
-    m("ListFunctionTemplate", M::GET, "/fgs/templates", P),
-    m("ShowFunctionTemplate", M::GET, "/fgs/templates/{id}", P),
     m("ListFunctionAsMetric", M::GET, "/fgs/function/report", P),
     m("ShowFuncReservedInstanceMetrics", M::GET, "/fgs/functions/{urn}/instancereports", P),
     m("ShowFunctionMetrics", M::GET, "/fgs/functions/{urn}/slareports/{period}", P),

@@ -13,6 +13,7 @@ mod function;
 mod http;
 mod logs;
 mod table;
+mod template;
 mod triggers;
 
 use std::path::PathBuf;

@@ -72,8 +72,16 @@ pub struct CreateArgs {
     /// Function name: 1-60 letters, digits, `-` or `_`, starting with a letter.
     pub name: String,
     /// Code: a directory (zipped with file modes kept, so `bootstrap` stays executable) or a .zip.
-    #[arg(long)]
-    pub code: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "template",
+        conflicts_with = "template"
+    )]
+    pub code: Option<PathBuf>,
+    /// Start from the server's built-in template ID (`GET /templates`): its code, settings and
+    /// triggers; the flags given override its settings.
+    #[arg(long, value_name = "ID")]
+    pub template: Option<String>,
     /// Package (function group).
     #[arg(long, default_value = "default")]
     pub package: String,
@@ -150,7 +158,13 @@ pub(super) fn run(args: FunctionArgs) -> Result<Outcome> {
     let mut ctx = Ctx::new(&args.options)?;
     match args.command {
         FunctionCommand::Create(a) => {
-            let f = create(&ctx, &a.name, &a.package, &a.code, &a.config)?;
+            let f = match (&a.code, &a.template) {
+                (Some(code), _) => create(&ctx, &a.name, &a.package, code, &a.config)?,
+                (None, Some(id)) => {
+                    super::template::create(&ctx, &a.name, &a.package, id, &a.config)?
+                }
+                (None, None) => anyhow::bail!("give --code DIR or --template ID"),
+            };
             let msg = format!(
                 "created {} ({} bytes of code)",
                 s(&f, "func_urn"),
@@ -235,7 +249,7 @@ impl ConfigFlags {
     }
 }
 
-fn env_json(vars: &[(String, String)]) -> String {
+pub(super) fn env_json(vars: &[(String, String)]) -> String {
     let m: Map<String, Value> = vars
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
