@@ -8,6 +8,7 @@
 //! binary `e2e` (`build.rs` lists them): `cargo nextest run -p fgs-e2e restart::` runs one file.
 
 mod client;
+pub mod cluster;
 pub mod fixture;
 pub mod postgres;
 mod server;
