@@ -328,6 +328,14 @@ impl From<PackageError> for ApiError {
                 ApiError::internal(chain(&e))
             }
             PackageError::InvalidId { .. } => ApiError::bad_request(chain(&e)),
+            PackageError::Remote { .. } => {
+                tracing::warn!(error = %chain(&e), "the cluster's package copy failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::UNAVAILABLE,
+                    chain(&e),
+                )
+            }
             PackageError::Unreadable { .. } | PackageError::EntryUnreadable { .. } => {
                 package_refused(package::UNREADABLE, &e)
             }

@@ -12,6 +12,7 @@ mod logging;
 mod runtimes_cmd;
 mod serve;
 mod shards;
+mod shared_packages;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -111,6 +111,21 @@ async fn collect_package_garbage(
         .package_use()
         .await
         .context("reading which packages are used")?;
+    // The shared copy (a no-op where nothing is shared): only packages no record of any node
+    // uses, and old enough that no upload is still waiting for its record.
+    let grace = crate::shared_packages::SHARED_PACKAGE_GRACE.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let before = now.saturating_sub(grace);
+    match store.blobs().collect_blobs(&used.packages, before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            packages = n,
+            "removed unused packages from the shared store"
+        ),
+        Err(e) => tracing::warn!(error = %e, "unused packages kept in the shared store"),
+    }
     let packages = packages.clone();
     Ok(tokio::task::spawn_blocking(move || {
         packages.collect_garbage(&used.packages, &used.dependency_lists)
@@ -233,9 +248,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("opening the store {}", store_kind.describe()))?;
     create_data_dir()?;
     tracing::info!(store = store_kind.describe(), node_id, "store");
-    let packages = PackageStore::open(&args.data_dir)
+    let mut packages = PackageStore::open(&args.data_dir)
         .context("opening the package store")?
         .with_min_free_disk(args.min_free_disk.saturating_mul(1024 * 1024));
+    if store_kind.is_shared() {
+        // A node lacking a package (made on another node) gets it from the shared store.
+        packages = packages.with_source(std::sync::Arc::new(
+            crate::shared_packages::SharedPackages::new(store.clone()),
+        ));
+    }
     match collect_package_garbage(&store, &packages).await {
         Ok(c) if c == fgs_package::Collected::default() => {}
         Ok(c) => tracing::info!(

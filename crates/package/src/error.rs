@@ -52,6 +52,10 @@ pub enum PackageError {
         free: u64,
         needed: u64,
     },
+    /// The cluster's copy of a package could not be written or read (its engine is out of
+    /// reach), or what it gave back is not the package asked for.
+    #[error("the cluster's copy of package {sha256}: {reason}")]
+    Remote { sha256: String, reason: String },
     #[error("{op} {path}")]
     Io {
         op: &'static str,

@@ -85,6 +85,18 @@ pub const MIN_FREE_DISK: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct PackageStore {
     dirs: Arc<Dirs>,
+    /// Where packages live besides this data dir (the cluster's store), if anywhere.
+    source: Option<Arc<dyn PackageSource>>,
+}
+
+/// A copy of every package that all nodes of a cluster share: [`PackageStore::put`] hands it
+/// each new package before answering, and [`PackageStore::read`] asks it for one this data dir
+/// lacks. Both calls block (the store calls them from blocking threads).
+pub trait PackageSource: Send + Sync + std::fmt::Debug {
+    /// Keeps `bytes` as package `sha256`; storing the same package twice is a no-op.
+    fn publish(&self, sha256: &str, bytes: &[u8]) -> Result<(), String>;
+    /// The bytes of package `sha256`, `None` if the cluster does not have it.
+    fn fetch(&self, sha256: &str) -> Result<Option<Vec<u8>>, String>;
 }
 
 impl PackageStore {
@@ -108,6 +120,7 @@ impl PackageStore {
         }
         Ok(PackageStore {
             dirs: Arc::new(dirs),
+            source: None,
         })
     }
 
@@ -117,11 +130,18 @@ impl PackageStore {
 
     /// The same store, refusing uploads that would leave less than `bytes` free on the data
     /// dir's file system (0 turns the check off).
+    /// The store with a cluster-wide copy of packages behind this data dir.
+    pub fn with_source(mut self, source: Arc<dyn PackageSource>) -> PackageStore {
+        self.source = Some(source);
+        self
+    }
+
     pub fn with_min_free_disk(self, bytes: u64) -> PackageStore {
         let mut dirs = (*self.dirs).clone();
         dirs.min_free = bytes;
         PackageStore {
             dirs: Arc::new(dirs),
+            source: self.source,
         }
     }
 
@@ -179,6 +199,15 @@ impl PackageStore {
             write_atomically(&self.dirs.packages, &path, zip_bytes)?;
             tracing::debug!(sha256 = %sha256, size = zip_bytes.len(), "stored code package");
         }
+        // Before the record naming it is written: another node may run it at once.
+        if let Some(source) = &self.source {
+            source
+                .publish(&sha256, zip_bytes)
+                .map_err(|reason| PackageError::Remote {
+                    sha256: sha256.clone(),
+                    reason,
+                })?;
+        }
         Ok(StoredPackage {
             sha256,
             digest,
@@ -190,12 +219,42 @@ impl PackageStore {
     pub fn read(&self, sha256: &str) -> Result<Vec<u8>, PackageError> {
         check_id(sha256)?;
         let path = self.zip_path(sha256);
-        fs::read(&path).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => PackageError::NotFound {
-                sha256: sha256.to_owned(),
-            },
-            _ => io("reading package", &path)(e),
-        })
+        match fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => self.fetch(sha256),
+            Err(e) => Err(io("reading package", &path)(e)),
+        }
+    }
+
+    /// A package this data dir lacks, from the cluster: checked against its id, then cached
+    /// here like an upload.
+    fn fetch(&self, sha256: &str) -> Result<Vec<u8>, PackageError> {
+        let not_found = || PackageError::NotFound {
+            sha256: sha256.to_owned(),
+        };
+        let Some(source) = &self.source else {
+            return Err(not_found());
+        };
+        let remote = |reason: String| PackageError::Remote {
+            sha256: sha256.to_owned(),
+            reason,
+        };
+        let bytes = source
+            .fetch(sha256)
+            .map_err(remote)?
+            .ok_or_else(not_found)?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if got != sha256 {
+            return Err(remote(format!("the bytes received have sha256 {got}")));
+        }
+        let path = self.zip_path(sha256);
+        write_atomically(&self.dirs.packages, &path, &bytes)?;
+        tracing::info!(
+            sha256,
+            size = bytes.len(),
+            "fetched code package from the cluster"
+        );
+        Ok(bytes)
     }
 
     /// The read-only tree of the package, extracted on first use. Safe to call concurrently for

@@ -507,3 +507,47 @@ fn garbage_is_what_nothing_uses_and_the_rest_stays_whole() {
         Collected::default()
     );
 }
+
+/// A shared copy in memory, as a cluster's store keeps it.
+#[derive(Debug, Default)]
+struct Shared(std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+impl PackageSource for Shared {
+    fn publish(&self, sha256: &str, bytes: &[u8]) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(sha256.to_owned(), bytes.to_vec());
+        Ok(())
+    }
+    fn fetch(&self, sha256: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.lock().unwrap().get(sha256).cloned())
+    }
+}
+
+#[test]
+fn a_shared_source_gets_every_upload_and_fills_in_what_this_dir_lacks() {
+    let shared = Arc::new(Shared::default());
+    let (_a_dir, a) = store();
+    let a = a.with_source(shared.clone());
+    let (_b_dir, b) = store();
+    let b = b.with_source(shared.clone());
+    let zip = zip_of(&[E::File("bootstrap", b"#!/bin/sh\n", 0o755)]);
+    let stored = a.put(&zip).expect("put");
+    assert!(shared.0.lock().unwrap().contains_key(&stored.sha256));
+    // B never saw the upload: it reads, unpacks and keeps the package from the shared copy.
+    assert_eq!(b.read(&stored.sha256).expect("fetched"), zip);
+    assert!(b
+        .unpack(&stored.sha256)
+        .expect("unpack")
+        .join("bootstrap")
+        .exists());
+    shared.0.lock().unwrap().clear();
+    assert_eq!(b.read(&stored.sha256).expect("cached"), zip);
+    // Bytes that are not the package asked for are refused, and nothing is cached.
+    let other = "0".repeat(64);
+    shared.0.lock().unwrap().insert(other.clone(), zip.clone());
+    assert!(matches!(b.read(&other), Err(PackageError::Remote { .. })));
+    shared.0.lock().unwrap().clear();
+    assert!(matches!(b.read(&other), Err(PackageError::NotFound { .. })));
+}

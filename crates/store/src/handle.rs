@@ -11,7 +11,7 @@ use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
 use fgs_core::FunctionRecord;
 
 use crate::traits::{
-    DependencyStore, FunctionStore, LogStore, SettingStore, TestEventStore, TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, TestEventStore, TriggerStore,
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -33,6 +33,7 @@ struct Parts {
     logs: Arc<dyn LogStore>,
     settings: Arc<dyn SettingStore>,
     queue: Arc<dyn AsyncQueue>,
+    blobs: Arc<dyn BlobStore>,
 }
 
 /// Forwards `Store` methods to one concern's trait object.
@@ -66,6 +67,7 @@ impl Store {
             + LogStore
             + SettingStore
             + AsyncQueue
+            + BlobStore
             + 'static,
     {
         Store {
@@ -76,7 +78,8 @@ impl Store {
                 dependencies: backend.clone(),
                 logs: backend.clone(),
                 settings: backend.clone(),
-                queue: backend,
+                queue: backend.clone(),
+                blobs: backend,
             }),
         }
     }
@@ -102,6 +105,10 @@ impl Store {
     /// The async invocation queue.
     pub fn queue(&self) -> &Arc<dyn AsyncQueue> {
         &self.parts.queue
+    }
+    /// The cluster's copy of code packages.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.parts.blobs
     }
 
     /// Whether any stored function's, version's or dependency version's code is the package

@@ -35,7 +35,7 @@ pub use kind::StoreKind;
 pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
 pub use sqlite::logs::{InvocationLog, LogQuery};
 pub use traits::{
-    DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
     TriggerStore,
 };
 

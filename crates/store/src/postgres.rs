@@ -9,6 +9,7 @@
 //! dependency's version numbers). fgs speaks plain TCP or a unix socket to PostgreSQL; a URL
 //! asking for TLS is refused when the store is opened.
 
+mod blobs;
 mod flows;
 mod functions;
 mod impls;

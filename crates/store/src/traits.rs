@@ -234,3 +234,19 @@ pub trait SettingStore: Send + Sync + Debug {
     /// Sets `key` to `value`, replacing any earlier value.
     fn put_setting<'a>(&'a self, key: &'a str, value: &'a str) -> StoreFuture<'a, ()>;
 }
+
+/// Code packages (function and dependency zips) kept where every node reads them, by sha256.
+/// A backend whose nodes share nothing (SQLite: one node, its data dir holds the packages) keeps
+/// nothing here. Writing the same package twice is a no-op.
+pub trait BlobStore: Send + Sync + Debug {
+    fn put_blob<'a>(&'a self, sha256: &'a str, bytes: &'a [u8]) -> StoreFuture<'a, ()>;
+    /// The package's bytes, `None` if it is not kept here.
+    fn get_blob<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Deletes the packages not in `used` that were stored before `before_ms`; returns how
+    /// many. The age guard keeps a package uploaded for a record not yet committed.
+    fn collect_blobs<'a>(
+        &'a self,
+        used: &'a std::collections::HashSet<String>,
+        before_ms: i64,
+    ) -> StoreFuture<'a, usize>;
+}

@@ -229,3 +229,59 @@ fn postgres_down_for_5s_answers_503_and_the_node_recovers_by_itself() {
     });
     assert!(ran, "an event accepted after the outage runs");
 }
+
+/// A Custom function whose answer comes from `dep-hello`, a program only its dependency has.
+const DEP_BOOTSTRAP: &str = r#"#!/bin/sh
+API="http://${RUNTIME_API_ADDR}/v1/runtime"
+while :; do
+  curl -sS -D /tmp/h -o /tmp/ev "$API/invocation/request" || exit 1
+  ID=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' /tmp/h | tr -d '\r\n')
+  printf '{"out":"%s"}' "$(dep-hello 2>&1)" > /tmp/out
+  curl -sS -X POST --data-binary @/tmp/out "$API/invocation/response/$ID" >/dev/null || exit 1
+done
+"#;
+
+/// Code everywhere: two nodes on one PostgreSQL with data dirs of their own. A function and a
+/// dependency created on A run on B, which has neither package and gets both from the store
+/// (checked against their sha256 and cached in its data dir).
+#[test]
+fn a_node_runs_code_another_node_uploaded() {
+    use fgs_e2e::fixture::{b64, zip_files};
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let a = Server::start(ServerOpts::default().flag("--store", &db.url));
+    let b = Server::start(ServerOpts::default().flag("--store", &db.url));
+
+    let dep = zip_files(&[("bin/dep-hello", b"#!/bin/sh\necho from-the-dependency\n", 0o755)]);
+    let r = a.post(
+        "/dependencies/version",
+        &json!({"depend_file": b64(&dep), "depend_type": "zip", "runtime": "Custom", "name": "greeter"}),
+    );
+    r.expect(200);
+    let dep_version = r.json()["id"].as_str().expect("id").to_owned();
+    let code = zip_files(&[("bootstrap", DEP_BOOTSTRAP.as_bytes(), 0o755)]);
+    let name = unique("everywhere");
+    a.post(
+        "/functions",
+        &json!({
+            "func_name": name, "runtime": "Custom", "handler": "bootstrap", "memory_size": 128,
+            "timeout": 10, "code_type": "zip", "code_filename": "code.zip",
+            "func_code": {"file": b64(&code)}, "depend_version_list": [dep_version],
+        }),
+    )
+    .expect(200);
+    assert_eq!(db.query("SELECT COUNT(*) FROM packages"), "2");
+
+    let r = b.invoke(&b.urn(&name), &json!({}));
+    r.expect(200);
+    assert_eq!(r.json()["out"], "from-the-dependency", "{}", r.text());
+    let cached = std::fs::read_dir(b.data_dir().join("packages"))
+        .expect("B's package dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".zip"))
+        })
+        .count();
+    assert_eq!(cached, 2, "B cached both packages in its data dir");
+}

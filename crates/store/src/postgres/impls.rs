@@ -6,7 +6,7 @@ use fgs_core::FunctionRecord;
 
 use super::Postgres;
 use crate::traits::{
-    DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
     TriggerStore,
 };
 use crate::{
@@ -337,5 +337,21 @@ impl AsyncQueue for Postgres {
         now_ms: i64,
     ) -> StoreFuture<'a, AsyncStatus> {
         Box::pin(self.cancel_async(project, package, name, request_id, now_ms))
+    }
+}
+
+impl BlobStore for Postgres {
+    fn put_blob<'a>(&'a self, sha256: &'a str, bytes: &'a [u8]) -> StoreFuture<'a, ()> {
+        Box::pin(Postgres::put_blob(self, sha256, bytes))
+    }
+    fn get_blob<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(Postgres::get_blob(self, sha256))
+    }
+    fn collect_blobs<'a>(
+        &'a self,
+        used: &'a std::collections::HashSet<String>,
+        before_ms: i64,
+    ) -> StoreFuture<'a, usize> {
+        Box::pin(Postgres::collect_blobs(self, used, before_ms))
     }
 }

@@ -140,6 +140,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX invocation_logs_by_request ON invocation_logs (project, request_id);
     CREATE INDEX invocation_logs_by_start ON invocation_logs (started_ms);
     "#,
+    // 2: code packages, so that a node lacking one gets it from here (docs/cluster.md), in
+    // chunks of at most 1 MiB (`bytea` values that large stay cheap to read and write).
+    r#"
+    CREATE TABLE packages (
+        sha256     TEXT   PRIMARY KEY,
+        size       BIGINT NOT NULL,
+        chunks     BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE package_chunks (
+        sha256 TEXT   NOT NULL REFERENCES packages (sha256) ON DELETE CASCADE,
+        n      BIGINT NOT NULL,
+        data   BYTEA  NOT NULL,
+        PRIMARY KEY (sha256, n)
+    );
+    "#,
 ];
 
 /// Brings the database to the newest schema, refusing one a newer fgs migrated further.

@@ -6,7 +6,7 @@ use fgs_core::FunctionRecord;
 
 use super::Sqlite;
 use crate::traits::{
-    DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
     TriggerStore,
 };
 use crate::{
@@ -337,5 +337,22 @@ impl AsyncQueue for Sqlite {
         now_ms: i64,
     ) -> StoreFuture<'a, AsyncStatus> {
         Box::pin(self.cancel_async(project, package, name, request_id, now_ms))
+    }
+}
+
+/// One node: its data dir holds every package, so nothing is kept here.
+impl BlobStore for Sqlite {
+    fn put_blob<'a>(&'a self, _sha256: &'a str, _bytes: &'a [u8]) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn get_blob<'a>(&'a self, _sha256: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn collect_blobs<'a>(
+        &'a self,
+        _used: &'a std::collections::HashSet<String>,
+        _before_ms: i64,
+    ) -> StoreFuture<'a, usize> {
+        Box::pin(async { Ok(0) })
     }
 }
