@@ -184,7 +184,7 @@ INPUTS = {
     "list_dependencies": lambda c: {},
     "list_dependency_version": lambda c: dict(depend_id=c.dep_id),
     "list_events": lambda c: dict(function_urn=c.urn),
-    "list_function_as_metric": lambda c: dict(type="5", start_time="0", end_time="0", limit="10"),
+    "list_function_as_metric": lambda c: dict(type="failcount", start_time="0", end_time="0", limit="10"),
     "list_function_async_invoke_config": lambda c: dict(function_urn=c.urn),
     "list_function_reserved_instances": lambda c: {},
     "list_function_statistics": lambda c: dict(func_urn=c.urn, period="5"),

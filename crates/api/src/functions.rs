@@ -236,7 +236,10 @@ pub(crate) async fn create_function(
         modified_ms: now,
         revision: 1,
         async_config: None,
-        meta: fgs_core::function::FunctionMeta { tags },
+        meta: fgs_core::function::FunctionMeta {
+            tags,
+            ..Default::default()
+        },
     };
     if let Err(e) = state
         .catalog
@@ -354,4 +357,27 @@ pub async fn delete(
         "function deleted"
     );
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PUT /functions/{urn}/collect/{state}`: pins (`true`) or unpins (`false`) a function.
+pub async fn collect(
+    State(state): State<SharedState>,
+    Path((project, urn, pin)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let pinned = match pin.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "state {other:?} is invalid: use true or false"
+            )))
+        }
+    };
+    let r = function_ref(&project, &urn)?;
+    let mut rec = crate::records::latest(&state, &project, &r).await?;
+    if rec.meta.pinned != pinned {
+        rec.meta.pinned = pinned;
+        save(&state, rec).await?;
+    }
+    Ok(Json(json!({})))
 }

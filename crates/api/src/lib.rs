@@ -31,6 +31,7 @@ mod metrics;
 mod not_provided;
 mod query;
 mod records;
+mod reports;
 mod request;
 pub mod state;
 mod statistics;
@@ -79,6 +80,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/functions/{urn}/invocations", post(invocation::invoke))
         .route("/functions/{urn}/export", get(export::export))
+        .route("/functions/{urn}/collect/{state}", put(functions::collect))
         .route("/functions/import", post(export::import))
         .route(
             "/functions/{urn}/invocations-async",
@@ -147,6 +149,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/templates", get(templates::list))
         .route("/templates/{id}", get(templates::get))
         .route("/functions/statistics", get(statistics::project))
+        .route("/function/report", get(reports::top))
+        .route("/functions/{urn}/slareports/{period}", get(reports::sla))
+        .route("/functions/{urn}/instancereports", get(reports::instances))
         .route(
             "/functions/{urn}/statistics/{period}",
             get(statistics::function),

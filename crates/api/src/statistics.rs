@@ -25,7 +25,7 @@ use crate::state::SharedState;
 
 const MINUTE_MS: i64 = 60_000;
 
-fn parse_period(s: Option<&str>, default: i64) -> ApiResult<i64> {
+pub(crate) fn parse_period(s: Option<&str>, default: i64) -> ApiResult<i64> {
     let Some(s) = s.filter(|s| !s.is_empty()) else {
         return Ok(default);
     };
@@ -104,11 +104,22 @@ pub async fn function(
     State(state): State<SharedState>,
     Path((project, urn, period)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let r = function_ref(&project, &urn)?;
     let period = parse_period(Some(&period), 60)?;
+    Ok(Json(function_body(&state, &project, &urn, period).await?.0))
+}
+
+/// The statistics of the function `urn` names over the last `period` minutes, with the
+/// instances its matching pools have started now.
+pub(crate) async fn function_body(
+    state: &SharedState,
+    project: &str,
+    urn: &str,
+    period: i64,
+) -> ApiResult<(Value, u64)> {
+    let r = function_ref(project, urn)?;
     let Some(rec) = state
         .store
-        .get_function(&project, &r.package, &r.name)
+        .get_function(project, &r.package, &r.name)
         .await?
     else {
         return Err(fgs_invoke::ResolveError::FunctionNotFound(r.name.clone()).into());
@@ -127,14 +138,12 @@ pub async fn function(
         .filter(|s| matches(&s.key.project, &s.key.package, &s.key.name, &s.key.version))
         .collect();
     let now = now_ms();
-    let (_, busy) = instances_now(&state, &|k, v| matches(&k.project, &k.package, &k.name, v));
+    let (started, busy) = instances_now(state, &|k, v| matches(&k.project, &k.package, &k.name, v));
     let reserved = u64::from(rec.reserved.count);
-    Ok(Json(body(
-        &steps(&series, period, now),
-        reserved,
-        busy,
-        now,
-    )))
+    Ok((
+        body(&steps(&series, period, now), reserved, busy, now),
+        started,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

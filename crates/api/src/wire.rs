@@ -133,6 +133,8 @@ pub fn function_json(rec: &FunctionRecord, region: &str) -> Value {
         "type": "v2",
         "enable_dynamic_memory": false,
         "is_stateful_function": false,
+        // [FGS] FunctionGraph's collect state (`PUT .../collect/{state}`).
+        "pinned": rec.meta.pinned,
     })
 }
 

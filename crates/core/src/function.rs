@@ -185,6 +185,10 @@ pub struct FunctionRecord {
 pub struct FunctionMeta {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: crate::tags::Tags,
+    /// Pinned by the user (FunctionGraph's "collect" state): the console lists pinned
+    /// functions first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub async fn a_function_keeps_its_meta_through_create_and_update(store: &Store) 
     let mut rec = record("p1", "default", "tagged", 1000);
     rec.meta.tags.insert("team".into(), "blue".into());
     rec.meta.tags.insert("env".into(), String::new());
+    rec.meta.pinned = true;
     store
         .create_function(rec.clone(), 10)
         .await
