@@ -118,12 +118,12 @@ def wait_port(port, timeout=20):
 class Fgs:
     """One `fgs serve` with its own data dir, cgroup parent and sandbox run dir."""
 
-    def __init__(self, binary, tmp, tag, prewarm):
+    def __init__(self, binary, tmp, tag, prewarm, extra=(), data=None):
         self.dir = os.path.join(tmp, tag)
         os.makedirs(self.dir)
         self.log = open(os.path.join(self.dir, "fgs.log"), "w")
         cmd = [binary, "serve", "--listen", "127.0.0.1:0",
-               "--data-dir", os.path.join(self.dir, "data"),
+               "--data-dir", data or os.path.join(self.dir, "data"), *extra,
                "--auth-token", TOKEN, "--access-key", AK, "--secret-key", SK,
                "--project-id", PROJECT, "--prewarm", str(prewarm),
                "--instance-idle-timeout", "1h", "--queue-limit", "1000",
@@ -464,7 +464,7 @@ def memory(res, fgs, n):
 # ---------------------------------------------------------------- main
 
 
-GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory")
+GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory", "cluster")
 
 
 class Done(Exception):
@@ -478,6 +478,9 @@ def main():
     ap.add_argument("--peers", help="dir with node_modules/@google-cloud/functions-framework")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--postgres", help="PostgreSQL server URL for the cluster group (a "
+                    "database is made per cluster size)")
+    ap.add_argument("--nats", help="NATS server URL (JetStream on) for the cluster group")
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="comma-separated groups to run, of: " + ", ".join(GROUPS))
     a = ap.parse_args()
@@ -517,6 +520,12 @@ def main():
                  secs, tmp)
             ff.terminate()
             ff.wait()
+
+        if "cluster" in only:
+            import cluster
+            cluster.run(res, a, tmp, echo, secs, quick)
+            if only == {"cluster"}:
+                raise Done
 
         # fgs with the default pre-warmed sandboxes.
         fgs = Fgs(a.fgs, tmp, "prewarm", 2)
@@ -652,6 +661,12 @@ def report(res):
                   f" fgs per instance; other new processes "
                   f"{r['other_processes_kb_per_instance']:.0f} KB per instance "
                   f"{json.dumps(r['new_processes'])}")
+        if r["scenario"].startswith("cluster"):
+            print(f"{r['scenario']}: async {r['async_succeeded']}/{r['async_events']} SUCCESS "
+                  f"({r['async_per_s']:.0f}/s, {r['async_failed']} failed, "
+                  f"{r['async_refused']} refused); a code update answered on the last node, "
+                  f"new code answering on node 0 {r['update_followed_ms']:.0f} ms later "
+                  f"(median)")
         if r["scenario"].startswith("async"):
             print(f"async: {r['succeeded']}/{r['events']} SUCCESS, {r['failed']} failed, "
                   f"{r['submit_errors']} refused; submitted in {r['submit_s']:.2f} s")

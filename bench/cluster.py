@@ -1,0 +1,165 @@
+"""The `cluster` group of the bench (bench/README.md): 1 node against 3 nodes on loopback, on
+one PostgreSQL database and one NATS (`--postgres URL`, `--nats URL`; bench/run starts
+throwaway ones). Measured per cluster size: warm sync p50 at 1 connection on one node;
+throughput of 64 connections spread evenly over the nodes; async events/s end to end (none
+lost); time from a code update answered on one node to the new code answering on another
+(median of rounds). Calls are not forwarded between nodes (fgs does not do that yet): each
+call runs on the node it reached.
+
+Until code packages live in PostgreSQL, the nodes of one cluster share a data dir.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+# The running bench.py (its token, project and helpers), not a second copy of it.
+import __main__ as bench
+
+UPDATE_ROUNDS = 7
+
+ANSWERING = """#!/bin/sh
+API="http://${RUNTIME_API_ADDR}/v1/runtime/invocation"
+d=$(mktemp -d)
+while :; do
+  curl -sS -D "$d/h" -o /dev/null "$API/request" || exit 1
+  id=$(sed -n 's/^[Xx]-[Cc][Ff][Ff]-[Rr][Ee][Qq][Uu][Ee][Ss][Tt]-[Ii][Dd]:[[:space:]]*//p' "$d/h" | tr -d '\\r\\n')
+  curl -sS -o /dev/null -X POST -d '"WORD"' "$API/response/$id" || exit 1
+done
+"""
+
+
+def psql(url, sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def with_db(url, db):
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + db))
+
+
+def start(a, tmp, size, postgres, nats):
+    """`size` nodes on a fresh database; returns the nodes and the database's name."""
+    db = f"fgs_bench_{os.getpid()}_{size}"
+    psql(postgres, f"DROP DATABASE IF EXISTS {db}")
+    psql(postgres, f"CREATE DATABASE {db}")
+    data = os.path.join(tmp, f"cluster{size}-data")
+    nodes = [bench.Fgs(a.fgs, tmp, f"cluster{size}-{i}", 2, extra=[
+        "--store", with_db(postgres, db), "--nats", nats, "--node-id", f"bench-{i}"],
+        data=data) for i in range(size)]
+    return nodes, db
+
+
+def wrk_spread(urls, conns, secs, tmp):
+    """One wrk per URL at once, `conns` split evenly; the summed requests/s and errors."""
+    script = os.path.join(tmp, "wrk-cluster.lua")
+    with open(script, "w") as f:
+        f.write(bench.WRK_LUA % (bench.lua_str(bench.EVENT.decode()),
+                                 f"wrk.headers[\"X-Auth-Token\"] = {bench.lua_str(bench.TOKEN)}\n"
+                                 "wrk.headers[\"Content-Type\"] = \"application/json\""))
+    per = max(conns // len(urls), 1)
+
+    def run(url, d):
+        return subprocess.Popen(["wrk", "-t", "1", "-c", str(per), "-d", d, "--timeout", "10s",
+                                 "-s", script, url], stdout=subprocess.PIPE, text=True)
+    for p in [run(u, "2s") for u in urls]:  # warm-up: instances scale out on every node
+        p.communicate()
+    outs = [p.communicate()[0] for p in [run(u, f"{secs}s") for u in urls]]
+    rps = errors = 0
+    for out in outs:
+        r = json.loads(re.search(r"BENCH (\{.*\})", out).group(1))
+        rps += r["requests"] / (r["duration_us"] / 1e6)
+        errors += r["errors"] + r["non2xx"]
+    return rps, errors
+
+
+def async_spread(nodes, name, n):
+    """n async events submitted over the nodes at once, timed until all n succeeded."""
+    t0 = time.perf_counter()
+    errs = []
+    ts = [threading.Thread(target=lambda k=k: errs.extend(bench.submit_async(
+        nodes[k], name, n // len(nodes)))) for k in range(len(nodes))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    total_n = (n // len(nodes)) * len(nodes)
+    done = bench.wait_async(nodes[0], name, total_n, timeout=300)
+    secs = time.perf_counter() - t0
+    failed = bench.async_count(nodes[0], name, "FAIL") + bench.async_count(
+        nodes[0], name, "DISCARD")
+    return total_n, done, failed, len(errs), secs
+
+
+def answer(node, name):
+    conn = bench.http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
+    conn.request("POST", f"/v2/{bench.PROJECT}/fgs/functions/{name}/invocations", body=b"{}",
+                 headers={"X-Auth-Token": bench.TOKEN, "Content-Type": "application/json"})
+    out = conn.getresponse().read()
+    conn.close()
+    return out
+
+
+def update_latency(nodes, tmp):
+    """Median over rounds of: code update answered on one node -> new code answering on
+    another (the same node when there is one)."""
+    writer, reader = nodes[-1], nodes[0]
+    files = lambda w: [("bootstrap", ANSWERING.replace("WORD", w).encode(), 0o755)]
+    writer.create("upd", "Custom", "bootstrap", files("r0"))
+    took = []
+    for r in range(1, UPDATE_ROUNDS + 1):
+        while answer(reader, "upd") != b'"r%d"' % (r - 1):
+            time.sleep(0.01)
+        writer.api("PUT", "/functions/upd/code", {
+            "code_type": "zip", "code_filename": "code.zip",
+            "func_code": {"file": bench.b64zip(files(f"r{r}"))}})
+        t0 = time.perf_counter()
+        while answer(reader, "upd") != b'"r%d"' % r:
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("the update was not followed in 10 s")
+        took.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(took)
+
+
+def run(res, a, tmp, echo, secs, quick):
+    if not (a.postgres and a.nats):
+        print("cluster: skipped (no --postgres and --nats)", file=sys.stderr)
+        return
+    boot = [("bootstrap", echo, 0o755)]
+    for size in (1, 3):
+        print(f"cluster of {size} on PostgreSQL + NATS", file=sys.stderr)
+        nodes, db = start(a, tmp, size, a.postgres, a.nats)
+        try:
+            nodes[0].create("echo", "Custom", "bootstrap", boot)
+            nodes[0].create("noop", "Custom", "bootstrap", boot)
+            time.sleep(0.5)
+            bench.settle()
+            inv = lambda s: f"{s.base}/v2/{bench.PROJECT}/fgs/functions/echo/invocations"
+            token = {"X-Auth-Token": bench.TOKEN, "Content-Type": "application/json"}
+            r = bench.wrk(inv(nodes[0]), 1, secs, token, [nodes[0].pid], tmp=tmp)
+            p50 = r["p50_ms"]
+            rps, errors = wrk_spread([inv(s) for s in nodes], 64, secs, tmp)
+            n, done, failed, refused, asecs = async_spread(nodes, "noop",
+                                                           300 if quick else 3000)
+            upd = update_latency(nodes, tmp)
+            row = {"scenario": f"cluster {size} node(s)", "conns": 64, "nodes": size,
+                   "p50_ms": p50, "p99_ms": r["p99_ms"], "rps": rps, "cpu_us": None,
+                   "rss_mb": None, "async_events": n, "async_succeeded": done,
+                   "async_failed": failed, "async_refused": refused,
+                   "async_per_s": done / asecs, "update_followed_ms": upd,
+                   "errors": errors + failed + refused + (n - done)}
+            res.append(row)
+            print(f"  {size} node(s): warm p50 {p50:.3f} ms (1 conn, one node); "
+                  f"64 conns over the nodes {rps:.0f}/s; async {done}/{n} in {asecs:.1f} s "
+                  f"({done / asecs:.0f}/s, {failed} failed); update followed in {upd:.0f} ms "
+                  f"(median of {UPDATE_ROUNDS})", file=sys.stderr)
+        finally:
+            for s in nodes:
+                s.stop()
+            psql(a.postgres, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
