@@ -9,6 +9,7 @@ mod demo;
 mod fire;
 mod listen;
 mod logging;
+mod membership;
 mod runtimes_cmd;
 mod serve;
 mod shards;

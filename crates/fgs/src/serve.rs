@@ -95,6 +95,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
     #[command(flatten)]
+    pub membership: crate::membership::MembershipArgs,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
@@ -390,6 +392,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("starting triggers")?;
     let advertise_url = args.cluster.advertise_url.clone().unwrap_or(public_url);
     tracing::info!(%addr, data_dir = %args.data_dir.display(), node_id, advertise_url, "fgs serving");
+    let heartbeat_task = tokio::spawn(crate::membership::heartbeat(
+        store.clone(),
+        node_id.clone(),
+        advertise_url.clone(),
+        args.membership.clone(),
+        crate::membership::wall_ms,
+    ));
     println!("listening on http://{addr}");
     if args.demo {
         demo::print_usage(addr, &args.data_dir);
@@ -411,6 +420,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     sweeper.abort();
     dispatch_task.abort();
+    heartbeat_task.abort();
     timers.abort();
     for f in followers {
         f.abort();

@@ -115,7 +115,8 @@ macro_rules! conformance_suite {
             queue_never_claims_a_finished_event,
             queue_cancels_only_waiting_events,
             queue_lists_newest_first_with_filters,
-            queue_concurrent_claims_never_overlap
+            queue_concurrent_claims_never_overlap,
+            nodes_heartbeat_live_and_forgotten
         );
     };
     (@required $fresh:expr; $($t:ident),* $(,)?) => {

@@ -11,7 +11,8 @@ use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
 use fgs_core::FunctionRecord;
 
 use crate::traits::{
-    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, TestEventStore, TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, TestEventStore,
+    TriggerStore,
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -34,6 +35,7 @@ struct Parts {
     settings: Arc<dyn SettingStore>,
     queue: Arc<dyn AsyncQueue>,
     blobs: Arc<dyn BlobStore>,
+    nodes: Arc<dyn NodeStore>,
 }
 
 /// Forwards `Store` methods to one concern's trait object.
@@ -68,6 +70,7 @@ impl Store {
             + SettingStore
             + AsyncQueue
             + BlobStore
+            + NodeStore
             + 'static,
     {
         Store {
@@ -79,7 +82,8 @@ impl Store {
                 logs: backend.clone(),
                 settings: backend.clone(),
                 queue: backend.clone(),
-                blobs: backend,
+                blobs: backend.clone(),
+                nodes: backend,
             }),
         }
     }
@@ -109,6 +113,10 @@ impl Store {
     /// The cluster's copy of code packages.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.parts.blobs
+    }
+    /// Membership: heartbeats of the nodes sharing the store.
+    pub fn nodes(&self) -> &Arc<dyn NodeStore> {
+        &self.parts.nodes
     }
 
     /// Whether any stored function's, version's or dependency version's code is the package

@@ -35,8 +35,8 @@ pub use kind::StoreKind;
 pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
 pub use sqlite::logs::{InvocationLog, LogQuery};
 pub use traits::{
-    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
-    TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, NodeRecord, NodeStore, SettingStore,
+    StoreFuture, TestEventStore, TriggerStore,
 };
 
 use fgs_core::FunctionRecord;

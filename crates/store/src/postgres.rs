@@ -14,6 +14,7 @@ mod flows;
 mod functions;
 mod impls;
 mod migrations;
+mod nodes;
 mod queue;
 mod records;
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod flows;
 mod impls;
 pub(crate) mod logs;
 mod migrations;
+mod nodes;
 mod queue;
 mod test_events;
 mod triggers;

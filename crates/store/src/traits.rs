@@ -250,3 +250,31 @@ pub trait BlobStore: Send + Sync + Debug {
         before_ms: i64,
     ) -> StoreFuture<'a, usize>;
 }
+
+/// A node of the cluster as its heartbeats left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: String,
+    /// Where the other nodes reach it (`--advertise-url`).
+    pub advertise_url: String,
+    /// Its first heartbeat since it was last forgotten, Unix milliseconds.
+    pub started_ms: i64,
+    /// Its latest heartbeat, Unix milliseconds.
+    pub last_seen_ms: i64,
+}
+
+/// Membership: each node heartbeats; a node silent longer than a limit is dead.
+pub trait NodeStore: Send + Sync + Debug {
+    /// Records that `node_id` is alive at `now_ms` and reachable at `advertise_url`. A node
+    /// that was forgotten (or never seen) starts anew at `now_ms`.
+    fn heartbeat<'a>(
+        &'a self,
+        node_id: &'a str,
+        advertise_url: &'a str,
+        now_ms: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// The nodes heard from within `silence_ms` before `now_ms`, by node id.
+    fn live_nodes(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, Vec<NodeRecord>>;
+    /// Forgets the nodes silent for longer than `silence_ms`; returns how many.
+    fn forget_dead(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, usize>;
+}

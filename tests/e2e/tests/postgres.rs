@@ -75,6 +75,12 @@ fn a_single_node_serves_from_postgres_and_a_restart_keeps_everything() {
     });
     assert!(done, "the async event ran from the PostgreSQL queue");
     assert_eq!(db.query("SELECT COUNT(*) FROM functions"), "1");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            db.query("SELECT advertise_url FROM nodes") == s.base_url()
+        }),
+        "the node heartbeats its advertised URL into the store"
+    );
     drop(s);
 
     let s = Server::start(opts);

@@ -179,3 +179,49 @@ pub async fn logs_insert_query_page_and_purge(store: &Store) {
     let left = store.query_logs(query("f")).await.expect("query");
     assert_eq!(left.len(), 1);
 }
+
+pub async fn nodes_heartbeat_live_and_forgotten(store: &Store) {
+    let nodes = store.nodes();
+    nodes
+        .heartbeat("a", "http://a:1", 1_000)
+        .await
+        .expect("beat");
+    nodes
+        .heartbeat("b", "http://b:1", 1_000)
+        .await
+        .expect("beat");
+    nodes
+        .heartbeat("a", "http://a:2", 5_000)
+        .await
+        .expect("beat");
+    // A late heartbeat never moves a node back in time.
+    nodes
+        .heartbeat("a", "http://a:2", 4_000)
+        .await
+        .expect("beat");
+    let live = nodes.live_nodes(12_000, 10_000).await.expect("live");
+    assert_eq!(
+        live,
+        [crate::NodeRecord {
+            node_id: "a".into(),
+            advertise_url: "http://a:2".into(),
+            started_ms: 1_000,
+            last_seen_ms: 5_000,
+        }],
+        "b is silent for 11 s, past the 10 s limit"
+    );
+    let ids = |v: Vec<crate::NodeRecord>| v.into_iter().map(|n| n.node_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(nodes.live_nodes(11_000, 10_000).await.expect("live")),
+        ["a", "b"]
+    );
+    assert_eq!(nodes.forget_dead(12_000, 10_000).await.expect("forget"), 1);
+    assert_eq!(nodes.forget_dead(12_000, 10_000).await.expect("forget"), 0);
+    // A forgotten node that comes back starts anew.
+    nodes
+        .heartbeat("b", "http://b:1", 13_000)
+        .await
+        .expect("beat");
+    let b = nodes.live_nodes(13_000, 10_000).await.expect("live");
+    assert_eq!((b[1].node_id.as_str(), b[1].started_ms), ("b", 13_000));
+}

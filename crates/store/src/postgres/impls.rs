@@ -6,8 +6,8 @@ use fgs_core::FunctionRecord;
 
 use super::Postgres;
 use crate::traits::{
-    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
-    TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, StoreFuture,
+    TestEventStore, TriggerStore,
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -353,5 +353,22 @@ impl BlobStore for Postgres {
         before_ms: i64,
     ) -> StoreFuture<'a, usize> {
         Box::pin(Postgres::collect_blobs(self, used, before_ms))
+    }
+}
+
+impl NodeStore for Postgres {
+    fn heartbeat<'a>(
+        &'a self,
+        node_id: &'a str,
+        advertise_url: &'a str,
+        now_ms: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(Postgres::heartbeat(self, node_id, advertise_url, now_ms))
+    }
+    fn live_nodes(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, Vec<crate::NodeRecord>> {
+        Box::pin(Postgres::live_nodes(self, now_ms, silence_ms))
+    }
+    fn forget_dead(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, usize> {
+        Box::pin(Postgres::forget_dead(self, now_ms, silence_ms))
     }
 }

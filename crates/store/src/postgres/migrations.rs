@@ -156,6 +156,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sha256, n)
     );
     "#,
+    // 3: membership: one row per node, moved by its heartbeats.
+    r#"
+    CREATE TABLE nodes (
+        node_id       TEXT   PRIMARY KEY,
+        advertise_url TEXT   NOT NULL,
+        started_ms    BIGINT NOT NULL,
+        last_seen_ms  BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database to the newest schema, refusing one a newer fgs migrated further.

@@ -6,8 +6,8 @@ use fgs_core::FunctionRecord;
 
 use super::Sqlite;
 use crate::traits::{
-    BlobStore, DependencyStore, FunctionStore, LogStore, SettingStore, StoreFuture, TestEventStore,
-    TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, StoreFuture,
+    TestEventStore, TriggerStore,
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -354,5 +354,22 @@ impl BlobStore for Sqlite {
         _before_ms: i64,
     ) -> StoreFuture<'a, usize> {
         Box::pin(async { Ok(0) })
+    }
+}
+
+impl NodeStore for Sqlite {
+    fn heartbeat<'a>(
+        &'a self,
+        node_id: &'a str,
+        advertise_url: &'a str,
+        now_ms: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(Sqlite::heartbeat(self, node_id, advertise_url, now_ms))
+    }
+    fn live_nodes(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, Vec<crate::NodeRecord>> {
+        Box::pin(Sqlite::live_nodes(self, now_ms, silence_ms))
+    }
+    fn forget_dead(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, usize> {
+        Box::pin(Sqlite::forget_dead(self, now_ms, silence_ms))
     }
 }

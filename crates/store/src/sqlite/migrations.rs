@@ -150,6 +150,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     UPDATE async_invocations SET leased_until = 0 WHERE status = 'RUNNING';
     CREATE INDEX async_leases ON async_invocations (status, leased_until);
     "#,
+    // 7: membership. A single node heartbeats its one row, as every node of a cluster does.
+    // `IF NOT EXISTS`: the table is new and holds nothing a repeated run could lose.
+    r#"
+    CREATE TABLE IF NOT EXISTS nodes (
+        node_id       TEXT    PRIMARY KEY,
+        advertise_url TEXT    NOT NULL,
+        started_ms    INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

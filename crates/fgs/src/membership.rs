@@ -1,0 +1,117 @@
+//! Membership: the node heartbeats into the store every `--heartbeat-interval`, and forgets the
+//! nodes silent for longer than `--node-timeout` (dead: their leases run out on their own). A
+//! single node on SQLite heartbeats its one row the same way.
+
+use std::time::Duration;
+
+use fgs_store::Store;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MembershipArgs {
+    /// How often this node tells the store it is alive.
+    #[arg(long, env = "FGS_HEARTBEAT_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A node silent for longer than this is dead and forgotten.
+    #[arg(long, env = "FGS_NODE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_timeout: Duration,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Heartbeats until the task is dropped. `now_ms` is the wall clock (a parameter for tests). A
+/// failed heartbeat (the store is unreachable) is logged and the next one tried on time.
+pub async fn heartbeat(
+    store: Store,
+    node_id: String,
+    advertise_url: String,
+    args: MembershipArgs,
+    now_ms: impl Fn() -> i64,
+) {
+    let mut tick = tokio::time::interval(args.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timeout = millis(args.node_timeout);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        if let Err(e) = store.nodes().heartbeat(&node_id, &advertise_url, now).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+            continue;
+        }
+        match store.nodes().forget_dead(now, timeout).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(nodes = n, "forgot nodes silent past --node-timeout"),
+            Err(e) => tracing::warn!(error = %e, "forgetting dead nodes failed"),
+        }
+    }
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_heartbeats_on_time_and_forgets_the_silent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("fgs.db")).expect("open");
+        store
+            .nodes()
+            .heartbeat("gone", "http://gone", 0)
+            .await
+            .expect("beat");
+        let start = tokio::time::Instant::now();
+        // Paused time: the clock is tokio's, 1 000 000 ms after the epoch at the start.
+        let clock = move || 1_000_000 + millis(start.elapsed());
+        let args = MembershipArgs {
+            heartbeat_interval: Duration::from_secs(2),
+            node_timeout: Duration::from_secs(10),
+        };
+        let task = tokio::spawn(heartbeat(
+            store.clone(),
+            "me".into(),
+            "http://me".into(),
+            args,
+            clock,
+        ));
+        // The store runs on blocking threads: give each beat real time to land.
+        async fn settle() {
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        settle().await;
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            settle().await;
+        }
+        let live = store
+            .nodes()
+            .live_nodes(clock(), 10_000)
+            .await
+            .expect("live");
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_eq!(live[0].node_id, "me");
+        assert_eq!(live[0].started_ms, 1_000_000, "the first beat is at once");
+        assert_eq!(live[0].last_seen_ms, 1_006_000, "then one every 2 s");
+        assert!(
+            store
+                .nodes()
+                .live_nodes(clock(), i64::MAX / 2)
+                .await
+                .expect("all")
+                .len()
+                == 1,
+            "the silent node was forgotten"
+        );
+        task.abort();
+    }
+}
