@@ -6,7 +6,7 @@ lost); time from a code update answered on one node to the new code answering on
 (median of rounds). Calls are not forwarded between nodes (fgs does not do that yet): each
 call runs on the node it reached.
 
-Until code packages live in PostgreSQL, the nodes of one cluster share a data dir.
+Each node has its own data dir; code packages come from PostgreSQL.
 """
 
 import json
@@ -49,10 +49,9 @@ def start(a, tmp, size, postgres, nats):
     db = f"fgs_bench_{os.getpid()}_{size}"
     psql(postgres, f"DROP DATABASE IF EXISTS {db}")
     psql(postgres, f"CREATE DATABASE {db}")
-    data = os.path.join(tmp, f"cluster{size}-data")
     nodes = [bench.Fgs(a.fgs, tmp, f"cluster{size}-{i}", 2, extra=[
-        "--store", with_db(postgres, db), "--nats", nats, "--node-id", f"bench-{i}"],
-        data=data) for i in range(size)]
+        "--store", with_db(postgres, db), "--nats", nats, "--node-id", f"bench-{i}"])
+        for i in range(size)]
     return nodes, db
 
 

@@ -7,7 +7,7 @@ created through node A is invoked through nodes B and C, and code updated throug
 answers within a second, all with the SDK unchanged. Without the engines the tests skip,
 unless FGS_TEST_REQUIRE_ENGINES=1.
 
-Until code packages live in PostgreSQL, the three nodes share one data dir.
+Each node has a data dir of its own: B and C fetch the code A stored from PostgreSQL.
 """
 
 import base64
@@ -94,7 +94,7 @@ def nodes():
     db = f"fgs_sdk_{os.getpid()}_{int(time.time() * 1000) % 1000000}"
     psql(pg, f"CREATE DATABASE {db}")
     data = tempfile.mkdtemp(prefix="fgs-sdk-cluster-")
-    started = [start_node(i, with_db(pg, db), nats, os.path.join(data, "d")) for i in range(3)]
+    started = [start_node(i, with_db(pg, db), nats, os.path.join(data, f"d{i}")) for i in range(3)]
     yield [addr for _, addr in started]
     for proc, _ in started:
         proc.terminate()

@@ -1,5 +1,5 @@
 //! A cluster for the end-to-end tests (docs/cluster.md): N `fgs serve` nodes on loopback, each
-//! with its own data dir and port, the same credential, on one PostgreSQL database
+//! with its own (fresh) data dir and port, the same credential, on one PostgreSQL database
 //! ([`TestDatabase`]) and one NATS: the one `FGS_TEST_NATS_URL` names (scripts/test starts
 //! it), or a [`Nats`] of the test's own for tests that stop it. Without the engines the tests
 //! say so and pass, unless `FGS_TEST_REQUIRE_ENGINES=1`.
@@ -109,12 +109,10 @@ impl Drop for Nats {
 
 /// N nodes of one cluster. Node `i` is `node-<i>`; a killed node is `None`.
 pub struct Cluster {
-    // Dropped last: the nodes stop before their data dir goes.
     pub db: TestDatabase,
     pub nats: String,
     nodes: Vec<Option<Server>>,
     opts: Box<dyn Fn(usize) -> ServerOpts + Send + Sync>,
-    _dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -133,14 +131,6 @@ impl Cluster {
     ) -> Option<Cluster> {
         let db = TestDatabase::create()?;
         let (store, nats_url) = (db.url.clone(), nats.to_owned());
-        // Code packages are still files in a node's data dir (docs/cluster.md): until they
-        // live in the store, the nodes of a test share one data dir, as nodes sharing a
-        // volume for it would.
-        let shared = tempfile::Builder::new()
-            .prefix("fgs-cluster-")
-            .tempdir()
-            .expect("temp dir");
-        let dir = shared.path().join("data");
         let opts = Box::new(move |i: usize| {
             let o = extra(
                 ServerOpts::default()
@@ -151,7 +141,7 @@ impl Cluster {
                     // must not depend on another's sandbox.
                     .flag("--sandbox", "off"),
             );
-            o.data_dir(&dir)
+            o
         });
         let nodes = std::thread::scope(|s| {
             let started: Vec<_> = (0..n)
@@ -170,7 +160,6 @@ impl Cluster {
             nats: nats.to_owned(),
             nodes,
             opts,
-            _dir: shared,
         })
     }
 
@@ -186,7 +175,7 @@ impl Cluster {
         }
     }
 
-    /// Starts node `i` again.
+    /// Starts node `i` again, with a fresh data dir: what it needs is in the cluster.
     pub fn restart(&mut self, i: usize) {
         self.kill9(i);
         self.nodes[i] = Some(Server::start((self.opts)(i)));

@@ -140,10 +140,16 @@ fn an_apig_route_from_a_answers_on_c_and_a_log_from_a_reads_on_b() {
         }),
     );
     t.expect(201);
+    // Node 2 follows the trigger's change asynchronously: within a second, not at once.
     let c2 = c.node(2);
     let route = format!("/apig/{}{path}", c2.cred.project_id);
+    let created = Instant::now();
+    let answered = wait_until(Duration::from_secs(1), || {
+        c2.req("GET", &route).auth(Auth::None).send().status == 200
+    });
     let r = c2.req("GET", &route).auth(Auth::None).send();
-    assert_eq!(r.status, 200, "the route answers on node 2: {}", r.text());
+    assert!(answered, "the route never answered on node 2: {}", r.text());
+    println!("the route created on node 0 answered on node 2 {:?} after the 201", created.elapsed());
     assert_eq!(r.text(), "routed");
 
     let r = c.node(0).post(&format!("/functions/{name}/invocations"), &json!({}));

@@ -230,10 +230,13 @@ fn a_nats_outage_refuses_writes_keeps_invocations_and_heals_by_itself() {
     std::thread::sleep(Duration::from_secs(3));
     nats.restart();
     let back = Instant::now();
+    let mut last = String::new();
     let healed = wait_until(Duration::from_secs(20), || {
-        put_code(c.node(1), &name, "after").status == 200
+        let r = put_code(c.node(1), &name, "after");
+        last = format!("{} {}", r.status, r.text());
+        r.status == 200
     });
-    assert!(healed, "writes are taken again once NATS is back");
+    assert!(healed, "writes are taken again once NATS is back: {last}");
     println!("writes taken again {:?} after NATS was back", back.elapsed());
     let written = Instant::now();
     let seen = wait_until(Duration::from_secs(5), || answer(c.node(0), &name) == json!("after"));
