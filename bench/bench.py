@@ -355,6 +355,63 @@ def cold_starts(res, fgs, label, functions, samples):
               file=sys.stderr)
 
 
+def warm_latency(res, fgs, functions, samples):
+    """Sequential invocations of an instance already started: the runtime's own cost per event
+    next to the others' (one connection, no concurrency)."""
+    for name, _, body in functions:
+        timed_invoke(fgs, name, body)
+        times = sorted(timed_invoke(fgs, name, body) for _ in range(samples))
+        r = {"scenario": f"warm {name} (sequential)", "conns": 1, "samples": samples,
+             "p50_ms": statistics.median(times),
+             "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+             "min_ms": times[0], "rps": None, "cpu_us": None, "rss_mb": None}
+        res.append(r)
+        print(f"  {r['scenario']}: p50 {r['p50_ms']:.2f} ms", file=sys.stderr)
+
+
+JAVA_BENCH = b"""package bench;
+
+import com.huawei.services.runtime.Context;
+
+public class Echo {
+    public String handler(String event, Context context) {
+        return event;
+    }
+}
+"""
+
+
+def language_functions(tmp):
+    """PHP, Java and Go echo functions `(name, runtime, handler, files)`, each built with its
+    toolchain when the host has it (issue 21); a missing toolchain skips its language."""
+    out = []
+    if shutil.which("php"):
+        out.append(("cold-php", "PHP8.3", "index.handler",
+                    [("index.php", b"<?php\nfunction handler($event, $context) {\n"
+                      b"    return $event;\n}\n", 0o644)]))
+    if shutil.which("javac") and shutil.which("jar"):
+        src = os.path.join(tmp, "java-src")
+        os.makedirs(os.path.join(src, "bench"), exist_ok=True)
+        with open(os.path.join(src, "bench", "Echo.java"), "wb") as f:
+            f.write(JAVA_BENCH)
+        classes, jar = os.path.join(tmp, "java-classes"), os.path.join(tmp, "echo.jar")
+        subprocess.run(["javac", "--release", "8", "-Xlint:-options", "-implicit:none",
+                        "-sourcepath", os.path.join(ROOT, "runtimes", "java"), "-d", classes,
+                        os.path.join(src, "bench", "Echo.java")], check=True)
+        subprocess.run(["jar", "cf", jar, "-C", classes, "."], check=True)
+        out.append(("cold-java", "Java17", "bench.Echo.handler",
+                    [("lib/echo.jar", open(jar, "rb").read(), 0o644)]))
+    if shutil.which("go"):
+        binary = os.path.join(tmp, "go-handler")
+        subprocess.run(["go", "build", "-o", binary,
+                        os.path.join(ROOT, "tests", "e2e", "fixtures", "go", "main.go")],
+                       check=True, env={**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off"})
+        out.append(("cold-go", "Go1.x", "handler", [("handler", open(binary, "rb").read(), 0o755)]))
+    for name, _, _, _ in out:
+        print(f"  built {name}", file=sys.stderr)
+    return out
+
+
 def submit_async(fgs, name, n):
     """Submits n async invocations from 8 keep-alive connections (threads); the statuses that
     were not 202."""
@@ -579,9 +636,15 @@ def main():
             "body": base64.b64encode(EVENT).decode(), "isBase64Encoded": True}).encode()
         cold_fns = [("cold-custom", {}, EVENT), ("cold-python", {}, EVENT),
                     ("cold-node", {}, EVENT), ("cold-http", {"BENCH_MODE": "http"}, apig_event)]
+        langs = language_functions(tmp) if "cold" in only else []
+        for name, rt, handler, files in langs:
+            fgs.create(name, rt, handler, files)
+            cold_fns.append((name, {}, EVENT))
         if "cold" in only:
             settle()
             cold_starts(res, fgs, "pre-warmed sandboxes", cold_fns, samples)
+            warm_latency(res, fgs, [f for f in cold_fns if f[0] != "cold-http"],
+                         20 if quick else 200)
         fgs.stop()
         if not only & {"cold", "memory"}:
             raise Done
@@ -592,7 +655,8 @@ def main():
                 ("cold-custom", "Custom", "bootstrap", boot, None),
                 ("cold-python", "Python3.10", "index.handler", py, None),
                 ("cold-node", "Node.js20.15", "index.handler", js, None),
-                ("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})]:
+                ("cold-http", "http", "bootstrap", boot, {"BENCH_MODE": "http"})] + [
+                    (n, rt, h, f, None) for n, rt, h, f in langs]:
             fgs.create(name, rt, handler, files, ud)
         if "cold" in only:
             settle()

@@ -165,30 +165,29 @@ public final class Bootstrap {
 
     // --- loading the handler ----------------------------------------------------------------
 
-    /** The code root, its `lib/`, and every jar in either: FunctionGraph's jar or zip of jars. */
+    /**
+     * The code root, its `lib/`, and every jar in either: FunctionGraph's jar or zip of jars.
+     * No lambdas on the start's path: the first one bootstraps LambdaMetafactory (~20 ms).
+     */
     static ClassLoader loader(String root) throws IOException {
         List<URL> urls = new ArrayList<>();
-        for (String dir : new String[] {root, root + "/lib"}) {
+        String deps = env("FGS_DEPENDENCY_DIR", "");
+        String[] dirs = deps.isEmpty() ? new String[] {root, root + "/lib"}
+            : new String[] {root, root + "/lib", deps, deps + "/java"};
+        for (String dir : dirs) {
             File d = new File(dir);
             if (!d.isDirectory()) {
                 continue;
             }
             urls.add(d.toURI().toURL());
-            File[] jars = d.listFiles((x, n) -> n.endsWith(".jar"));
-            if (jars != null) {
-                java.util.Arrays.sort(jars);
-                for (File j : jars) {
-                    urls.add(j.toURI().toURL());
-                }
+            String[] names = d.list();
+            if (names == null) {
+                continue;
             }
-        }
-        String deps = env("FGS_DEPENDENCY_DIR", "");
-        if (!deps.isEmpty()) {
-            urls.add(new File(deps).toURI().toURL());
-            File[] jars = new File(deps, "java").listFiles((x, n) -> n.endsWith(".jar"));
-            if (jars != null) {
-                for (File j : jars) {
-                    urls.add(j.toURI().toURL());
+            java.util.Arrays.sort(names);
+            for (String n : names) {
+                if (n.endsWith(".jar")) {
+                    urls.add(new File(d, n).toURI().toURL());
                 }
             }
         }
