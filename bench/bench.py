@@ -538,6 +538,9 @@ def main():
     ap.add_argument("--postgres", help="PostgreSQL server URL for the cluster group (a "
                     "database is made per cluster size)")
     ap.add_argument("--nats", help="NATS server URL (JetStream on) for the cluster group")
+    ap.add_argument("--store", help="--store of the single fgs of every group but cluster: "
+                    "an empty PostgreSQL database (postgres://USER@HOST:PORT/DB) to measure "
+                    "fgs on PostgreSQL; default SQLite in the data dir")
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="comma-separated groups to run, of: " + ", ".join(GROUPS))
     a = ap.parse_args()
@@ -555,7 +558,8 @@ def main():
             "quick": quick, "nproc": os.cpu_count(),
             "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                   capture_output=True, text=True).stdout.strip(),
-            "kernel": os.uname().release}
+            "kernel": os.uname().release,
+            "store": "postgres" if a.store else "sqlite"}
     try:
         # The floor and the peer.
         floor = subprocess.Popen([a.echo, "floor", "0"], stdout=subprocess.PIPE, text=True)
@@ -585,7 +589,8 @@ def main():
                 raise Done
 
         # fgs with the default pre-warmed sandboxes.
-        fgs = Fgs(a.fgs, tmp, "prewarm", 2)
+        store = ["--store", a.store] if a.store else []
+        fgs = Fgs(a.fgs, tmp, "prewarm", 2, extra=store)
         time.sleep(1)
         res.append({"scenario": "fgs idle RSS (started, no functions)",
                     "rss_mb": status_kb(fgs.pid, "VmRSS") / 1024, "p50_ms": None,
