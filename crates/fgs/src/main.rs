@@ -14,6 +14,7 @@ mod runtimes_cmd;
 mod serve;
 mod shards;
 mod shared_packages;
+mod store_copy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,16 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// List the runtime names and the interpreter each runs on here.
     Runtimes(runtimes_cmd::RuntimesCmd),
+    /// Work on a store itself (fgs stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy a single node's data (--from its data dir) into a PostgreSQL store (--to), for
+    /// moving up to a cluster: refused if the target has functions, unless --force.
+    Copy(store_copy::CopyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,5 +72,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Runtimes(cmd) => runtimes_cmd::run(cmd),
+        Command::Store(StoreCommand::Copy(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(store_copy::run(args)),
     }
 }
