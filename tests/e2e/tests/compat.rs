@@ -96,7 +96,10 @@ fn documented_interpreter_paths_lead_to_the_resolved_interpreters() {
         .collect();
     let mut checked = 0;
     for (runtime, (status, version, _)) in &table {
-        if status == "builtin" {
+        // FunctionGraph documents these paths for Python and Node.js only (runtime_paths.rs);
+        // Java and PHP names resolve to interpreters too, with no such path.
+        if status == "builtin" || !(runtime.starts_with("Python") || runtime.starts_with("Node.js"))
+        {
             continue;
         }
         let got = found
