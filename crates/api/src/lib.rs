@@ -33,6 +33,7 @@ mod query;
 mod records;
 mod reports;
 mod request;
+pub mod reserved_policies;
 pub mod state;
 mod statistics;
 mod tags;
@@ -69,6 +70,10 @@ pub fn router(state: SharedState) -> Router {
     let mut v2 = Router::new()
         .route("/functions", post(functions::create).get(functions::list))
         .route("/functions/reservedinstances", get(limits::list_reserved))
+        .route(
+            "/functions/reservedinstanceconfigs",
+            get(limits::list_reserved_configs),
+        )
         .route("/functions/{urn}", axum::routing::delete(functions::delete))
         .route(
             "/functions/{urn}/config",

@@ -1,15 +1,20 @@
 //! Instance limits (SPEC.md 2): `PUT .../config-max-instance`, reserved instances, and quotas.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use bytes::Bytes;
-use fgs_core::function::Reserved;
+use fgs_core::function::{Reserved, ReservedCron};
 use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
+use fgs_core::FunctionRecord;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::records::{load, save};
+use crate::query::ListParams;
+use crate::records::{latest, load, save};
 use crate::request::{function_ref, parse_json};
+use crate::reserved_policies;
 use crate::state::SharedState;
 use crate::wire;
 
@@ -44,9 +49,17 @@ pub async fn put_reserved(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     #[derive(serde::Deserialize)]
+    struct Tactics {
+        #[serde(default)]
+        cron_configs: Vec<ReservedCron>,
+        #[serde(default)]
+        metric_configs: Vec<Value>,
+    }
+    #[derive(serde::Deserialize)]
     struct B {
         count: Option<i64>,
         idle_mode: Option<bool>,
+        tactics_config: Option<Tactics>,
     }
     let r = function_ref(&project, &urn)?;
     let b: B = parse_json(&body)?;
@@ -59,6 +72,15 @@ pub async fn put_reserved(
         )));
     }
     let mut rec = load(&state, &project, &r).await?;
+    if let Some(t) = b.tactics_config {
+        if !t.metric_configs.is_empty() {
+            return Err(ApiError::bad_request(
+                "tactics_config.metric_configs are not supported: fgs scales reserved instances by cron_configs only",
+            ));
+        }
+        reserved_policies::check(&t.cron_configs)?;
+        rec.meta.reserved_crons = t.cron_configs;
+    }
     rec.reserved = Reserved {
         count: count as u32,
         idle_mode: b.idle_mode.unwrap_or(false),
@@ -67,6 +89,53 @@ pub async fn put_reserved(
     Ok(Json(json!({
         "count": rec.reserved.count,
         "idle_mode": rec.reserved.idle_mode,
+        "tactics_config": tactics(&rec),
+    })))
+}
+
+fn tactics(rec: &FunctionRecord) -> Value {
+    json!({"cron_configs": rec.meta.reserved_crons, "metric_configs": []})
+}
+
+/// `GET /functions/reservedinstanceconfigs?function_urn=&marker=&limit=`: the reserved
+/// instances and policies of one function, or of every function of the project that has some.
+pub async fn list_reserved_configs(
+    State(state): State<SharedState>,
+    Path(project): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let q = ListParams(&q);
+    let records = match q.get("function_urn") {
+        Some(urn) => vec![latest(&state, &project, &function_ref(&project, urn)?).await?],
+        None => crate::tags::project_functions(&state, &project)
+            .await?
+            .into_iter()
+            .filter(|f| f.reserved.count > 0 || !f.meta.reserved_crons.is_empty())
+            .collect(),
+    };
+    let marker = q.num("marker", 0)? as usize;
+    let limit = q.num("limit", 100)?.clamp(1, 500) as usize;
+    let count = records.len();
+    let page: Vec<Value> = records
+        .iter()
+        .skip(marker)
+        .take(limit)
+        .map(|f| {
+            json!({
+                "function_urn": wire::unversioned_urn(f, &state.region),
+                "qualifier_type": "version",
+                "qualifier_name": fgs_core::urn::LATEST,
+                "min_count": f.reserved.count,
+                "idle_mode": f.reserved.idle_mode,
+                "tactics_config": tactics(f),
+            })
+        })
+        .collect();
+    let next = marker + page.len();
+    Ok(Json(json!({
+        "reserved_instances": page,
+        "page_info": {"next_marker": next, "previous_marker": marker.saturating_sub(limit), "current_count": page.len()},
+        "count": count,
     })))
 }
 

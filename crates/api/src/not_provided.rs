@@ -79,7 +79,6 @@ pub const MISSING: &[Missing] = &[
     m("ShowFuncSnapshotState", M::GET, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     m("UpdateFuncSnapshot", M::POST, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     // Operations on their way (issue 20), answered 501 until each lands.
-    m("ListReservedInstanceConfigs", M::GET, "/fgs/functions/reservedinstanceconfigs", P),
     m("ShowTracing", M::GET, "/fgs/functions/{urn}/tracing", P),
     m("UpdateTracing", M::PUT, "/fgs/functions/{urn}/tracing", P),
 ];

@@ -189,6 +189,21 @@ pub struct FunctionMeta {
     /// functions first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
+    /// Scheduled changes of the reserved instance count (FunctionGraph's
+    /// `tactics_config.cron_configs`), applied at their times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved_crons: Vec<ReservedCron>,
+}
+
+/// At each firing of `cron` between `start_time` and `expired_time` (Unix seconds), the
+/// function's reserved instance count becomes `count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedCron {
+    pub name: String,
+    pub cron: String,
+    pub count: u32,
+    pub start_time: i64,
+    pub expired_time: i64,
 }
 
 #[cfg(test)]

@@ -367,6 +367,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     // Reserved instances are started ahead, before any invocation asks for them.
     invoker.warm_all().await;
+    // Scheduled changes of reserved instance counts (docs/api.md).
+    let policies = tokio::spawn(fgs_api::reserved_policies::run(Arc::clone(&state)));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -419,6 +421,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     sweeper.abort();
+    policies.abort();
     dispatch_task.abort();
     heartbeat_task.abort();
     timers.abort();

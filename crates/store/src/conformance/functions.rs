@@ -29,6 +29,15 @@ pub async fn a_function_keeps_its_meta_through_create_and_update(store: &Store) 
     rec.meta.tags.insert("team".into(), "blue".into());
     rec.meta.tags.insert("env".into(), String::new());
     rec.meta.pinned = true;
+    rec.meta
+        .reserved_crons
+        .push(fgs_core::function::ReservedCron {
+            name: "morning".into(),
+            cron: "0 0 8 * * *".into(),
+            count: 3,
+            start_time: 1_700_000_000,
+            expired_time: 1_900_000_000,
+        });
     store
         .create_function(rec.clone(), 10)
         .await
