@@ -65,6 +65,12 @@ async fn not_found() -> error::ApiError {
     error::ApiError::not_found("no such API path")
 }
 
+/// A path that exists with another method: FunctionGraph's error shape rather than axum's
+/// empty 405.
+async fn wrong_method(method: axum::http::Method) -> error::ApiError {
+    error::ApiError::method_not_allowed(format!("{method} is not allowed on this path"))
+}
+
 /// The whole HTTP surface.
 pub fn router(state: SharedState) -> Router {
     let mut v2 = Router::new()
@@ -223,8 +229,12 @@ pub fn router(state: SharedState) -> Router {
             None => outside = outside.route(&format!("/v2/{{project}}{path}"), route),
         }
     }
-    let v2 = authenticated(v2.fallback(not_found), &state);
-    let outside = authenticated(outside, &state);
+    let v2 = authenticated(
+        v2.fallback(not_found)
+            .method_not_allowed_fallback(wrong_method),
+        &state,
+    );
+    let outside = authenticated(outside.method_not_allowed_fallback(wrong_method), &state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))

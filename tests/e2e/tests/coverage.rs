@@ -28,6 +28,16 @@ fn cloud_only_operations_answer_501_naming_themselves() {
         );
     }
     s.get("/no-such-thing").expect_fss(404, "FSS.0404");
+    // A path that exists, with a method it does not take: FunctionGraph's shape too.
+    for (method, path) in [
+        ("PATCH", s.api("/functions")),
+        ("PUT", s.api("/workflows")),
+        ("GET", format!("/v2/{}/functions/f1/tags/create", s.cred.project_id)),
+    ] {
+        s.req(method, &path)
+            .send()
+            .expect_fss(405, "FSS.0405");
+    }
 }
 
 #[test]
