@@ -75,18 +75,73 @@ impl Postgres {
             .transaction()
             .await
             .map_err(pg("begin insert async"))?;
+        // One statement for the batch: events of unknown functions join no row, and request
+        // ids already queued are skipped; each row's result is told from what was inserted.
+        let ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+        let projects: Vec<&str> = rows.iter().map(|r| r.project.as_str()).collect();
+        let packages: Vec<&str> = rows.iter().map(|r| r.package.as_str()).collect();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        let qualifiers: Vec<String> = rows.iter().map(|r| r.qualifier.to_string()).collect();
+        let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+        let created: Vec<i64> = rows.iter().map(|r| r.created_ms).collect();
+        let next: Vec<i64> = rows.iter().map(|r| r.next_attempt_ms).collect();
+        let started: Vec<Option<i64>> = rows.iter().map(|r| r.started_ms).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+        let extra: Vec<&str> = rows.iter().map(|r| r.extra.as_str()).collect();
+        let owner: Vec<Option<&str>> = rows
+            .iter()
+            .map(|r| r.lease.as_ref().map(|l| l.owner.as_str()))
+            .collect();
+        let until: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.lease.as_ref().map(|l| l.until_ms))
+            .collect();
+        let seq: Vec<i64> = rows
+            .iter()
+            .map(|r| r.lease.as_ref().map_or(0, |l| l.seq))
+            .collect();
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO async_invocations
                  (request_id, function_id, qualifier, status, attempts, created_ms,
                   next_attempt_ms, started_ms, body, extra, lease_owner, leased_until, lease_seq)
-                 SELECT $1, f.id, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14
-                 FROM functions f WHERE f.project = $2 AND f.package = $3 AND f.name = $4
+                 SELECT u.id, f.id, u.q, u.st, 0, u.c, u.n, u.s, u.b, u.e, u.o, u.lu, u.ls
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                   $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bytea[],
+                   $11::text[], $12::text[], $13::bigint[], $14::bigint[])
+                   WITH ORDINALITY AS u(id, p, pk, fn, q, st, c, n, s, b, e, o, lu, ls, ord)
+                 JOIN functions f ON f.project = u.p AND f.package = u.pk AND f.name = u.fn
+                 ORDER BY u.ord
                  ON CONFLICT (request_id) DO NOTHING
-                 RETURNING 1",
+                 RETURNING request_id",
             )
             .await
             .map_err(pg("prepare insert async"))?;
+        let mut inserted: std::collections::HashSet<String> = tx
+            .query(
+                &stmt,
+                &[
+                    &ids,
+                    &projects,
+                    &packages,
+                    &names,
+                    &qualifiers,
+                    &status,
+                    &created,
+                    &next,
+                    &started,
+                    &bodies,
+                    &extra,
+                    &owner,
+                    &until,
+                    &seq,
+                ],
+            )
+            .await
+            .map_err(pg("insert async invocations"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let exists = tx
             .prepare_cached(
                 "SELECT 1 FROM functions WHERE project = $1 AND package = $2 AND name = $3",
@@ -95,30 +150,8 @@ impl Postgres {
             .map_err(pg("prepare find function"))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let lease = r.lease.as_ref();
-            let inserted = tx
-                .query_opt(
-                    &stmt,
-                    &[
-                        &r.request_id,
-                        &r.project,
-                        &r.package,
-                        &r.name,
-                        &r.qualifier.to_string(),
-                        &r.status.as_str(),
-                        &r.created_ms,
-                        &r.next_attempt_ms,
-                        &r.started_ms,
-                        &r.body,
-                        &r.extra,
-                        &lease.map(|l| l.owner.as_str()),
-                        &lease.map(|l| l.until_ms),
-                        &lease.map_or(0, |l| l.seq),
-                    ],
-                )
-                .await
-                .map_err(pg("insert async invocation"))?;
-            if inserted.is_some() {
+            // `remove`: a request id given twice in one batch is accepted once.
+            if inserted.remove(&r.request_id) {
                 out.push(Ok(()));
                 continue;
             }
@@ -256,42 +289,57 @@ impl Postgres {
             .await
             .map_err(pg("begin update async"))?;
         relaxed(&tx).await?;
+        // One statement for the batch, matching each row's lease.
+        let leased: Vec<&AsyncRow> = rows.iter().filter(|r| r.lease.is_some()).collect();
+        let lease = |r: &AsyncRow| {
+            r.lease.clone().unwrap_or(Lease {
+                owner: String::new(),
+                until_ms: 0,
+                seq: -1,
+            })
+        };
+        let ids: Vec<&str> = leased.iter().map(|r| r.request_id.as_str()).collect();
+        let status: Vec<&str> = leased.iter().map(|r| r.status.as_str()).collect();
+        let attempts: Vec<i64> = leased.iter().map(|r| i64::from(r.attempts)).collect();
+        let next: Vec<i64> = leased.iter().map(|r| r.next_attempt_ms).collect();
+        let started: Vec<Option<i64>> = leased.iter().map(|r| r.started_ms).collect();
+        let ended: Vec<Option<i64>> = leased.iter().map(|r| r.ended_ms).collect();
+        let code: Vec<Option<i64>> = leased.iter().map(|r| r.error_code.map(i64::from)).collect();
+        let message: Vec<&str> = leased.iter().map(|r| r.error_message.as_str()).collect();
+        let owner: Vec<String> = leased.iter().map(|r| lease(r).owner).collect();
+        let seq: Vec<i64> = leased.iter().map(|r| lease(r).seq).collect();
         let stmt = tx
             .prepare_cached(
-                "UPDATE async_invocations SET status = $2, attempts = $3,
-                 next_attempt_ms = $4, started_ms = $5, ended_ms = $6, error_code = $7,
-                 error_message = $8, lease_owner = NULL, leased_until = NULL
-                 WHERE request_id = $1 AND status = 'RUNNING' AND lease_owner = $9
-                   AND lease_seq = $10",
+                "UPDATE async_invocations a SET status = u.status, attempts = u.attempts,
+                 next_attempt_ms = u.next, started_ms = u.started, ended_ms = u.ended,
+                 error_code = u.code, error_message = u.message, lease_owner = NULL,
+                 leased_until = NULL
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                   $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])
+                   AS u(id, status, attempts, next, started, ended, code, message, owner, seq)
+                 WHERE a.request_id = u.id AND a.status = 'RUNNING' AND a.lease_owner = u.owner
+                   AND a.lease_seq = u.seq
+                 RETURNING a.request_id",
             )
             .await
-            .map_err(pg("prepare update async invocation"))?;
-        let mut written = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let Some(lease) = &row.lease else {
-                written.push(false);
-                continue;
-            };
-            let n = tx
-                .execute(
-                    &stmt,
-                    &[
-                        &row.request_id,
-                        &row.status.as_str(),
-                        &i64::from(row.attempts),
-                        &row.next_attempt_ms,
-                        &row.started_ms,
-                        &row.ended_ms,
-                        &row.error_code.map(i64::from),
-                        &row.error_message,
-                        &lease.owner,
-                        &lease.seq,
-                    ],
-                )
-                .await
-                .map_err(pg("update async invocation"))?;
-            written.push(n == 1);
-        }
+            .map_err(pg("prepare update async invocations"))?;
+        let done: std::collections::HashSet<String> = tx
+            .query(
+                &stmt,
+                &[
+                    &ids, &status, &attempts, &next, &started, &ended, &code, &message, &owner,
+                    &seq,
+                ],
+            )
+            .await
+            .map_err(pg("update async invocations"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let written: Vec<bool> = rows
+            .iter()
+            .map(|r| r.lease.is_some() && done.contains(&r.request_id))
+            .collect();
         tx.commit().await.map_err(pg("commit update async"))?;
         Ok(written)
     }

@@ -367,34 +367,50 @@ impl Postgres {
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .await
             .map_err(pg("relax commit"))?;
+        // One statement for the whole batch: a round trip per row would make the log writer
+        // the slowest part of a busy node.
+        let col = |f: fn(&InvocationLog) -> String| logs.iter().map(f).collect::<Vec<_>>();
+        let (project, package, function, version, request_id, invoke_type, log_text) = (
+            col(|l| l.project.clone()),
+            col(|l| l.package.clone()),
+            col(|l| l.function.clone()),
+            col(|l| l.version.clone()),
+            col(|l| l.request_id.clone()),
+            col(|l| l.invoke_type.clone()),
+            col(|l| l.log.clone()),
+        );
+        let started: Vec<i64> = logs.iter().map(|l| l.started_ms).collect();
+        let duration: Vec<f64> = logs.iter().map(|l| l.duration_ms).collect();
+        let code: Vec<i64> = logs.iter().map(|l| i64::from(l.error_code)).collect();
+        let truncated: Vec<bool> = logs.iter().map(|l| l.truncated).collect();
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO invocation_logs (project, package, function, version, request_id,
                  invoke_type, started_ms, duration_ms, error_code, log, truncated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+                   $5::text[], $6::text[], $7::bigint[], $8::float8[], $9::bigint[],
+                   $10::text[], $11::bool[])",
             )
             .await
-            .map_err(pg("prepare insert log"))?;
-        for l in &logs {
-            tx.execute(
-                &stmt,
-                &[
-                    &l.project,
-                    &l.package,
-                    &l.function,
-                    &l.version,
-                    &l.request_id,
-                    &l.invoke_type,
-                    &l.started_ms,
-                    &l.duration_ms,
-                    &i64::from(l.error_code),
-                    &l.log,
-                    &l.truncated,
-                ],
-            )
-            .await
-            .map_err(pg("insert log"))?;
-        }
+            .map_err(pg("prepare insert logs"))?;
+        tx.execute(
+            &stmt,
+            &[
+                &project,
+                &package,
+                &function,
+                &version,
+                &request_id,
+                &invoke_type,
+                &started,
+                &duration,
+                &code,
+                &log_text,
+                &truncated,
+            ],
+        )
+        .await
+        .map_err(pg("insert logs"))?;
         tx.commit().await.map_err(pg("commit insert logs"))
     }
 
