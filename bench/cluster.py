@@ -67,19 +67,26 @@ def wrk_spread(urls, conns, secs, tmp):
     def run(url, d):
         return subprocess.Popen(["wrk", "-t", "1", "-c", str(per), "-d", d, "--timeout", "10s",
                                  "-s", script, url], stdout=subprocess.PIPE, text=True)
-    for p in [run(u, "2s") for u in urls]:  # warm-up: instances scale out on every node
-        p.communicate()
-    outs = [p.communicate()[0] for p in [run(u, f"{secs}s") for u in urls]]
-    rps = errors = 0
-    for out in outs:
-        r = json.loads(re.search(r"BENCH (\{.*\})", out).group(1))
-        rps += r["requests"] / (r["duration_us"] / 1e6)
-        errors += r["errors"] + r["non2xx"]
-    return rps, errors
+    def load(d):
+        outs = [p.communicate()[0] for p in [run(u, d) for u in urls]]
+        return [json.loads(re.search(r"BENCH (\{.*\})", o).group(1)) for o in outs]
+    # Warm-up as bench.wrk does: until a second of load runs without a slow call (instances
+    # have scaled out on every node), at most 15 times.
+    for _ in range(15):
+        if max(r["p99_us"] for r in load("1s")) < 50_000:
+            break
+    rs = load(f"{secs}s")
+    rps = sum(r["requests"] / (r["duration_us"] / 1e6) for r in rs)
+    return rps, sum(r["errors"] + r["non2xx"] for r in rs)
 
 
 def async_spread(nodes, name, n):
-    """n async events submitted over the nodes at once, timed until all n succeeded."""
+    """After a warm-up of n/5 (instances scale out on every node), n async events submitted
+    over the nodes at once, timed until all n succeeded."""
+    per = max(n // 5 // len(nodes), 8)
+    for k in range(len(nodes)):
+        bench.submit_async(nodes[k], name, per)
+    base = bench.wait_async(nodes[0], name, per * len(nodes), timeout=300)
     t0 = time.perf_counter()
     errs = []
     ts = [threading.Thread(target=lambda k=k: errs.extend(bench.submit_async(
@@ -89,7 +96,7 @@ def async_spread(nodes, name, n):
     for t in ts:
         t.join()
     total_n = (n // len(nodes)) * len(nodes)
-    done = bench.wait_async(nodes[0], name, total_n, timeout=300)
+    done = bench.wait_async(nodes[0], name, base + total_n, timeout=300) - base
     secs = time.perf_counter() - t0
     failed = bench.async_count(nodes[0], name, "FAIL") + bench.async_count(
         nodes[0], name, "DISCARD")
