@@ -4,7 +4,8 @@
 //! targets, file count and unpacked size) and applies them both at upload and again while
 //! extracting, never trusting the archive's own headers. It must not know HTTP or SQL: which
 //! packages are still referenced is the metadata store's business, asked by whoever collects
-//! garbage.
+//! garbage. In a cluster a [`PackageSource`] (the shared store) gets every upload and gives
+//! back, checked against its sha256, what this data dir lacks.
 //!
 //! All methods block on the file system; async callers run them on the blocking pool.
 #![forbid(unsafe_code)]

@@ -1,18 +1,20 @@
 //! Metadata storage of fgs: functions with versions and aliases, triggers, test events,
-//! dependency versions, invocation logs, settings and the async invocation queue. This is the only
-//! crate that speaks SQL; its schema migrations live here too. It must not know HTTP or processes:
-//! it stores records as `fgs-core` defines them and returns typed [`StoreError`]s that `fgs-api`
-//! maps to wire codes.
+//! dependency versions, invocation logs, settings, the async invocation queue, and (for a
+//! cluster) code packages and node membership. This is the only crate that speaks SQL; its
+//! schema migrations live here too. It must not know HTTP or processes: it stores records as
+//! `fgs-core` defines them and returns typed [`StoreError`]s that `fgs-api` maps to wire codes.
 //!
 //! Storage is a set of traits by concern ([`FunctionStore`], [`TriggerStore`], [`TestEventStore`],
-//! [`DependencyStore`], [`LogStore`], [`SettingStore`], [`AsyncQueue`]); a backend implements all
-//! of them, and [`Store`] is the cheap-to-clone handle callers hold, over trait objects, so the
-//! backend is chosen at start-up ([`StoreKind`]). SQLite, in the data directory, is the one
-//! backend today. The [`conformance`] suite states what every backend must do; SQLite runs it in
-//! this crate's tests.
+//! [`DependencyStore`], [`LogStore`], [`SettingStore`], [`AsyncQueue`], [`BlobStore`],
+//! [`NodeStore`]); a backend implements all of them, and [`Store`] is the cheap-to-clone handle
+//! callers hold, over trait objects, so the backend is chosen at start-up ([`StoreKind`]): SQLite
+//! in the data directory (a single node, the default) or PostgreSQL (`postgres://...`, shared by
+//! the nodes of a cluster). The [`conformance`] suite states what every backend must do; both
+//! run it in this crate's tests (PostgreSQL when `FGS_TEST_POSTGRES_URL` names a server).
 //!
-//! Each backend owns its I/O model: SQLite's blocking calls run on tokio's blocking pool, so
-//! every method is `async` and safe to await from request handlers.
+//! Each backend owns its I/O model: SQLite's blocking calls run on tokio's blocking pool,
+//! PostgreSQL's are async over a pool of connections that reconnects by itself; every method is
+//! `async` and safe to await from request handlers.
 #![forbid(unsafe_code)]
 
 mod catalog;
