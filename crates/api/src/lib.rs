@@ -39,6 +39,7 @@ mod statistics;
 mod tags;
 mod templates;
 mod test_events;
+mod trace_config;
 mod triggers;
 mod versions;
 mod wire;
@@ -92,6 +93,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/functions/{urn}/invocations", post(invocation::invoke))
         .route("/functions/{urn}/export", get(export::export))
         .route("/functions/{urn}/collect/{state}", put(functions::collect))
+        .route(
+            "/functions/{urn}/tracing",
+            get(trace_config::show).put(trace_config::update),
+        )
         .route("/functions/import", post(export::import))
         .route(
             "/functions/{urn}/invocations-async",

@@ -15,8 +15,6 @@ use crate::state::SharedState;
 pub enum Why {
     /// A FunctionGraph cloud service fgs has no counterpart of; the text names it.
     Cloud(&'static str),
-    /// An operation fgs will provide and does not yet.
-    Pending,
 }
 
 /// One operation fgs does not provide.
@@ -34,7 +32,6 @@ const APPS: Why = Why::Cloud("applications and their templates are FunctionGraph
 const VPC: Why = Why::Cloud("VPC endpoints belong to the cloud's network");
 const BRIDGE: Why = Why::Cloud("the service bridge is a FunctionGraph cloud service");
 const FLOWS: Why = Why::Cloud("workflows are a FunctionGraph cloud service");
-const P: Why = Why::Pending;
 const SNAPSHOTS: Why = Why::Cloud("function snapshots do not exist in fgs");
 
 const fn m(operation: &'static str, method: MethodFilter, path: &'static str, why: Why) -> Missing {
@@ -78,17 +75,11 @@ pub const MISSING: &[Missing] = &[
     m("ShowWorkFlowMetric", M::GET, "/fgs/workflow-statistic/{urn}", FLOWS),
     m("ShowFuncSnapshotState", M::GET, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
     m("UpdateFuncSnapshot", M::POST, "/fgs/functions/{urn}/snapshots/{action}", SNAPSHOTS),
-    // Operations on their way (issue 20), answered 501 until each lands.
-    m("ShowTracing", M::GET, "/fgs/functions/{urn}/tracing", P),
-    m("UpdateTracing", M::PUT, "/fgs/functions/{urn}/tracing", P),
 ];
 
 impl Missing {
     fn error(&self) -> ApiError {
-        let why = match self.why {
-            Why::Cloud(why) => why,
-            Why::Pending => "fgs does not provide it yet",
-        };
+        let Why::Cloud(why) = self.why;
         ApiError::not_provided(format!(
             "{} ({} /v2/{{project_id}}{}) is not provided by fgs: {why}",
             self.operation,

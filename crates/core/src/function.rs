@@ -193,6 +193,18 @@ pub struct FunctionMeta {
     /// `tactics_config.cron_configs`), applied at their times.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reserved_crons: Vec<ReservedCron>,
+    /// Set by `PUT .../tracing` (FunctionGraph's APM credentials): while set, `fgs serve
+    /// --otlp-endpoint` exports a span per invocation of the function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// FunctionGraph's `tracing_ak`/`tracing_sk`. fgs exports to the collector named at startup,
+/// so the pair is kept only to be shown back; a non-empty `tracing_ak` turns tracing on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracing {
+    pub tracing_ak: String,
+    pub tracing_sk: String,
 }
 
 /// At each firing of `cron` between `start_time` and `expired_time` (Unix seconds), the
