@@ -22,6 +22,7 @@ mod catalog;
 pub mod conformance;
 mod error;
 pub mod feed;
+mod forward;
 mod handle;
 mod kind;
 mod postgres;
