@@ -75,6 +75,10 @@ pub async fn invoke(
         } else {
             Vec::new()
         },
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         ..InvokeOptions::default()
     };
     let outcome = state

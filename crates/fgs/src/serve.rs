@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// Serve `GET /metrics` without credentials, for scrapers that send none (docs/metrics.md).
     #[arg(long, env = "FGS_METRICS_PUBLIC")]
     pub metrics_public: bool,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://localhost:4318`): each
+    /// invocation of a function whose tracing is on (`PUT .../tracing`) is exported there as
+    /// a span, posted in batches to `<URL>/v1/traces` (docs/api.md).
+    #[arg(long, env = "FGS_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub logs: crate::logging::LogArgs,
     #[command(flatten)]
@@ -305,6 +310,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             runtime_dir,
         },
     );
+    if let Some(endpoint) = &args.otlp_endpoint {
+        invoker.set_tracer(fgs_invoke::Tracer::new(endpoint)?);
+        tracing::info!(
+            url = fgs_invoke::traces_url(endpoint),
+            "exporting the spans of traced functions"
+        );
+    }
     // Accepted async events run through the same invoker, at most this many at once.
     let dispatcher = AsyncDispatcher::new(
         Arc::clone(&invoker),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fgs_core::{FunctionError, FunctionRecord, Qualifier};
@@ -18,7 +18,8 @@ use crate::instances::{Instances, Runs, Sandboxed, StartFailure};
 use crate::observe::InvocationObserver;
 use crate::pools::PoolRegistry;
 use crate::record::{self, Observers};
-use crate::resolve::{version_qualifier, Resolver};
+use crate::resolve::{version_qualifier, ResolvedFunction, Resolver};
+use crate::trace::{Traced, Tracer};
 use crate::{FunctionKey, FunctionSource, ResolveError};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,8 @@ pub struct InvokeOptions {
     pub invoked_urn: String,
     /// Request headers an alias's rules route on.
     pub headers: Vec<(String, String)>,
+    /// The caller's W3C `traceparent`: a traced invocation's span continues its trace.
+    pub traceparent: Option<String>,
 }
 
 /// What a caller sees of one invocation.
@@ -81,10 +84,20 @@ pub struct Outcome {
     pub version: String,
 }
 
+/// When the parts of an invocation happened, for its spans.
+struct SpanTimes {
+    started: SystemTime,
+    cold_start: Option<Duration>,
+    run: Option<(Duration, Duration)>,
+    total: Duration,
+}
+
 pub struct Invoker<S: FunctionSource, I: Instances = Sandboxed> {
     resolver: Resolver<S>,
     pools: PoolRegistry<I>,
     observers: Observers,
+    /// Set once by `fgs serve --otlp-endpoint`.
+    tracer: std::sync::OnceLock<Tracer>,
 }
 
 impl<S: FunctionSource> Invoker<S> {
@@ -99,6 +112,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             resolver: Resolver::new(source),
             pools: PoolRegistry::new(instances, config),
             observers: Observers::default(),
+            tracer: std::sync::OnceLock::new(),
         })
     }
 
@@ -112,6 +126,14 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         Ok(Arc::clone(
             &self.resolver.resolve(key, q, &[]).await?.record,
         ))
+    }
+
+    /// Exports a span per invocation of the functions whose tracing is on; the first tracer
+    /// set stays.
+    pub fn set_tracer(&self, tracer: Tracer) {
+        if self.tracer.set(tracer).is_err() {
+            tracing::warn!("a tracer was already set: the new one is dropped");
+        }
     }
 
     /// Adds an observer of finished invocations (stored logs, metrics).
@@ -138,9 +160,11 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         key: &FunctionKey,
         qualifier: &Qualifier,
         body: Bytes,
-        opts: InvokeOptions,
+        mut opts: InvokeOptions,
     ) -> Result<Outcome, InvokeError> {
-        let request_id = opts.request_id.unwrap_or_else(crate::new_request_id);
+        let request_id = opts.request_id.take().unwrap_or_else(crate::new_request_id);
+        let started = SystemTime::now();
+        let t_start = Instant::now();
         loop {
             let resolved = self.resolver.resolve(key, qualifier, &opts.headers).await?;
             let pool = self.pools.pool_for(&resolved);
@@ -162,7 +186,15 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                         series.refused(metrics::Outcome::SystemError);
                         return Err(InvokeError::Platform(e.to_string()));
                     };
-                    return Ok(record::start_failed(&series, request_id, &resolved, fe));
+                    let outcome = record::start_failed(&series, request_id, &resolved, fe);
+                    let span = SpanTimes {
+                        started,
+                        cold_start: Some(acquire_started.elapsed()),
+                        run: None,
+                        total: t_start.elapsed(),
+                    };
+                    self.trace(&resolved, &outcome, &opts, span);
+                    return Ok(outcome);
                 }
             };
             let cold_start = lease.cold.then(|| acquire_started.elapsed());
@@ -183,10 +215,51 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 })
                 .await;
             let duration = t0.elapsed();
-            return Ok(record::ran(
+            let outcome = record::ran(
                 &series, request_id, &resolved, start_line, reply, duration, cold_start,
-            ));
+            );
+            let from = t0.duration_since(t_start);
+            let span = SpanTimes {
+                started,
+                cold_start,
+                run: Some((from, from + duration)),
+                total: t_start.elapsed(),
+            };
+            self.trace(&resolved, &outcome, &opts, span);
+            return Ok(outcome);
         }
+    }
+
+    /// Records the spans of an invocation if a tracer is set and the function's tracing is on.
+    fn trace(
+        &self,
+        resolved: &ResolvedFunction,
+        outcome: &Outcome,
+        opts: &InvokeOptions,
+        t: SpanTimes,
+    ) {
+        let Some(tracer) = self.tracer.get() else {
+            return;
+        };
+        if resolved.record.meta.tracing.is_none() {
+            return;
+        }
+        tracer.record(&Traced {
+            name: &resolved.record.name,
+            urn: &opts.invoked_urn,
+            version: &outcome.version,
+            request_id: &outcome.request_id,
+            traceparent: opts.traceparent.as_deref(),
+            started: t.started,
+            cold_start: t.cold_start,
+            run: t.run,
+            total: t.total,
+            error: outcome
+                .result
+                .as_ref()
+                .err()
+                .map(|e| (e.code, e.message.as_str())),
+        });
     }
 
     /// Follows the change feed until it closes: each change of a function forgets what is

@@ -7,8 +7,9 @@
 //! ([`Invoker::follow`]) to forget what changed. It knows no HTTP wire shapes and no SQL.
 //!
 //! Inside the [`Invoker`]: `resolve` (cache and alias routing), `pools` (the pool per function
-//! version), `record` (log text, metrics, observers), and [`Instances`] (where instances come
-//! from: the sandbox, or fakes in tests).
+//! version), `record` (log text, metrics, observers), `trace` (the OpenTelemetry spans of
+//! functions whose tracing is on, when a [`Tracer`] is set), and [`Instances`] (where instances
+//! come from: the sandbox, or fakes in tests).
 #![forbid(unsafe_code)]
 
 mod async_dispatch;
@@ -24,6 +25,7 @@ mod record;
 mod request_id;
 mod resolve;
 pub mod source;
+mod trace;
 
 pub use async_dispatch::{
     now_ms, AsyncConfig, AsyncDispatcher, AsyncTarget, LeaseConfig, NewEvent, LEASE_LENGTH,
@@ -37,6 +39,7 @@ pub use observe::{Finished, InvocationObserver};
 pub use request_id::new_request_id;
 pub use resolve::{FunctionSource, Resolution, ResolveError, ResolvedFunction};
 pub use source::StoreSource;
+pub use trace::{traces_url, TraceSetupError, Tracer};
 
 /// An error with its chain of causes, for messages users and logs read.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

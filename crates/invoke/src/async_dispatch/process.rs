@@ -81,6 +81,7 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     request_id: Some(row.request_id.clone()),
                     invoked_urn: invoked_urn.clone(),
                     headers: Vec::new(),
+                    traceparent: None,
                 },
             )
             .await;

@@ -1,0 +1,195 @@
+//! Tracing of invocations (issue 20, docs/api.md): with `fgs serve --otlp-endpoint`, each
+//! invocation of a function whose tracing is on (`meta.tracing`, set by `PUT .../tracing`)
+//! becomes a server span named after the function, with OpenTelemetry's FaaS attributes and
+//! child spans for the cold start and the run. A W3C `traceparent` the caller sent makes the
+//! span its child. Spans go to OpenTelemetry's batch processor, which exports them over
+//! OTLP/HTTP (protobuf) from its own thread, off the invocation path.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting up the OTLP exporter for {endpoint}")]
+pub struct TraceSetupError {
+    endpoint: String,
+    #[source]
+    source: opentelemetry_otlp::ExporterBuildError,
+}
+
+/// Exports the spans of traced invocations; dropping it flushes what is batched.
+pub struct Tracer {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tracer")
+    }
+}
+
+/// The URL spans are posted to: OTLP/HTTP's `/v1/traces` under the collector's base URL, as
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is read.
+pub fn traces_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with("/v1/traces") {
+        base.to_string()
+    } else {
+        format!("{base}/v1/traces")
+    }
+}
+
+/// One finished invocation as a span sees it.
+#[derive(Debug)]
+pub struct Traced<'a> {
+    /// The span's name: the function's name.
+    pub name: &'a str,
+    pub urn: &'a str,
+    pub version: &'a str,
+    pub request_id: &'a str,
+    pub traceparent: Option<&'a str>,
+    pub started: SystemTime,
+    /// How long starting an instance took, if this invocation started one.
+    pub cold_start: Option<Duration>,
+    /// When the function ran, from the start; `None` when it never ran.
+    pub run: Option<(Duration, Duration)>,
+    pub total: Duration,
+    /// The error code of a failed invocation (SPEC.md's `errorCode`).
+    pub error: Option<(u32, &'a str)>,
+}
+
+impl Tracer {
+    pub fn new(endpoint: &str) -> Result<Tracer, TraceSetupError> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(traces_url(endpoint))
+            .build()
+            .map_err(|source| TraceSetupError {
+                endpoint: endpoint.to_string(),
+                source,
+            })?;
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(Resource::builder().with_service_name("fgs").build())
+            .build();
+        let tracer = provider.tracer("fgs");
+        Ok(Tracer { provider, tracer })
+    }
+
+    /// Records the spans of one invocation; the batch processor exports them later.
+    pub fn record(&self, f: &Traced<'_>) {
+        let parent = parent_context(f.traceparent);
+        let mut attrs = vec![
+            KeyValue::new("faas.invocation_id", f.request_id.to_string()),
+            KeyValue::new("faas.name", f.name.to_string()),
+            KeyValue::new("faas.version", f.version.to_string()),
+            KeyValue::new("faas.coldstart", f.cold_start.is_some()),
+            KeyValue::new("cloud.resource_id", f.urn.to_string()),
+            KeyValue::new(
+                "fgs.outcome",
+                if f.error.is_some() {
+                    "error"
+                } else {
+                    "success"
+                },
+            ),
+        ];
+        if let Some((code, _)) = f.error {
+            attrs.push(KeyValue::new("error.type", i64::from(code).to_string()));
+        }
+        let span = self
+            .tracer
+            .span_builder(f.name.to_string())
+            .with_kind(SpanKind::Server)
+            .with_start_time(f.started)
+            .with_attributes(attrs)
+            .start_with_context(&self.tracer, &parent);
+        let cx = parent.with_span(span);
+        if let Some(cold) = f.cold_start {
+            self.child(&cx, "cold start", f.started, Duration::ZERO, cold);
+        }
+        if let Some((from, to)) = f.run {
+            self.child(&cx, "run", f.started, from, to);
+        }
+        let span = cx.span();
+        if let Some((_, message)) = f.error {
+            span.set_status(Status::error(message.to_string()));
+        }
+        span.end_with_timestamp(f.started + f.total);
+    }
+
+    fn child(
+        &self,
+        cx: &Context,
+        name: &'static str,
+        t0: SystemTime,
+        from: Duration,
+        to: Duration,
+    ) {
+        let mut s = self
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(t0 + from)
+            .start_with_context(&self.tracer, cx);
+        s.end_with_timestamp(t0 + to);
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "flushing the last spans failed");
+        }
+    }
+}
+
+/// The remote parent a W3C `traceparent` names; an absent or malformed one starts a new trace.
+fn parent_context(traceparent: Option<&str>) -> Context {
+    let Some(tp) = traceparent else {
+        return Context::new();
+    };
+    let carrier = HashMap::from([("traceparent".to_string(), tp.to_string())]);
+    TraceContextPropagator::new().extract_with_context(&Context::new(), &carrier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traces_path_is_added_once() {
+        assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
+        assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
+    }
+
+    #[test]
+    fn a_traceparent_names_the_remote_parent_and_a_bad_one_is_ignored() {
+        let cx = parent_context(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
+        let sc = cx.span().span_context().clone();
+        assert!(sc.is_remote());
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        let bad = parent_context(Some("00-nothex-00f067aa0ba902b7-01"));
+        assert!(!bad.span().span_context().is_valid());
+        assert!(!parent_context(None).span().span_context().is_valid());
+    }
+}
