@@ -102,6 +102,9 @@ pub struct Request {
     pub invoked_urn: String,
     /// The alias the caller invoked through, or empty (`context.getAlias()`).
     pub alias: String,
+    /// The W3C `traceparent` the function gets (a `traceparent` header on its event): the
+    /// invocation's span when fgs traces it, else the caller's own.
+    pub traceparent: Option<String>,
     /// The function's timeout: the runtime must answer within it.
     pub timeout: Duration,
 }

@@ -262,6 +262,10 @@ fn to_http(request: &Request, fixed: &[(String, String)]) -> Result<Outgoing, St
     });
     headers.push(("Host".into(), format!("127.0.0.1:{PORT}")));
     headers.push(("X-CFF-Request-Id".into(), request.request_id.clone()));
+    if let Some(tp) = &request.traceparent {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("traceparent"));
+        headers.push(("traceparent".into(), tp.clone()));
+    }
     headers.extend(fixed.iter().cloned());
     if let Some(region) = request
         .invoked_urn
@@ -387,6 +391,7 @@ mod tests {
             invoke_type: InvokeType::Sync,
             invoked_urn: "urn:fss:local:p1:function:default:f:latest".into(),
             alias: String::new(),
+            traceparent: None,
             timeout: Duration::from_secs(3),
         }
     }
@@ -432,6 +437,24 @@ mod tests {
         let o = to_http(&req(r#"{"a":1}"#), &[]).unwrap();
         assert_eq!((o.method.as_str(), o.uri.as_str()), ("POST", "/"));
         assert_eq!(&o.body[..], br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn the_platforms_traceparent_replaces_the_events() {
+        let ev = serde_json::json!({"httpMethod": "GET", "path": "/", "headers": {"traceparent": "00-old"}});
+        let mut r = req(&ev.to_string());
+        r.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let o = to_http(&r, &[]).unwrap();
+        let tps: Vec<&str> = o
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            tps,
+            vec!["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+        );
     }
 
     #[test]

@@ -322,14 +322,19 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         .lock()
         .expect("inflight lock is never poisoned")
         .insert(request.request_id.clone(), reply);
-    Response::builder()
+    let mut event = Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, JSON)
         .header(X_CFF_REQUEST_ID, &request.request_id)
         .header(X_CFF_INVOKE_TYPE, request.invoke_type.as_str())
         .header(X_CFF_TIMEOUT_MS, request.timeout.as_millis().to_string())
         .header(X_CFF_FUNCTION_URN, &request.invoked_urn)
-        .header(X_CFF_ALIAS, &request.alias)
+        .header(X_CFF_ALIAS, &request.alias);
+    // fgs writes the value itself from parsed ids, so it is always a valid header value.
+    if let Some(tp) = &request.traceparent {
+        event = event.header(TRACEPARENT, tp);
+    }
+    event
         .body(Full::new(request.body))
         .expect("request ids are valid header values")
 }
@@ -341,6 +346,7 @@ const X_CFF_INVOKE_TYPE: HeaderName = HeaderName::from_static("x-cff-invoke-type
 const X_CFF_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-cff-timeout-ms");
 const X_CFF_FUNCTION_URN: HeaderName = HeaderName::from_static("x-cff-function-urn");
 const X_CFF_ALIAS: HeaderName = HeaderName::from_static("x-cff-alias");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Response<Body> {

@@ -80,6 +80,7 @@ fn request(id: &str, body: &str) -> Request {
         invoke_type: InvokeType::Sync,
         invoked_urn: String::new(),
         alias: String::new(),
+        traceparent: None,
         timeout: Duration::from_secs(5),
     }
 }

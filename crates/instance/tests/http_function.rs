@@ -56,6 +56,7 @@ fn event(id: &str, ev: Value) -> Request {
         invoke_type: InvokeType::Sync,
         invoked_urn: "urn:fss:local:p:function:default:web:latest".into(),
         alias: String::new(),
+        traceparent: None,
         timeout: Duration::from_secs(5),
     }
 }

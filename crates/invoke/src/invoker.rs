@@ -19,7 +19,7 @@ use crate::observe::InvocationObserver;
 use crate::pools::PoolRegistry;
 use crate::record::{self, Observers};
 use crate::resolve::{version_qualifier, ResolvedFunction, Resolver};
-use crate::trace::{Traced, Tracer};
+use crate::trace::{pass_through, Planned, Traced, Tracer};
 use crate::{FunctionKey, FunctionSource, ResolveError};
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +169,11 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             let resolved = self.resolver.resolve(key, qualifier, &opts.headers).await?;
             let pool = self.pools.pool_for(&resolved);
             let series = record::series(&resolved);
+            let planned = self
+                .tracer
+                .get()
+                .filter(|_| resolved.record.meta.tracing.is_some())
+                .map(|t| t.plan(opts.traceparent.as_deref()));
             let acquire_started = Instant::now();
             let lease = match pool.acquire().await {
                 Ok(l) => l,
@@ -193,7 +198,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                         run: None,
                         total: t_start.elapsed(),
                     };
-                    self.trace(&resolved, &outcome, &opts, span);
+                    self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
                     return Ok(outcome);
                 }
             };
@@ -208,6 +213,10 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                     invoke_type: opts.invoke_type.unwrap_or(InvokeType::Sync),
                     timeout: Duration::from_secs(u64::from(resolved.record.spec.timeout)),
                     invoked_urn: opts.invoked_urn.clone(),
+                    traceparent: match &planned {
+                        Some(p) => Some(p.traceparent()),
+                        None => pass_through(opts.traceparent.as_deref()),
+                    },
                     alias: match qualifier {
                         Qualifier::Alias(a) => a.clone(),
                         _ => String::new(),
@@ -225,31 +234,30 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 run: Some((from, from + duration)),
                 total: t_start.elapsed(),
             };
-            self.trace(&resolved, &outcome, &opts, span);
+            self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
             return Ok(outcome);
         }
     }
 
-    /// Records the spans of an invocation if a tracer is set and the function's tracing is on.
+    /// Records the spans of an invocation that was planned as traced (a tracer is set and the
+    /// function's tracing is on).
     fn trace(
         &self,
+        planned: Option<&Planned>,
         resolved: &ResolvedFunction,
         outcome: &Outcome,
         opts: &InvokeOptions,
         t: SpanTimes,
     ) {
-        let Some(tracer) = self.tracer.get() else {
+        let (Some(tracer), Some(planned)) = (self.tracer.get(), planned) else {
             return;
         };
-        if resolved.record.meta.tracing.is_none() {
-            return;
-        }
         tracer.record(&Traced {
             name: &resolved.record.name,
             urn: &opts.invoked_urn,
             version: &outcome.version,
             request_id: &outcome.request_id,
-            traceparent: opts.traceparent.as_deref(),
+            planned,
             started: t.started,
             cold_start: t.cold_start,
             run: t.run,

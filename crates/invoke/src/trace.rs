@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider};
+use opentelemetry::trace::{
+    Span, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,37 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
+/// Where a traced invocation's span sits, chosen before it runs so that the function can be
+/// handed a `traceparent` naming it.
+#[derive(Debug)]
+pub struct Planned {
+    parent: Context,
+    trace_id: TraceId,
+    span_id: SpanId,
+}
+
+impl Planned {
+    /// The W3C `traceparent` of the invocation's span (sampled), for the function.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The caller's `traceparent` as the function gets it when fgs does not trace the invocation:
+/// passed on as it came (rewritten from its parsed form), and dropped if malformed.
+pub fn pass_through(traceparent: Option<&str>) -> Option<String> {
+    let cx = parent_context(traceparent);
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
 /// One finished invocation as a span sees it.
 #[derive(Debug)]
 pub struct Traced<'a> {
@@ -55,7 +88,7 @@ pub struct Traced<'a> {
     pub urn: &'a str,
     pub version: &'a str,
     pub request_id: &'a str,
-    pub traceparent: Option<&'a str>,
+    pub planned: &'a Planned,
     pub started: SystemTime,
     /// How long starting an instance took, if this invocation started one.
     pub cold_start: Option<Duration>,
@@ -85,9 +118,26 @@ impl Tracer {
         Ok(Tracer { provider, tracer })
     }
 
+    /// Places an invocation in the caller's trace (`traceparent`), or in a new one.
+    pub fn plan(&self, traceparent: Option<&str>) -> Planned {
+        let parent = parent_context(traceparent);
+        let ids = RandomIdGenerator::default();
+        let sc = parent.span().span_context().clone();
+        let trace_id = if sc.is_valid() {
+            sc.trace_id()
+        } else {
+            ids.new_trace_id()
+        };
+        Planned {
+            parent,
+            trace_id,
+            span_id: ids.new_span_id(),
+        }
+    }
+
     /// Records the spans of one invocation; the batch processor exports them later.
     pub fn record(&self, f: &Traced<'_>) {
-        let parent = parent_context(f.traceparent);
+        let parent = &f.planned.parent;
         let mut attrs = vec![
             KeyValue::new("faas.invocation_id", f.request_id.to_string()),
             KeyValue::new("faas.name", f.name.to_string()),
@@ -110,9 +160,11 @@ impl Tracer {
             .tracer
             .span_builder(f.name.to_string())
             .with_kind(SpanKind::Server)
+            .with_trace_id(f.planned.trace_id)
+            .with_span_id(f.planned.span_id)
             .with_start_time(f.started)
             .with_attributes(attrs)
-            .start_with_context(&self.tracer, &parent);
+            .start_with_context(&self.tracer, parent);
         let cx = parent.with_span(span);
         if let Some(cold) = f.cold_start {
             self.child(&cx, "cold start", f.started, Duration::ZERO, cold);
@@ -191,5 +243,13 @@ mod tests {
         let bad = parent_context(Some("00-nothex-00f067aa0ba902b7-01"));
         assert!(!bad.span().span_context().is_valid());
         assert!(!parent_context(None).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn a_valid_traceparent_passes_through_and_a_malformed_one_is_dropped() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(pass_through(Some(tp)).as_deref(), Some(tp));
+        assert_eq!(pass_through(Some("00-zz-00f067aa0ba902b7-01")), None);
+        assert_eq!(pass_through(None), None);
     }
 }

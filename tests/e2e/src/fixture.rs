@@ -44,6 +44,7 @@ handle() {
   *'"op":"pid"'*) printf '{"pid":%s,"id":"%s"}' "$$" "$FX_ID" ;;
   *'"op":"env"'*) env ;;
   *'"op":"cwd"'*) pwd ;;
+  *'"op":"headers"'*) cat "$T.h" ;;
   *'"op":"log"'*)
     echo "fx-stdout $REQUEST_ID $(field text)" >&3
     echo "fx-stderr $REQUEST_ID" >&2

@@ -125,6 +125,15 @@ fn attr(span: &OtlpSpan, key: &str) -> Option<any_value::Value> {
         .and_then(|v| v.value)
 }
 
+/// The `traceparent` among the event headers a fixture echoed (`op: headers`).
+fn event_traceparent(echoed: &str) -> Option<String> {
+    echoed.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("traceparent")
+            .then(|| v.trim().to_string())
+    })
+}
+
 fn text(s: &str) -> Option<any_value::Value> {
     Some(any_value::Value::StringValue(s.to_string()))
 }
@@ -146,11 +155,14 @@ fn a_traced_invocation_exports_a_span_continuing_the_callers_trace() {
     )
     .expect(200);
 
-    s.invoke_with("plain", &json!({}), &[("traceparent", TRACEPARENT)])
-        .expect(200);
-    let r = s.invoke_with("traced", &json!({}), &[("traceparent", TRACEPARENT)]);
+    // Untraced, the function gets the caller's traceparent as it came.
+    let plain = s.invoke_with("plain", &json!({"op": "headers"}), &[("traceparent", TRACEPARENT)]);
+    plain.expect(200);
+    assert_eq!(event_traceparent(&plain.text()), Some(TRACEPARENT.to_string()));
+    let r = s.invoke_with("traced", &json!({"op": "headers"}), &[("traceparent", TRACEPARENT)]);
     r.expect(200);
     let request_id = r.header("x-cff-request-id").expect("a request id");
+    let handed = event_traceparent(&r.text()).expect("the traced function gets a traceparent");
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let spans = loop {
@@ -175,6 +187,11 @@ fn a_traced_invocation_exports_a_span_continuing_the_callers_trace() {
     assert_eq!(attr(main, "faas.coldstart"), Some(any_value::Value::BoolValue(true)));
     assert_eq!(attr(main, "fgs.outcome"), text("success"));
     assert!(main.end_time_unix_nano >= main.start_time_unix_nano);
+    // Traced, it gets fgs's span as its parent.
+    assert_eq!(
+        handed,
+        format!("00-{TRACE_ID}-{}-01", hex::encode(&main.span_id))
+    );
 
     let children: Vec<&str> = spans
         .iter()
