@@ -40,10 +40,18 @@ pub async fn find(store: &Store, key: &FunctionKey, q: &Qualifier) -> Result<Fou
             })
         }
         Qualifier::Version(v) => match store.get_version(project, package, name, v).await? {
-            Some(found) => Ok(Found::Function {
-                record: Box::new(found.function),
-                version: found.version,
-            }),
+            Some(found) => {
+                let mut record = found.function;
+                // Tracing is switched per function, on `latest` (`PUT .../tracing`): a
+                // published version's frozen snapshot follows the current switch.
+                if let Some(latest) = store.get_function(project, package, name).await? {
+                    record.meta.tracing = latest.meta.tracing;
+                }
+                Ok(Found::Function {
+                    record: Box::new(record),
+                    version: found.version,
+                })
+            }
             None => match store.get_function(project, package, name).await? {
                 Some(_) => Err(ResolveError::VersionNotFound {
                     name: name.clone(),

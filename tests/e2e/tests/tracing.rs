@@ -207,4 +207,30 @@ fn a_traced_invocation_exports_a_span_continuing_the_callers_trace() {
         !spans.iter().any(|s| attr(s, "faas.name") == text("plain")),
         "a function with tracing off exported a span: {spans:?}"
     );
+
+    // A published version follows the function's switch, on and then off.
+    s.post("/functions/traced/versions", &json!({"version": "v1"}))
+        .expect(200);
+    let v1 = s.urn("traced").replace(":latest", ":v1");
+    s.invoke(&v1, &json!({})).expect(200);
+    wait_for(&collector, |s| attr(s, "faas.version") == text("v1"));
+    s.put(
+        "/functions/traced/tracing",
+        &json!({"tracing_ak": "", "tracing_sk": ""}),
+    )
+    .expect(200);
+    s.invoke(&v1, &json!({})).expect(200);
+    s.invoke("traced", &json!({})).expect(200);
+    std::thread::sleep(Duration::from_millis(800));
+    let n = collector.spans().iter().filter(|s| s.name == "traced").count();
+    assert_eq!(n, 2, "spans after tracing was turned off");
+}
+
+/// Waits until a span matching `f` arrives.
+fn wait_for(collector: &Collector, f: impl Fn(&OtlpSpan) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !collector.spans().iter().any(&f) {
+        assert!(Instant::now() < deadline, "no such span: {:?}", collector.spans());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
