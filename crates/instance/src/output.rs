@@ -117,6 +117,15 @@ impl Output {
         self.read(true, false);
     }
 
+    /// [`Output::drain`] for what a process wrote before it told fgs something over another
+    /// channel (an extension's last words before its exit report). `drain` reads only what
+    /// the reactor has already seen arrive, and under load it may not have seen it yet: this
+    /// first gives the reactor up to `wait` to notice the pipe is readable.
+    pub(crate) async fn drain_written(&self, wait: std::time::Duration) {
+        let _ = tokio::time::timeout(wait, self.rx.readable()).await;
+        self.drain();
+    }
+
     /// Reads what the pipe holds now (nothing once `ended`: the pipe failed); hands out complete
     /// lines, or with `all` (and at the end) everything. Whether the pipe is still open.
     fn read(&self, all: bool, ended: bool) -> bool {

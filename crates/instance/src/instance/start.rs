@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::Instance;
+
 use crate::adapters::{self, Launch};
 use crate::config::InstanceConfig;
 use crate::environment::{self, View};
@@ -23,6 +24,10 @@ use crate::http_fn;
 use crate::output::Output;
 use crate::runtime_api::{self, ApiState, StartState};
 use crate::telemetry::Telemetry;
+
+/// How long a failed extension start waits for the reactor to see the lines the script wrote
+/// before it exited; they are already in the pipe, so this is a bound, rarely a wait.
+const EXIT_OUTPUT_WAIT: Duration = Duration::from_millis(100);
 
 /// What the start knows before it touches the sandbox.
 struct Plan {
@@ -98,8 +103,10 @@ impl Instance {
                             deadline.as_mut().reset(Instant::now() + self.cfg.start_timeout);
                         }
                         Gate::Failed(e) => {
-                            // Lines the script wrote before it exited explain why.
-                            self.api.output.drain();
+                            // Lines the script wrote before it exited explain why. They
+                            // are in the pipe before the exit report, but the reactor may not
+                            // have seen them yet.
+                            self.api.output.drain_written(EXIT_OUTPUT_WAIT).await;
                             let e = self.api.extensions.exit_failure().unwrap_or(e);
                             self.kill();
                             return Err(StartError::Extension(e));
