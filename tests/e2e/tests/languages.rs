@@ -129,6 +129,10 @@ public class Handler {
 
     public void init(Context context) { inits++; }
 
+    public void initSlow(Context context) throws Exception { Thread.sleep(30000); }
+
+    public void initBoom(Context context) { throw new IllegalStateException("init fails"); }
+
     public String text(String event, Context context) {
         RuntimeLogger log = context.getLogger();
         log.info("event " + event);
@@ -295,6 +299,31 @@ fn java_handlers_with_functiongraphs_context() {
     create(&s, &slow, "Java17", "demo.Handler.slow", &code, &["--timeout", "3"]);
     let out = text(&run(&slow, "{}", &[]));
     assert!(out.contains("4010") && out.contains("timed out"), "{out}");
+
+    // Initializers that fail (4201, with the Java exception) and that outlive their
+    // initializer_timeout (4211).
+    for (init, code_expected, said) in [
+        ("demo.Handler.initBoom", "4201", "init fails"),
+        ("demo.Handler.initSlow", "4211", ""),
+    ] {
+        let name = unique("jinit");
+        s.post(
+            "/functions",
+            &json!({
+                "func_name": name, "package": "default", "runtime": "Java17",
+                "handler": "demo.Handler.text", "memory_size": 256, "timeout": 10,
+                "initializer_handler": init, "initializer_timeout": 2,
+                "code_type": "zip", "code_filename": "code.zip",
+                "func_code": {"file": b64(&zip_files(&[("lib/app.jar", &jar, 0o644)]))},
+            }),
+        )
+        .expect(200);
+        let out = text(&run(&name, "{}", &[]));
+        assert!(
+            out.contains(code_expected) && out.contains(said),
+            "{init}: {out}"
+        );
+    }
 }
 
 #[test]
