@@ -366,9 +366,13 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         self.pools.instances().prewarmed()
     }
 
-    /// Stops every instance (fgs shutdown).
+    /// Stops every instance (fgs shutdown), then sends the last batch of spans, waiting at
+    /// most [`crate::trace::SHUTDOWN_WAIT`] for the collector.
     pub async fn shutdown(&self) {
         self.pools.shutdown().await;
+        if let Some(t) = self.tracer.get() {
+            t.shutdown(crate::trace::SHUTDOWN_WAIT).await;
+        }
     }
 }
 

@@ -14,9 +14,13 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::error::OTelSdkError;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+
+/// How long fgs's shutdown waits for the last spans to reach the collector.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 #[error("setting up the OTLP exporter for {endpoint}")]
@@ -197,11 +201,26 @@ impl Tracer {
     }
 }
 
+impl Tracer {
+    /// Exports what is batched and stops exporting, waiting at most `limit` (fgs's shutdown).
+    /// The exporter's HTTP client blocks, so the wait runs on a blocking thread.
+    pub async fn shutdown(&self, limit: Duration) {
+        let provider = self.provider.clone();
+        let _ = tokio::task::spawn_blocking(move || shut(&provider, limit)).await;
+    }
+}
+
+fn shut(provider: &SdkTracerProvider, limit: Duration) {
+    match provider.shutdown_with_timeout(limit) {
+        Ok(()) | Err(OTelSdkError::AlreadyShutdown) => {}
+        Err(e) => tracing::warn!(error = %e, "flushing the last spans failed"),
+    }
+}
+
 impl Drop for Tracer {
     fn drop(&mut self) {
-        if let Err(e) = self.provider.shutdown() {
-            tracing::warn!(error = %e, "flushing the last spans failed");
-        }
+        // A tracer dropped without [`Tracer::shutdown`] still sends what it batched.
+        shut(&self.provider, SHUTDOWN_WAIT);
     }
 }
 

@@ -42,13 +42,13 @@ fn tracing_is_turned_on_and_off_and_the_secret_is_not_shown() {
 }
 
 /// A tiny OTLP/HTTP collector: records the body of each POST to `/v1/traces`.
-struct Collector {
+pub(crate) struct Collector {
     addr: std::net::SocketAddr,
     posts: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Collector {
-    fn start() -> Collector {
+    pub(crate) fn start() -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the collector");
         let addr = listener.local_addr().expect("collector address");
         let posts = Arc::new(Mutex::new(Vec::new()));
@@ -63,7 +63,7 @@ impl Collector {
     }
 
     /// Every span received so far.
-    fn spans(&self) -> Vec<OtlpSpan> {
+    pub(crate) fn spans(&self) -> Vec<OtlpSpan> {
         let posts = self.posts.lock().expect("collector lock");
         posts
             .iter()
@@ -117,7 +117,7 @@ fn serve(conn: TcpStream, posts: &Mutex<Vec<Vec<u8>>>) {
     }
 }
 
-fn attr(span: &OtlpSpan, key: &str) -> Option<any_value::Value> {
+pub(crate) fn attr(span: &OtlpSpan, key: &str) -> Option<any_value::Value> {
     span.attributes
         .iter()
         .find(|kv| kv.key == key)
@@ -134,7 +134,7 @@ fn event_traceparent(echoed: &str) -> Option<String> {
     })
 }
 
-fn text(s: &str) -> Option<any_value::Value> {
+pub(crate) fn text(s: &str) -> Option<any_value::Value> {
     Some(any_value::Value::StringValue(s.to_string()))
 }
 
@@ -227,10 +227,45 @@ fn a_traced_invocation_exports_a_span_continuing_the_callers_trace() {
 }
 
 /// Waits until a span matching `f` arrives.
-fn wait_for(collector: &Collector, f: impl Fn(&OtlpSpan) -> bool) {
+pub(crate) fn wait_for(collector: &Collector, f: impl Fn(&OtlpSpan) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !collector.spans().iter().any(&f) {
         assert!(Instant::now() < deadline, "no such span: {:?}", collector.spans());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// fgs started with a collector, and a function `traced` with tracing on; batches are sent
+/// after `delay_ms`.
+pub(crate) fn traced_server(collector: &Collector, delay_ms: u32) -> Server {
+    Server::start(
+        ServerOpts::default()
+            .flag("--otlp-endpoint", format!("http://{}", collector.addr))
+            .env("OTEL_BSP_SCHEDULE_DELAY", delay_ms.to_string()),
+    )
+}
+
+/// Turns `name`'s tracing on.
+pub(crate) fn trace_on(s: &Server, name: &str) {
+    s.put(
+        &format!("/functions/{name}/tracing"),
+        &json!({"tracing_ak": "AK", "tracing_sk": "SK"}),
+    )
+    .expect(200);
+}
+
+#[test]
+fn the_last_spans_are_sent_when_fgs_stops() {
+    let collector = Collector::start();
+    // Batches would wait a minute: only the flush at shutdown can send this one in time.
+    let s = traced_server(&collector, 60_000);
+    s.create_fixture("traced", "traced", &[], json!({}));
+    trace_on(&s, "traced");
+    s.invoke("traced", &json!({})).expect(200);
+    s.signal("TERM");
+    let status = s.wait_exit(Duration::from_secs(30)).expect("fgs stops on SIGTERM");
+    assert!(status.success(), "{status:?}: {}", s.stderr());
+    let spans = collector.spans();
+    assert!(spans.iter().any(|s| s.name == "traced"), "{spans:?}");
+    assert!(spans.iter().any(|s| s.name == "run"), "{spans:?}");
 }
