@@ -105,6 +105,9 @@ pub struct Request {
     /// The W3C `traceparent` the function gets (a `traceparent` header on its event): the
     /// invocation's span when fgs traces it, else the caller's own.
     pub traceparent: Option<String>,
+    /// Whether fgs traces this invocation: the instance then reports when its parts ran
+    /// ([`crate::Reply::extensions`]); nothing is timed otherwise.
+    pub traced: bool,
     /// The function's timeout: the runtime must answer within it.
     pub timeout: Duration,
 }

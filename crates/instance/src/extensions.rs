@@ -3,11 +3,9 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::FunctionError;
 use fgs_sandbox::ProcessHandle;
@@ -15,6 +13,11 @@ use http::StatusCode;
 use tokio::sync::watch;
 
 use crate::loopback::LoopbackClient;
+
+mod invoke;
+
+pub(crate) use invoke::timings;
+pub use invoke::{ExtensionSpan, ExtensionTimings};
 
 /// At most 10 extensions per instance, on 127.0.0.1:8081-8090 (SPEC.md 5).
 pub const MAX_EXTENSIONS: usize = 10;
@@ -366,49 +369,6 @@ impl Extensions {
             .unwrap_or_default()
     }
 
-    /// Sends `/extension/invoke` to every registered extension at once and waits for all of
-    /// them, at most `timeout`. Returns the failures as `(name, reason)`.
-    pub(crate) async fn deliver(
-        &self,
-        trace_id: &str,
-        invoked_urn: &str,
-        timeout: Duration,
-    ) -> Vec<(String, String)> {
-        let targets: Vec<(String, Arc<LoopbackClient>)> = self
-            .lock()
-            .registered
-            .iter()
-            .map(|r| (r.name.clone(), Arc::clone(&r.client)))
-            .collect();
-        if targets.is_empty() {
-            return Vec::new();
-        }
-        let body = Bytes::from(
-            serde_json::json!({"traceId": trace_id, "invokedFunctionUrn": invoked_urn}).to_string(),
-        );
-        let mut set = tokio::task::JoinSet::new();
-        for (name, client) in targets {
-            let body = body.clone();
-            set.spawn(async move {
-                let r = client.post("/extension/invoke", body, timeout).await;
-                (name, r)
-            });
-        }
-        let mut failures = Vec::new();
-        while let Some(done) = set.join_next().await {
-            let Ok((name, r)) = done else { continue };
-            match r {
-                Ok(s) if s == StatusCode::OK => {}
-                Ok(s) => failures.push((name, format!("answered {s}"))),
-                Err(e) => failures.push((name, e)),
-            }
-        }
-        self.failures
-            .fetch_add(failures.len() as u64, Ordering::Relaxed);
-        fgs_metrics::global().extension_failures_add(failures.len() as u64);
-        failures
-    }
-
     /// A client for a port of the instance, for telemetry delivery.
     pub(crate) fn client_for_port(&self, port: u16) -> Option<Arc<LoopbackClient>> {
         let process = self
@@ -425,73 +385,4 @@ impl Extensions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(p: &Path, body: &str) {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-
-    #[test]
-    fn discovery_order_and_replacement() {
-        let t = tempfile::tempdir().unwrap();
-        let d1 = t.path().join("d1");
-        let d2 = t.path().join("d2");
-        let merged = t.path().join("merged");
-        let code = t.path().join("code");
-        write(&d1.join("extension/extensionB.sh"), "");
-        write(&d1.join("extension/extensionA.sh"), "");
-        write(&d1.join("extension/readme.txt"), "");
-        write(&d2.join("extension/extensionA.sh"), "");
-        write(&code.join("extension/extensionZ.sh"), "");
-        let found = discover(&[d1, d2], Some(&merged), &code).unwrap();
-        let names: Vec<_> = found.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["extensionB.sh", "extensionA.sh", "extensionZ.sh"]);
-        assert_eq!(found[1].host_path, merged.join("extension/extensionA.sh"));
-        assert_eq!(found[2].host_path, code.join("extension/extensionZ.sh"));
-    }
-
-    #[test]
-    fn an_empty_extension_folder_is_4216() {
-        let t = tempfile::tempdir().unwrap();
-        let code = t.path().join("code");
-        write(&code.join("extension/notes.md"), "");
-        let e = discover(&[], None, &code).unwrap_err();
-        assert_eq!(e.code, 4216);
-        assert!(e.message.starts_with("extension shell file is not found"));
-    }
-
-    #[test]
-    fn registration_rules() {
-        let x = Extensions::new(
-            vec!["extensionA.sh".into(), "extensionB.sh".into()],
-            "f".into(),
-            "latest".into(),
-        );
-        let r = x.register(None, Some("127.0.0.1:8081"));
-        assert_eq!(
-            (r.status, r.error_type),
-            (StatusCode::BAD_REQUEST, "MissingHeader")
-        );
-        let r = x.register(Some("extensionC.sh"), Some("127.0.0.1:8081"));
-        assert_eq!(
-            (r.status, r.error_type),
-            (StatusCode::FORBIDDEN, "UnknownExtension")
-        );
-        for bad in [
-            "127.0.0.1:8080",
-            "127.0.0.1:8091",
-            "0.0.0.0:8081",
-            "localhost:8081",
-            "127.0.0.1",
-        ] {
-            let r = x.register(Some("extensionA.sh"), Some(bad));
-            assert_eq!(
-                (r.status, r.error_type),
-                (StatusCode::BAD_REQUEST, "InvalidAddress"),
-                "{bad}"
-            );
-        }
-    }
-}
+mod tests;

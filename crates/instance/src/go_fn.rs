@@ -240,7 +240,7 @@ pub(crate) async fn drive(api: Arc<ApiState>, process: ProcessHandle, concurrenc
 async fn worker(api: Arc<ApiState>, process: ProcessHandle, mut conn: Option<Conn>) {
     loop {
         let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply }) = pending else {
+        let Some(Pending { request, reply, .. }) = pending else {
             return;
         };
         api.output.begin(&request.request_id);

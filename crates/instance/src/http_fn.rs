@@ -114,7 +114,7 @@ async fn worker(
 ) {
     loop {
         let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply }) = pending else {
+        let Some(Pending { request, reply, .. }) = pending else {
             return;
         };
         api.output.begin(&request.request_id);
@@ -392,6 +392,7 @@ mod tests {
             invoked_urn: "urn:fss:local:p1:function:default:f:latest".into(),
             alias: String::new(),
             traceparent: None,
+            traced: false,
             timeout: Duration::from_secs(3),
         }
     }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::config::{InstanceConfig, Request};
+use crate::extensions::ExtensionTimings;
 use crate::runtime_api::{ApiState, Pending, RuntimeReply};
 
 /// What one invocation produced.
@@ -23,6 +24,9 @@ pub struct Reply {
     /// The output the runtime wrote while it ran this invocation.
     pub log: Vec<u8>,
     pub memory_used_bytes: u64,
+    /// For a traced invocation ([`Request::traced`]) of an instance with extensions: their
+    /// deliveries of this event, which end after this reply.
+    pub extensions: Option<ExtensionTimings>,
 }
 
 pub struct Instance {
@@ -70,12 +74,18 @@ impl Instance {
         // the instance idled is thus blamed on its next event, which the old runtime may not
         // survive anyway.
         let oom_before = self.oom_seen.load(Ordering::Acquire);
-        let mut result = if self
-            .queue_tx
-            .send(Pending { request, reply: tx })
-            .await
-            .is_err()
-        {
+        let (extension_spans, extensions) = if request.traced && self.api.extensions.any() {
+            let (tx, rx) = crate::extensions::timings();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let pending = Pending {
+            request,
+            reply: tx,
+            extension_spans,
+        };
+        let mut result = if self.queue_tx.send(pending).await.is_err() {
             Err(self.runtime_gone())
         } else {
             tokio::select! {
@@ -118,6 +128,7 @@ impl Instance {
             result,
             log,
             memory_used_bytes,
+            extensions,
         }
     }
 

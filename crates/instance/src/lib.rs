@@ -24,6 +24,7 @@ mod telemetry;
 
 pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
 pub use error::StartError;
+pub use extensions::{ExtensionSpan, ExtensionTimings};
 pub use instance::{Instance, Reply};
 pub use runtime_paths::runtime_mounts;
 pub use runtimes::{

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Request;
-use crate::extensions::{Extensions, Gate};
+use crate::extensions::{ExtensionSpan, Extensions, Gate};
 use crate::output::Output;
 use crate::telemetry::{BadSubscription, Telemetry};
 
@@ -28,6 +28,9 @@ use crate::telemetry::{BadSubscription, Telemetry};
 pub(crate) struct Pending {
     pub request: Request,
     pub reply: oneshot::Sender<RuntimeReply>,
+    /// Where the extension deliveries' times go, for a traced invocation of an instance with
+    /// extensions.
+    pub extension_spans: Option<oneshot::Sender<Vec<ExtensionSpan>>>,
 }
 
 pub(crate) enum RuntimeReply {
@@ -251,8 +254,12 @@ fn register(state: &ApiState, req: &HttpRequest<Incoming>) -> Response<Body> {
 }
 
 /// Tells every registered extension of the event, in the background: the caller's response
-/// does not wait, the instance's next event does.
-fn start_deliveries(state: &ApiState, request: &Request) -> Option<tokio::task::JoinHandle<()>> {
+/// does not wait, the instance's next event does. `spans` gets each delivery's times.
+fn start_deliveries(
+    state: &ApiState,
+    request: &Request,
+    spans: Option<oneshot::Sender<Vec<ExtensionSpan>>>,
+) -> Option<tokio::task::JoinHandle<()>> {
     if !state.extensions.any() {
         return None;
     }
@@ -262,7 +269,10 @@ fn start_deliveries(state: &ApiState, request: &Request) -> Option<tokio::task::
     let urn = request.invoked_urn.clone();
     let timeout = request.timeout;
     Some(tokio::spawn(async move {
-        for (name, why) in extensions.deliver(&id, &urn, timeout).await {
+        let done = extensions
+            .deliver(&id, &urn, timeout, spans.is_some())
+            .await;
+        for (name, why) in done.failures {
             let line = format!(
                 "{} {id} WARN platform: extension {name} did not take the invoke event: {why}\n",
                 crate::telemetry::now_iso()
@@ -274,6 +284,9 @@ fn start_deliveries(state: &ApiState, request: &Request) -> Option<tokio::task::
                 "extension invoke event failed"
             );
             output.note(&id, line.as_bytes());
+        }
+        if let Some(tx) = spans {
+            let _ = tx.send(done.spans);
         }
     }))
 }
@@ -293,7 +306,12 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         let _ = prev.await;
     }
     let pending = state.queue.lock().await.recv().await;
-    let Some(Pending { request, reply }) = pending else {
+    let Some(Pending {
+        request,
+        reply,
+        extension_spans,
+    }) = pending
+    else {
         return api_error(
             StatusCode::GONE,
             "InstanceStopping",
@@ -314,7 +332,7 @@ async fn next_event(state: &ApiState) -> Response<Body> {
             }),
         );
     }
-    if let Some(d) = start_deliveries(state, &request) {
+    if let Some(d) = start_deliveries(state, &request, extension_spans) {
         *state.deliveries.lock().await = Some(d);
     }
     state

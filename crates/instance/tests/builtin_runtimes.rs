@@ -81,6 +81,7 @@ fn request(id: &str, body: &str) -> Request {
         invoked_urn: String::new(),
         alias: String::new(),
         traceparent: None,
+        traced: false,
         timeout: Duration::from_secs(5),
     }
 }

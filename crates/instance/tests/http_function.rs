@@ -57,6 +57,7 @@ fn event(id: &str, ev: Value) -> Request {
         invoked_urn: "urn:fss:local:p:function:default:web:latest".into(),
         alias: String::new(),
         traceparent: None,
+        traced: false,
         timeout: Duration::from_secs(5),
     }
 }

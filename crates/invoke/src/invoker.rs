@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fgs_core::{FunctionError, FunctionRecord, Qualifier};
-use fgs_instance::{InvokeType, Request};
+use fgs_instance::{ExtensionTimings, InvokeType, Request};
 use fgs_metrics as metrics;
 use fgs_pool::AcquireError;
 use fgs_store::{ChangeKind, Notice, Subscription};
@@ -90,6 +90,8 @@ struct SpanTimes {
     cold_start: Option<Duration>,
     run: Option<(Duration, Duration)>,
     total: Duration,
+    /// The extensions' deliveries of the event, which end later.
+    extensions: Option<ExtensionTimings>,
 }
 
 pub struct Invoker<S: FunctionSource, I: Instances = Sandboxed> {
@@ -197,6 +199,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                         cold_start: Some(acquire_started.elapsed()),
                         run: None,
                         total: t_start.elapsed(),
+                        extensions: None,
                     };
                     self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
                     return Ok(outcome);
@@ -205,7 +208,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             let cold_start = lease.cold.then(|| acquire_started.elapsed());
             let start_line = crate::logline::start(&request_id, &resolved.version);
             let t0 = Instant::now();
-            let reply = lease
+            let mut reply = lease
                 .worker()
                 .run(Request {
                     request_id: request_id.clone(),
@@ -221,9 +224,11 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                         Qualifier::Alias(a) => a.clone(),
                         _ => String::new(),
                     },
+                    traced: planned.is_some(),
                 })
                 .await;
             let duration = t0.elapsed();
+            let extensions = reply.extensions.take();
             let outcome = record::ran(
                 &series, request_id, &resolved, start_line, reply, duration, cold_start,
             );
@@ -233,6 +238,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 cold_start,
                 run: Some((from, from + duration)),
                 total: t_start.elapsed(),
+                extensions,
             };
             self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
             return Ok(outcome);
@@ -252,7 +258,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         let (Some(tracer), Some(planned)) = (self.tracer.get(), planned) else {
             return;
         };
-        tracer.record(&Traced {
+        let traced = Traced {
             name: &resolved.record.name,
             urn: &opts.invoked_urn,
             version: &outcome.version,
@@ -267,7 +273,8 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 .as_ref()
                 .err()
                 .map(|e| (e.code, e.message.as_str())),
-        });
+        };
+        tracer.record(&traced, t.extensions);
     }
 
     /// Follows the change feed until it closes: each change of a function forgets what is

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use fgs_instance::{ExtensionSpan, ExtensionTimings};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     Span, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _, TracerProvider,
@@ -114,12 +115,17 @@ impl Tracer {
                 endpoint: endpoint.to_string(),
                 source,
             })?;
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+        Ok(Tracer::with_provider(
+            SdkTracerProvider::builder().with_batch_exporter(exporter),
+        ))
+    }
+
+    fn with_provider(builder: opentelemetry_sdk::trace::TracerProviderBuilder) -> Tracer {
+        let provider = builder
             .with_resource(Resource::builder().with_service_name("fgs").build())
             .build();
         let tracer = provider.tracer("fgs");
-        Ok(Tracer { provider, tracer })
+        Tracer { provider, tracer }
     }
 
     /// Places an invocation in the caller's trace (`traceparent`), or in a new one.
@@ -139,8 +145,9 @@ impl Tracer {
         }
     }
 
-    /// Records the spans of one invocation; the batch processor exports them later.
-    pub fn record(&self, f: &Traced<'_>) {
+    /// Records the spans of one invocation; the batch processor exports them later. The
+    /// extensions' deliveries end after the invocation: their spans are added when they do.
+    pub fn record(&self, f: &Traced<'_>, extensions: Option<ExtensionTimings>) {
         let parent = &f.planned.parent;
         let mut attrs = vec![
             KeyValue::new("faas.invocation_id", f.request_id.to_string()),
@@ -181,6 +188,10 @@ impl Tracer {
             span.set_status(Status::error(message.to_string()));
         }
         span.end_with_timestamp(f.started + f.total);
+        if let Some(ext) = extensions {
+            let tracer = self.tracer.clone();
+            tokio::spawn(async move { extension_spans(&tracer, &cx, &ext.wait().await) });
+        }
     }
 
     fn child(
@@ -224,6 +235,33 @@ impl Drop for Tracer {
     }
 }
 
+/// A child span of the invocation per extension's delivery of its event, named after the
+/// extension: from fgs's `POST /extension/invoke` to the extension's answer.
+fn extension_spans(tracer: &SdkTracer, cx: &Context, deliveries: &[ExtensionSpan]) {
+    for d in deliveries {
+        let mut span = tracer
+            .span_builder(d.name.clone())
+            .with_kind(SpanKind::Client)
+            .with_start_time(d.start)
+            .with_attributes([
+                KeyValue::new("fgs.extension.name", d.name.clone()),
+                KeyValue::new(
+                    "fgs.outcome",
+                    if d.error.is_some() {
+                        "error"
+                    } else {
+                        "success"
+                    },
+                ),
+            ])
+            .start_with_context(tracer, cx);
+        if let Some(why) = &d.error {
+            span.set_status(Status::error(why.clone()));
+        }
+        span.end_with_timestamp(d.end);
+    }
+}
+
 /// The remote parent a W3C `traceparent` names; an absent or malformed one starts a new trace.
 fn parent_context(traceparent: Option<&str>) -> Context {
     let Some(tp) = traceparent else {
@@ -234,41 +272,4 @@ fn parent_context(traceparent: Option<&str>) -> Context {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_traces_path_is_added_once() {
-        assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(
-            traces_url("http://c:4318/v1/traces"),
-            "http://c:4318/v1/traces"
-        );
-    }
-
-    #[test]
-    fn a_traceparent_names_the_remote_parent_and_a_bad_one_is_ignored() {
-        let cx = parent_context(Some(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ));
-        let sc = cx.span().span_context().clone();
-        assert!(sc.is_remote());
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
-        let bad = parent_context(Some("00-nothex-00f067aa0ba902b7-01"));
-        assert!(!bad.span().span_context().is_valid());
-        assert!(!parent_context(None).span().span_context().is_valid());
-    }
-
-    #[test]
-    fn a_valid_traceparent_passes_through_and_a_malformed_one_is_dropped() {
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(pass_through(Some(tp)).as_deref(), Some(tp));
-        assert_eq!(pass_through(Some("00-zz-00f067aa0ba902b7-01")), None);
-        assert_eq!(pass_through(None), None);
-    }
-}
+mod tests;

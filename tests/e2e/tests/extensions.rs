@@ -11,14 +11,14 @@ const BOOTSTRAP: &[u8] = include_bytes!("../fixtures/extensions/bootstrap");
 const EXT_PY: &[u8] = include_bytes!("../fixtures/extensions/ext.py");
 
 /// `extension/<name>` running ext.py on `port`.
-fn py_ext(name: &str, port: u16) -> (String, Vec<u8>) {
+pub(crate) fn py_ext(name: &str, port: u16) -> (String, Vec<u8>) {
     (
         format!("extension/{name}"),
         format!("#!/bin/bash\nexec /usr/bin/python3.11 -u ./ext.py {name} {port}\n").into_bytes(),
     )
 }
 
-fn code(extra: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn code(extra: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut files: Vec<(&str, &[u8], u32)> = vec![
         ("bootstrap", BOOTSTRAP, 0o755),
         ("extension/ext.py", EXT_PY, 0o644),
@@ -29,7 +29,7 @@ fn code(extra: &[(String, Vec<u8>)]) -> Vec<u8> {
     zip_files(&files)
 }
 
-fn create(s: &Server, name: &str, zip: &[u8], extra: Value) {
+pub(crate) fn create(s: &Server, name: &str, zip: &[u8], extra: Value) {
     let mut body = json!({
         "func_name": name, "runtime": "Custom", "handler": "bootstrap", "memory_size": 256,
         "timeout": 10, "code_type": "zip", "code_filename": "code.zip", "func_code": {"file": b64(zip)},

@@ -150,6 +150,7 @@ impl Runs for FakeWorker {
             result: Ok(request.body),
             log: format!("ran in {}\n", self.code_dir.display()).into_bytes(),
             memory_used_bytes: 3 << 20,
+            extensions: None,
         }
     }
 }
