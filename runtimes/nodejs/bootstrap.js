@@ -88,6 +88,8 @@ class Context {
   // FunctionGraph's name for the function's timeout, not the time spent so far.
   getRunningTimeInSeconds() { return intEnv('RUNTIME_TIMEOUT'); }
   getAlias() { return this.header('X-Cff-Alias'); }
+  // [FGS] The invocation's W3C trace context, for the function's own outgoing calls.
+  getTraceparent() { return this.header('traceparent'); }
   getLogger() { return this.logger; }
   getAccessKey() { return this.header('X-CFF-Access-Key'); }
   getSecretKey() { return this.header('X-CFF-Secret-Key'); }

@@ -173,6 +173,12 @@ class Context
         return $this->header('X-Cff-Alias');
     }
 
+    /** [FGS] The invocation's W3C trace context, for the function's own outgoing calls. */
+    public function getTraceparent(): string
+    {
+        return $this->header('traceparent');
+    }
+
     public function getLogger(): Logger
     {
         return $this->logger;

@@ -143,6 +143,9 @@ class Context:
     def getAlias(self):  # noqa: N802
         return self._header("X-Cff-Alias")
 
+    def getTraceparent(self):  # noqa: N802 - [FGS] the invocation's W3C trace context
+        return self._header("traceparent")
+
     def getLogger(self):  # noqa: N802
         return self._logger
 

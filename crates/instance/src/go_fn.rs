@@ -187,9 +187,14 @@ fn sdk_error(text: &str) -> FunctionError {
     }
 }
 
-/// The headers the SDK reads its context from, with Go's canonical names.
+/// The headers the SDK reads its context from, with Go's canonical names; and the
+/// invocation's `Traceparent` [FGS], when it has one.
 fn header(request: &Request) -> Vec<(String, String)> {
-    vec![("X-Cff-Request-Id".to_string(), request.request_id.clone())]
+    let mut h = vec![("X-Cff-Request-Id".to_string(), request.request_id.clone())];
+    if let Some(tp) = &request.traceparent {
+        h.push(("Traceparent".to_string(), tp.clone()));
+    }
+    h
 }
 
 async fn call(conn: &mut Conn, request: &Request) -> std::io::Result<Result<Bytes, FunctionError>> {

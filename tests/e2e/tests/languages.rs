@@ -58,6 +58,8 @@ fn create(s: &Server, name: &str, runtime: &str, handler: &str, code: &Path, ext
     assert!(o.status.success(), "create {name}: {}", text(&o));
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 const PHP: &str = r#"<?php
 function handler($event, $context) {
     $context->getLogger()->info('php ' . PHP_MAJOR_VERSION);
@@ -167,6 +169,7 @@ public class Fn {
     public static Map<String, Object> handle(Map<String, Object> event, Context context) {
         context.getLogger().warn("otc " + event.get("n"));
         event.put("fn", context.getFunctionName());
+        event.put("traceparent", context.getTraceparent());
         return event;
     }
 }
@@ -266,6 +269,11 @@ fn java_handlers_with_functiongraphs_context() {
     let out = text(&o);
     assert!(out.contains(&format!(r#""fn":"{otc}""#)), "{out}");
     assert!(out.contains(" WARN otc 7"), "{out}");
+    assert!(out.contains(r#""traceparent":"""#), "none without a caller's: {out}");
+    // The caller's traceparent, as the function gets it when fgs does not trace it.
+    let r = s.invoke_with(&otc, &json!({"n": 8}), &[("traceparent", TRACEPARENT)]);
+    r.expect(200);
+    assert_eq!(r.json()["traceparent"], TRACEPARENT, "{}", r.text());
 
     // A thrown exception: 4002 with the class, the message and the Java frames.
     let boom = unique("jboom");
@@ -374,6 +382,13 @@ fn go_binaries_speaking_the_sdks_rpc() {
     // The instance survives both: the next event succeeds.
     let o = fgs(&s, &["function", "invoke", &name, "--data", "{}"]);
     assert!(o.status.success(), "{}", text(&o));
+
+    // The invocation's traceparent reaches the SDK in the call's header, as the request id does.
+    let r = s.invoke_with(&name, &json!({}), &[("traceparent", TRACEPARENT)]);
+    r.expect(200);
+    assert_eq!(r.json()["traceparent"], TRACEPARENT, "{}", r.text());
+    let r = s.invoke(&name, &json!({}));
+    assert_eq!(r.json()["traceparent"], "", "{}", r.text());
 
     // A handler that names no executable in the code: 4202, as a missing bootstrap.
     let missing = unique("gomissing");

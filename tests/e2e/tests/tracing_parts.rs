@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use fgs_e2e::fixture::user_data;
-use fgs_e2e::json;
+use fgs_e2e::fixture::{user_data, zip_files};
+use fgs_e2e::{b64, json};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 
 use crate::extensions::{code, create, py_ext};
 use crate::tracing::{attr, text, trace_on, traced_server, wait_for, Collector};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// The spans whose parent is `parent`, by name.
 fn children<'a>(spans: &'a [OtlpSpan], parent: &OtlpSpan) -> Vec<&'a OtlpSpan> {
@@ -69,4 +71,40 @@ fn each_extensions_delivery_is_a_child_span_with_its_outcome() {
         2,
         "one span per extension: {kids:?}"
     );
+}
+
+#[test]
+fn a_traced_python_function_gets_its_span_from_the_context() {
+    let collector = Collector::start();
+    let s = traced_server(&collector, 100);
+    let code = "def handler(event, context):\n    return {'traceparent': context.getTraceparent()}\n";
+    let zip = zip_files(&[("index.py", code.as_bytes(), 0o644)]);
+    s.post(
+        "/functions",
+        &json!({
+            "func_name": "pytraced", "package": "default", "runtime": "Python3.10",
+            "handler": "index.handler", "memory_size": 128, "timeout": 10,
+            "code_type": "zip", "code_filename": "code.zip", "func_code": {"file": b64(&zip)},
+        }),
+    )
+    .expect(200);
+    trace_on(&s, "pytraced");
+    let r = s.invoke_with("pytraced", &json!({}), &[("traceparent", TRACEPARENT)]);
+    r.expect(200);
+    let handed = r.json()["traceparent"].as_str().unwrap_or_default().to_string();
+    wait_for(&collector, |s| s.name == "pytraced");
+    let spans = collector.spans();
+    let main = spans
+        .iter()
+        .find(|s| s.name == "pytraced")
+        .expect("the invocation's span");
+    assert_eq!(
+        handed,
+        format!(
+            "00-{}-{}-01",
+            hex::encode(&main.trace_id),
+            hex::encode(&main.span_id)
+        )
+    );
+    assert_eq!(hex::encode(&main.trace_id), &TRACEPARENT[3..35]);
 }

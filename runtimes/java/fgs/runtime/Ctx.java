@@ -124,6 +124,10 @@ abstract class Ctx {
         return header("X-Cff-Alias");
     }
 
+    public String getTraceparent() {
+        return header("traceparent");
+    }
+
     static final class Huawei extends Ctx implements com.huawei.services.runtime.Context {
         Huawei(String requestId, long timeoutMs, Map<String, String> headers) {
             super(requestId, timeoutMs, headers);

@@ -37,4 +37,10 @@ public interface Context {
     RuntimeLogger getLogger();
 
     String getAlias();
+
+    /**
+     * [FGS] The invocation's W3C {@code traceparent} (its span when fgs traces it, else the
+     * caller's), or "" when there is none.
+     */
+    String getTraceparent();
 }
