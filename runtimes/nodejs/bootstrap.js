@@ -264,6 +264,9 @@ async function initFailed(body) {
 async function initialize() {
   const spec = ENV.RUNTIME_INITIALIZER_HANDLER || '';
   if (!spec) return;
+  // [FGS] Marks where the initializer starts (it ends at the first event's request or the init
+  // error): its span in a traced cold start.
+  await callRetry('POST', '/fgs/v1/initializer/start', Buffer.alloc(0));
   const timeout = intEnv('RUNTIME_INITIALIZER_TIMEOUT', 0);
   const ctx = new Context(newId(), timeout > 0 ? timeout * 1000 : 86400000, {});
   const timedOut = new FunctionFailure({

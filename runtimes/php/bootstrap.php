@@ -413,6 +413,9 @@ function initialize(RuntimeApi $api): void
     if ($spec === '') {
         return;
     }
+    // [FGS] Marks where the initializer starts (it ends at the first event's request or the
+    // init error): its span in a traced cold start.
+    $api->call('POST', '/fgs/v1/initializer/start', '');
     $timeout = int_env('RUNTIME_INITIALIZER_TIMEOUT');
     $ctx = new Context(new_id(), $timeout > 0 ? $timeout * 1000 : 86400000);
     try {

@@ -414,6 +414,9 @@ def _initialize():
     spec = ENV.get("RUNTIME_INITIALIZER_HANDLER", "")
     if not spec:
         return
+    # [FGS] Marks where the initializer starts (it ends at the first event's request or the
+    # init error): its span in a traced cold start.
+    API.call("POST", "/fgs/v1/initializer/start", b"")
     timeout = _int_env("RUNTIME_INITIALIZER_TIMEOUT", 0)
     ctx = Context(_new_id(), timeout * 1000 if timeout > 0 else 86400000)
     try:

@@ -6,6 +6,8 @@ use fgs_core::func_error::codes;
 use fgs_core::{FunctionError, Runtime};
 use fgs_sandbox::SandboxError;
 
+use crate::instance::InitializerRun;
+
 /// Why an instance could not start. Each becomes the function error of the invocation that
 /// waited for the start ([`StartError::to_function_error`]).
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +24,14 @@ pub enum StartError {
     Sandbox(#[from] SandboxError),
     #[error("serving the runtime API: {0}")]
     Api(#[source] std::io::Error),
+    /// The runtime reported its init error; with the initializer's run when it had started.
     #[error("runtime initialization failed: {}", .0.message)]
-    InitFailed(FunctionError),
+    InitFailed(FunctionError, Option<InitializerRun>),
     #[error("runtime process exited before it was ready ({status}){}", fmt_output(.output))]
     Exited { status: String, output: String },
+    /// With the initializer's run when it had started (a blocked one never reports).
     #[error("runtime did not become ready within {0}s")]
-    Timeout(u64),
+    Timeout(u64, Option<InitializerRun>),
     #[error("{}", .0.message)]
     Extension(FunctionError),
     /// The memory cgroup's OOM killer ended a process of the instance before it was ready.
@@ -50,14 +54,22 @@ fn fmt_output(output: &str) -> String {
 }
 
 impl StartError {
+    /// When the function's initializer ran before the start failed, if it had started.
+    pub fn initializer(&self) -> Option<InitializerRun> {
+        match self {
+            StartError::InitFailed(_, run) | StartError::Timeout(_, run) => *run,
+            _ => None,
+        }
+    }
+
     /// The function error an invocation answers when its instance could not start; `None` for
     /// failures of the platform rather than of the function.
     pub fn to_function_error(&self) -> Option<FunctionError> {
         let (code, ty) = match self {
             StartError::BootstrapMissing(_) => (codes::BOOTSTRAP_MISSING, "BootstrapNotFound"),
-            StartError::InitFailed(e) | StartError::Extension(e) => return Some(e.clone()),
+            StartError::InitFailed(e, _) | StartError::Extension(e) => return Some(e.clone()),
             StartError::Exited { .. } => (codes::RUNTIME_EXITED, "RuntimeExited"),
-            StartError::Timeout(_) => (codes::INIT_TIMEOUT, "InitTimeout"),
+            StartError::Timeout(..) => (codes::INIT_TIMEOUT, "InitTimeout"),
             StartError::MemoryLimit => return Some(FunctionError::memory_limit()),
             StartError::UnsupportedRuntime(_)
             | StartError::RuntimeFiles(..)

@@ -4,7 +4,7 @@ mod start;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fgs_core::func_error::codes;
@@ -29,6 +29,15 @@ pub struct Reply {
     pub extensions: Option<ExtensionTimings>,
 }
 
+/// When the function's initializer ran in an instance's start: from the runtime's mark
+/// (`POST /fgs/v1/initializer/start`, sent by fgs's runtimes) to its first event's request or
+/// its init error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitializerRun {
+    pub start: SystemTime,
+    pub end: SystemTime,
+}
+
 pub struct Instance {
     cfg: Arc<InstanceConfig>,
     queue_tx: mpsc::Sender<Pending>,
@@ -41,6 +50,8 @@ pub struct Instance {
     /// The cgroup's OOM kill count when the last event ended (at start: when it started).
     oom_seen: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The initializer's run in the start, if the runtime marked one.
+    initializer: Option<InitializerRun>,
 }
 
 impl Instance {
@@ -54,6 +65,11 @@ impl Instance {
         !self.dead.load(Ordering::Acquire)
             && !self.api.unhealthy.load(Ordering::Acquire)
             && !self.api.exited.load(Ordering::Acquire)
+    }
+
+    /// When the function's initializer ran while the instance started, if it has one.
+    pub fn initializer(&self) -> Option<InitializerRun> {
+        self.initializer
     }
 
     /// Invoke events extensions did not take (non-200, refused, timed out), since start.

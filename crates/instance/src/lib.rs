@@ -25,7 +25,7 @@ mod telemetry;
 pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
 pub use error::StartError;
 pub use extensions::{ExtensionSpan, ExtensionTimings};
-pub use instance::{Instance, Reply};
+pub use instance::{InitializerRun, Instance, Reply};
 pub use runtime_paths::runtime_mounts;
 pub use runtimes::{
     compile_java_shim, compile_python_shim, discover, install_shims, DiscoverOptions,

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use fgs_core::func_error::codes;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Request;
 use crate::extensions::{ExtensionSpan, Extensions, Gate};
+use crate::instance::InitializerRun;
 use crate::output::Output;
 use crate::telemetry::{BadSubscription, Telemetry};
 
@@ -59,6 +61,8 @@ pub(crate) struct ApiState {
     /// The invoke events of the last event handed out, still being delivered to extensions:
     /// the next event waits for them (SPEC.md 5).
     pub deliveries: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When the runtime marked its initializer's start (`POST /fgs/v1/initializer/start`).
+    pub initializer_started: Mutex<Option<SystemTime>>,
     /// Set when an extension died after start: the instance is replaced.
     pub unhealthy: std::sync::atomic::AtomicBool,
     /// Set once the runtime's main process has exited (and its events were abandoned): what
@@ -67,6 +71,18 @@ pub(crate) struct ApiState {
 }
 
 impl ApiState {
+    /// The initializer's run until now, if the runtime marked its start.
+    pub(crate) fn initializer_run(&self) -> Option<InitializerRun> {
+        let start = (*self
+            .initializer_started
+            .lock()
+            .expect("initializer lock is never poisoned"))?;
+        Some(InitializerRun {
+            start,
+            end: SystemTime::now(),
+        })
+    }
+
     fn take_inflight(&self, id: &str) -> Option<oneshot::Sender<RuntimeReply>> {
         self.inflight
             .lock()
@@ -177,6 +193,13 @@ async fn handle(
                     .unhealthy
                     .store(true, std::sync::atomic::Ordering::Release);
             }
+            json(StatusCode::OK, OK_BODY)
+        }
+        (&Method::POST, "/fgs/v1/initializer/start") => {
+            *state
+                .initializer_started
+                .lock()
+                .expect("initializer lock is never poisoned") = Some(SystemTime::now());
             json(StatusCode::OK, OK_BODY)
         }
         (&Method::POST, "/v1/runtime/init/error") => {

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::future::Future;
 
 use fgs_core::FunctionError;
-use fgs_instance::{InstanceConfig, Reply, Request, StartError};
+use fgs_instance::{InitializerRun, InstanceConfig, Reply, Request, StartError};
 use fgs_pool::Launcher;
 use fgs_sandbox::Sandbox;
 
@@ -15,12 +15,22 @@ use crate::launcher::{InstanceLauncher, InstanceWorker};
 /// An instance that runs invocations.
 pub trait Runs {
     fn run(&self, request: Request) -> impl Future<Output = Reply> + Send;
+
+    /// When the function's initializer ran while this instance started, if it did.
+    fn initializer(&self) -> Option<InitializerRun> {
+        None
+    }
 }
 
 /// Why an instance did not start.
 pub trait StartFailure: Display + Send {
     /// The function error the waiting invocation answers; `None` when the platform failed.
     fn to_function_error(&self) -> Option<FunctionError>;
+
+    /// When the function's initializer ran before the start failed, if it had started.
+    fn initializer(&self) -> Option<InitializerRun> {
+        None
+    }
 }
 
 /// Makes one pool's launcher from its instance template.
@@ -62,10 +72,18 @@ impl Runs for InstanceWorker {
     fn run(&self, request: Request) -> impl Future<Output = Reply> + Send {
         self.0.invoke(request)
     }
+
+    fn initializer(&self) -> Option<InitializerRun> {
+        self.0.initializer()
+    }
 }
 
 impl StartFailure for StartError {
     fn to_function_error(&self) -> Option<FunctionError> {
         StartError::to_function_error(self)
+    }
+
+    fn initializer(&self) -> Option<InitializerRun> {
+        StartError::initializer(self)
     }
 }

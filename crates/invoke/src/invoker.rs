@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use fgs_core::{FunctionError, FunctionRecord, Qualifier};
-use fgs_instance::{ExtensionTimings, InvokeType, Request};
+use fgs_instance::{ExtensionTimings, InitializerRun, InvokeType, Request};
 use fgs_metrics as metrics;
 use fgs_pool::AcquireError;
 use fgs_store::{ChangeKind, Notice, Subscription};
@@ -87,11 +87,14 @@ pub struct Outcome {
 /// When the parts of an invocation happened, for its spans.
 struct SpanTimes {
     started: SystemTime,
-    cold_start: Option<Duration>,
+    /// When starting an instance began and ended, from the start, if this invocation did.
+    cold_start: Option<(Duration, Duration)>,
     run: Option<(Duration, Duration)>,
     total: Duration,
     /// The extensions' deliveries of the event, which end later.
     extensions: Option<ExtensionTimings>,
+    /// The initializer's run in this invocation's cold start, and whether it failed the start.
+    initializer: Option<(InitializerRun, bool)>,
 }
 
 pub struct Invoker<S: FunctionSource, I: Instances = Sandboxed> {
@@ -196,16 +199,21 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                     let outcome = record::start_failed(&series, request_id, &resolved, fe);
                     let span = SpanTimes {
                         started,
-                        cold_start: Some(acquire_started.elapsed()),
+                        cold_start: Some((
+                            acquire_started.duration_since(t_start),
+                            t_start.elapsed(),
+                        )),
                         run: None,
                         total: t_start.elapsed(),
                         extensions: None,
+                        initializer: e.initializer().map(|r| (r, true)),
                     };
                     self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
                     return Ok(outcome);
                 }
             };
             let cold_start = lease.cold.then(|| acquire_started.elapsed());
+            let initializer = lease.cold.then(|| lease.worker().initializer()).flatten();
             let start_line = crate::logline::start(&request_id, &resolved.version);
             let t0 = Instant::now();
             let mut reply = lease
@@ -235,10 +243,14 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             let from = t0.duration_since(t_start);
             let span = SpanTimes {
                 started,
-                cold_start,
+                cold_start: cold_start.map(|took| {
+                    let from = acquire_started.duration_since(t_start);
+                    (from, from + took)
+                }),
                 run: Some((from, from + duration)),
                 total: t_start.elapsed(),
                 extensions,
+                initializer: initializer.map(|r| (r, false)),
             };
             self.trace(planned.as_ref(), &resolved, &outcome, &opts, span);
             return Ok(outcome);
@@ -266,6 +278,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             planned,
             started: t.started,
             cold_start: t.cold_start,
+            initializer: t.initializer,
             run: t.run,
             total: t.total,
             error: outcome

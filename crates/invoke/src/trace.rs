@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use fgs_instance::{ExtensionSpan, ExtensionTimings};
+use fgs_instance::{ExtensionSpan, ExtensionTimings, InitializerRun};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     Span, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _, TracerProvider,
@@ -95,8 +95,12 @@ pub struct Traced<'a> {
     pub request_id: &'a str,
     pub planned: &'a Planned,
     pub started: SystemTime,
-    /// How long starting an instance took, if this invocation started one.
-    pub cold_start: Option<Duration>,
+    /// When starting an instance began and ended, from the start, if this invocation started
+    /// one.
+    pub cold_start: Option<(Duration, Duration)>,
+    /// When the function's initializer ran in that start, and whether it failed the start
+    /// (with [`Traced::error`]).
+    pub initializer: Option<(InitializerRun, bool)>,
     /// When the function ran, from the start; `None` when it never ran.
     pub run: Option<(Duration, Duration)>,
     pub total: Duration,
@@ -177,8 +181,12 @@ impl Tracer {
             .with_attributes(attrs)
             .start_with_context(&self.tracer, parent);
         let cx = parent.with_span(span);
-        if let Some(cold) = f.cold_start {
-            self.child(&cx, "cold start", f.started, Duration::ZERO, cold);
+        if let Some((from, to)) = f.cold_start {
+            let start_cx = self.child(&cx, "cold start", f.started, from, to);
+            if let Some((run, failed)) = f.initializer {
+                let error = if failed { f.error } else { None };
+                self.initializer(&start_cx, run, error);
+            }
         }
         if let Some((from, to)) = f.run {
             self.child(&cx, "run", f.started, from, to);
@@ -194,6 +202,7 @@ impl Tracer {
         }
     }
 
+    /// A child span of `cx` from `from` to `to` after `t0`; its context, for its own children.
     fn child(
         &self,
         cx: &Context,
@@ -201,7 +210,7 @@ impl Tracer {
         t0: SystemTime,
         from: Duration,
         to: Duration,
-    ) {
+    ) -> Context {
         let mut s = self
             .tracer
             .span_builder(name)
@@ -209,6 +218,30 @@ impl Tracer {
             .with_start_time(t0 + from)
             .start_with_context(&self.tracer, cx);
         s.end_with_timestamp(t0 + to);
+        cx.with_span(s)
+    }
+
+    /// The `initializer` span, inside the `cold start` one; an error one for an initializer
+    /// that failed the start (4201, 4211).
+    fn initializer(&self, cx: &Context, run: InitializerRun, error: Option<(u32, &str)>) {
+        let mut attrs = vec![KeyValue::new(
+            "fgs.outcome",
+            if error.is_some() { "error" } else { "success" },
+        )];
+        if let Some((code, _)) = error {
+            attrs.push(KeyValue::new("error.type", i64::from(code).to_string()));
+        }
+        let mut s = self
+            .tracer
+            .span_builder("initializer")
+            .with_kind(SpanKind::Internal)
+            .with_start_time(run.start)
+            .with_attributes(attrs)
+            .start_with_context(&self.tracer, cx);
+        if let Some((_, message)) = error {
+            s.set_status(Status::error(message.to_string()));
+        }
+        s.end_with_timestamp(run.end);
     }
 }
 

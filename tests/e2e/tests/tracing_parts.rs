@@ -108,3 +108,88 @@ fn a_traced_python_function_gets_its_span_from_the_context() {
     );
     assert_eq!(hex::encode(&main.trace_id), &TRACEPARENT[3..35]);
 }
+
+/// `index.*` with a handler, an initializer that takes 200 ms and one that throws.
+const INIT_CODE: &[(&str, &str, &str)] = &[
+    (
+        "Python3.10",
+        "index.py",
+        "import time\ndef init(context):\n    time.sleep(0.2)\ndef boom(context):\n    raise ValueError('init fails')\ndef handler(event, context):\n    return 'ok'\n",
+    ),
+    (
+        "Node.js20.15",
+        "index.js",
+        "exports.init = async () => new Promise((r) => setTimeout(r, 200));\nexports.boom = async () => { throw new Error('init fails'); };\nexports.handler = async () => 'ok';\n",
+    ),
+    (
+        "PHP8.3",
+        "index.php",
+        "<?php\nfunction init($context) { usleep(200000); }\nfunction boom($context) { throw new Exception('init fails'); }\nfunction handler($event, $context) { return 'ok'; }\n",
+    ),
+];
+
+#[test]
+fn the_initializer_is_a_span_inside_the_cold_start_and_its_failure_an_error() {
+    let collector = Collector::start();
+    let s = traced_server(&collector, 100);
+    for (runtime, file, code) in INIT_CODE {
+        if *runtime == "PHP8.3" && !php_installed() {
+            eprintln!("skipped PHP: `php` is not installed on this host");
+            continue;
+        }
+        let zip = zip_files(&[(file, code.as_bytes(), 0o644)]);
+        for (init, expect_ok) in [("index.init", true), ("index.boom", false)] {
+            let name = format!("init{}{}", &runtime[..2].to_lowercase(), expect_ok as u8);
+            s.post(
+                "/functions",
+                &json!({
+                    "func_name": name, "package": "default", "runtime": runtime,
+                    "handler": "index.handler", "memory_size": 128, "timeout": 10,
+                    "initializer_handler": init, "initializer_timeout": 10,
+                    "code_type": "zip", "code_filename": "code.zip", "func_code": {"file": b64(&zip)},
+                }),
+            )
+            .expect(200);
+            trace_on(&s, &name);
+            let r = s.invoke(&name, &json!({}));
+            if expect_ok {
+                r.expect_ok();
+            } else {
+                r.expect(200);
+                assert_eq!(r.header("x-func-err-code").as_deref(), Some("4201"), "{runtime}");
+            }
+            wait_for(&collector, |s| s.name == name);
+            let spans = collector.spans();
+            let main = spans.iter().find(|s| s.name == name).expect("its span");
+            let cold = children(&spans, main)
+                .into_iter()
+                .find(|s| s.name == "cold start")
+                .unwrap_or_else(|| panic!("{runtime}: no cold start span: {spans:?}"));
+            let span = children(&spans, cold)
+                .into_iter()
+                .find(|s| s.name == "initializer")
+                .unwrap_or_else(|| panic!("{runtime}: no initializer span: {spans:?}"));
+            assert!(span.start_time_unix_nano >= cold.start_time_unix_nano);
+            assert!(span.end_time_unix_nano <= cold.end_time_unix_nano);
+            if expect_ok {
+                let took = Duration::from_nanos(span.end_time_unix_nano - span.start_time_unix_nano);
+                assert!(took >= Duration::from_millis(200), "{runtime}: {took:?}");
+                assert_eq!(attr(span, "fgs.outcome"), text("success"));
+            } else {
+                assert_eq!(attr(span, "fgs.outcome"), text("error"));
+                assert_eq!(attr(span, "error.type"), text("4201"));
+                let status = span.status.as_ref().expect("a status");
+                assert_eq!(status.code, OtlpStatus::Error as i32);
+                assert!(status.message.contains("init fails"), "{runtime}: {status:?}");
+            }
+        }
+    }
+}
+
+fn php_installed() -> bool {
+    std::process::Command::new("php")
+        .arg("-v")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

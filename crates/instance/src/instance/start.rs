@@ -74,7 +74,7 @@ impl Instance {
     /// Waits for the extensions to register (within their own deadline, SPEC.md 5), then for
     /// the runtime's first `next` (within the start timeout, counted from when they all have).
     async fn wait_ready(
-        self,
+        mut self,
         mut start_rx: watch::Receiver<StartState>,
         timings: Timings,
     ) -> Result<Instance, StartError> {
@@ -121,12 +121,13 @@ impl Instance {
                     match state {
                         StartState::Starting => continue,
                         StartState::Ready => {
+                            self.initializer = self.api.initializer_run();
                             self.ready(&timings);
                             return Ok(self);
                         }
                         StartState::InitFailed(e) => {
                             self.kill();
-                            return Err(StartError::InitFailed(e));
+                            return Err(StartError::InitFailed(e, self.api.initializer_run()));
                         }
                     }
                 }
@@ -139,7 +140,10 @@ impl Instance {
                     if !gate_open {
                         return Err(self.extensions_late());
                     }
-                    return Err(StartError::Timeout(self.cfg.start_timeout.as_secs()));
+                    return Err(StartError::Timeout(
+                        self.cfg.start_timeout.as_secs(),
+                        self.api.initializer_run(),
+                    ));
                 }
             }
         }
@@ -176,7 +180,7 @@ impl Instance {
         self.api.output.drain();
         // A runtime that reported its init error and then exited failed to init.
         if let StartState::InitFailed(e) = self.api.start.borrow().clone() {
-            return StartError::InitFailed(e);
+            return StartError::InitFailed(e, self.api.initializer_run());
         }
         // SPEC.md 6: memory beyond the limit is 4205, in the start as in an event.
         if self.process.oom_kills() > 0 {
@@ -346,6 +350,7 @@ fn serve(
         extensions,
         telemetry,
         deliveries: tokio::sync::Mutex::new(None),
+        initializer_started: Mutex::new(None),
         unhealthy: AtomicBool::new(false),
         exited: AtomicBool::new(false),
     });
@@ -383,6 +388,7 @@ fn serve(
         dead: AtomicBool::new(false),
         oom_seen,
         tasks: Mutex::new(tasks),
+        initializer: None,
     };
     Ok((instance, start_rx))
 }

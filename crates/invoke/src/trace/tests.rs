@@ -91,7 +91,14 @@ fn an_invocation_is_a_server_span_with_its_parts_as_children() {
             request_id: "r1",
             planned: &planned,
             started: t0,
-            cold_start: Some(Duration::from_millis(40)),
+            cold_start: Some((Duration::ZERO, Duration::from_millis(40))),
+            initializer: Some((
+                InitializerRun {
+                    start: t0 + Duration::from_millis(30),
+                    end: t0 + Duration::from_millis(39),
+                },
+                true,
+            )),
             run: Some((Duration::from_millis(40), Duration::from_millis(50))),
             total: Duration::from_millis(51),
             error: Some((4201, "initializer failed")),
@@ -121,6 +128,15 @@ fn an_invocation_is_a_server_span_with_its_parts_as_children() {
         assert_eq!(c.start_time, t0 + Duration::from_millis(from), "{name}");
         assert_eq!(c.end_time, t0 + Duration::from_millis(to), "{name}");
     }
+    // The initializer that failed the start: inside the cold start, an error span.
+    let init = kept.named("initializer");
+    let cold = kept.named("cold start");
+    assert_eq!(init.parent_span_id, cold.span_context.span_id());
+    assert_eq!(init.start_time, t0 + Duration::from_millis(30));
+    assert_eq!(init.end_time, t0 + Duration::from_millis(39));
+    assert_eq!(attr(&init, "fgs.outcome").as_deref(), Some("error"));
+    assert_eq!(attr(&init, "error.type").as_deref(), Some("4201"));
+    assert_eq!(init.status, Status::error("initializer failed"));
 }
 
 #[test]
@@ -164,4 +180,43 @@ fn each_extension_delivery_is_a_child_named_after_the_extension() {
         b.status,
         Status::error("answered 500 Internal Server Error")
     );
+}
+
+#[test]
+fn an_initializer_that_ran_is_a_successful_span() {
+    let (tracer, kept) = kept_tracer();
+    let planned = tracer.plan(None);
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(3_000_000);
+    tracer.record(
+        &Traced {
+            name: "f",
+            urn: "urn",
+            version: "latest",
+            request_id: "r2",
+            planned: &planned,
+            started: t0,
+            cold_start: Some((Duration::ZERO, Duration::from_millis(40))),
+            initializer: Some((
+                InitializerRun {
+                    start: t0 + Duration::from_millis(10),
+                    end: t0 + Duration::from_millis(35),
+                },
+                false,
+            )),
+            run: Some((Duration::from_millis(40), Duration::from_millis(50))),
+            total: Duration::from_millis(50),
+            error: None,
+        },
+        None,
+    );
+    let init = kept.named("initializer");
+    assert_eq!(attr(&init, "fgs.outcome").as_deref(), Some("success"));
+    assert_eq!(attr(&init, "error.type"), None);
+    assert_eq!(init.status, Status::Unset);
+    assert_eq!(
+        init.parent_span_id,
+        kept.named("cold start").span_context.span_id()
+    );
+    // A new trace: no parent.
+    assert_eq!(kept.named("f").parent_span_id, SpanId::INVALID);
 }

@@ -301,6 +301,9 @@ public final class Bootstrap {
         if (spec.isEmpty()) {
             return;
         }
+        // [FGS] Marks where the initializer starts (it ends at the first event's request or the
+        // init error): its span in a traced cold start.
+        call("POST", "/fgs/v1/initializer/start", new byte[0]);
         int timeout = Integer.parseInt(env("RUNTIME_INITIALIZER_TIMEOUT", "0"));
         try {
             Target t = resolve(cl, spec, "initializer", 1);
