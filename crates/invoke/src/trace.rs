@@ -124,7 +124,9 @@ impl Tracer {
         ))
     }
 
-    fn with_provider(builder: opentelemetry_sdk::trace::TracerProviderBuilder) -> Tracer {
+    pub(crate) fn with_provider(
+        builder: opentelemetry_sdk::trace::TracerProviderBuilder,
+    ) -> Tracer {
         let provider = builder
             .with_resource(Resource::builder().with_service_name("fgs").build())
             .build();
@@ -305,4 +307,4 @@ fn parent_context(traceparent: Option<&str>) -> Context {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

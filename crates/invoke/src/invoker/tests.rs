@@ -104,6 +104,8 @@ struct Counters {
     stopped: AtomicUsize,
     /// The function error the next start fails with, if any.
     fail_start: Mutex<Option<FunctionError>>,
+    /// `Request::traced` of each invocation run, in order.
+    traced: Mutex<Vec<bool>>,
 }
 
 struct FakeInstances(Arc<Counters>);
@@ -131,6 +133,14 @@ impl StartFailure for FakeStartError {
     fn to_function_error(&self) -> Option<FunctionError> {
         Some(self.0.clone())
     }
+
+    /// An initializer failure (4201) reports its initializer's run, as fgs-instance does.
+    fn initializer(&self) -> Option<fgs_instance::InitializerRun> {
+        (self.0.code == 4201).then(|| fgs_instance::InitializerRun {
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+            end: SystemTime::UNIX_EPOCH + Duration::from_secs(11),
+        })
+    }
 }
 
 impl Worker for FakeWorker {
@@ -145,6 +155,7 @@ impl Worker for FakeWorker {
 
 impl Runs for FakeWorker {
     async fn run(&self, request: Request) -> Reply {
+        self.counters.traced.lock().unwrap().push(request.traced);
         tokio::time::sleep(Duration::from_millis(5)).await;
         Reply {
             result: Ok(request.body),
@@ -264,3 +275,4 @@ impl Setup {
 
 mod pools_and_outcomes;
 mod resolution;
+mod tracing;

@@ -8,7 +8,7 @@ use super::*;
 
 /// Keeps the spans a tracer exports, each as it ends.
 #[derive(Debug, Clone, Default)]
-struct Kept(Arc<Mutex<Vec<SpanData>>>);
+pub(crate) struct Kept(Arc<Mutex<Vec<SpanData>>>);
 
 impl SpanExporter for Kept {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
@@ -17,7 +17,8 @@ impl SpanExporter for Kept {
     }
 }
 
-fn kept_tracer() -> (Tracer, Kept) {
+/// A tracer that keeps what it exports, for tests.
+pub(crate) fn kept_tracer() -> (Tracer, Kept) {
     let kept = Kept::default();
     let tracer =
         Tracer::with_provider(SdkTracerProvider::builder().with_simple_exporter(kept.clone()));
@@ -25,7 +26,11 @@ fn kept_tracer() -> (Tracer, Kept) {
 }
 
 impl Kept {
-    fn named(&self, name: &str) -> SpanData {
+    pub(crate) fn all(&self) -> Vec<SpanData> {
+        self.0.lock().expect("kept spans lock").clone()
+    }
+
+    pub(crate) fn named(&self, name: &str) -> SpanData {
         let spans = self.0.lock().expect("kept spans lock");
         spans
             .iter()
@@ -35,7 +40,7 @@ impl Kept {
     }
 }
 
-fn attr(s: &SpanData, key: &str) -> Option<String> {
+pub(crate) fn attr(s: &SpanData, key: &str) -> Option<String> {
     s.attributes
         .iter()
         .find(|kv| kv.key.as_str() == key)
