@@ -189,6 +189,15 @@ pub struct SandboxArgs {
     /// Give instances no network beyond their own loopback (no egress, no host.fgs.internal).
     #[arg(long, env = "FGS_NO_EGRESS")]
     pub no_egress: bool,
+    /// As root: the bridge instances' veth pairs join (the next free name, fgs1..., while
+    /// another running fgs has it).
+    #[arg(long, env = "FGS_EGRESS_BRIDGE", default_value = "fgs0")]
+    pub egress_bridge: String,
+    /// As root: the private IPv4 range instance addresses come from (the bridge takes the
+    /// first, host.fgs.internal). Default: the first of 10.200-255.0.0/16, 172.16-31.0.0/16
+    /// that none of the host's routes overlaps.
+    #[arg(long, env = "FGS_EGRESS_SUBNET")]
+    pub egress_subnet: Option<fgs_sandbox::Subnet>,
 }
 
 impl SandboxArgs {
@@ -202,6 +211,8 @@ impl SandboxArgs {
             run_dir: self.sandbox_run_dir.clone(),
             prewarm: self.prewarm,
             egress: !self.no_egress,
+            bridge: self.egress_bridge.clone(),
+            egress_subnet: self.egress_subnet,
             ..SandboxConfig::default()
         }
     }

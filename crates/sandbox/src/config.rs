@@ -2,8 +2,11 @@
 //! resolved from it that preparing each sandbox needs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::cgroup::CgroupLayout;
+use crate::subnet::Subnet;
+use crate::veth::Bridge;
 
 /// How instances are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +30,15 @@ pub struct SandboxConfig {
     pub gid: u32,
     /// Sandboxes kept prepared ahead of need.
     pub prewarm: usize,
-    /// Give instances egress and `host.fgs.internal` (through pasta).
+    /// Give instances egress and `host.fgs.internal` (veth pairs on a bridge as root, else
+    /// pasta).
     pub egress: bool,
+    /// The bridge of the veth egress (as root); the next free name (`fgs1`...) while another
+    /// live fgs has this one.
+    pub bridge: String,
+    /// The range instance addresses come from; `None`: the first of fgs's candidates that
+    /// clashes with no host route.
+    pub egress_subnet: Option<Subnet>,
     /// Port of the Runtime API on each instance's own 127.0.0.1 (not 8000 or 8081-8090, which
     /// belong to the function and its extensions, SPEC.md 5).
     pub api_port: u16,
@@ -44,12 +54,14 @@ impl Default for SandboxConfig {
             gid: 1003,
             prewarm: 2,
             egress: true,
+            bridge: "fgs0".into(),
+            egress_subnet: None,
             api_port: 9001,
         }
     }
 }
 
-/// The configuration as the probe settled it (a rootless run dir, egress off when pasta
+/// The configuration as the probe settled it (a rootless run dir, egress off when it
 /// failed), with what it found; shared by the [`crate::Sandbox`] and every prepared sandbox.
 #[derive(Debug)]
 pub(crate) struct Host {
@@ -57,6 +69,8 @@ pub(crate) struct Host {
     /// Isolated without root: in a user namespace of each sandbox's own.
     pub rootless: bool,
     pub layout: CgroupLayout,
+    /// The bridge instances get veth pairs on (as root), else pasta (or neither: no egress).
+    pub bridge: Option<Arc<Bridge>>,
     pub pasta: Option<PathBuf>,
     /// The binary whose `__sandbox-exec` is the shim.
     pub exe: PathBuf,

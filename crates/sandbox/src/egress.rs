@@ -1,12 +1,12 @@
-//! Egress of a sandbox's network namespace through `pasta` (Debian's `passt` package).
+//! Egress of a sandbox's network namespace: a veth pair on fgs's bridge as root
+//! ([`crate::veth`]), else `pasta` (Debian's `passt` package), the rootless way.
 //!
 //! pasta connects the namespace to the host's network in user space: it copies the host's
 //! address and default route into the namespace on a tap device and turns the namespace's TCP
 //! and UDP flows into ordinary host sockets. Connections to the gateway address are mapped to
 //! the host's loopback, which is what `host.fgs.internal` names. Chosen over a veth pair with NAT
-//! because it changes nothing on the host (no `ip_forward`, no `route_localnet`, no nftables
-//! rules to leak after a `kill -9`) and needs no addresses of its own. Its cost is one process per
-//! instance; see docs/sandbox.md for the numbers.
+//! without root because it needs no privilege: it joins the sandbox's user namespace. Its cost is one
+//! process per instance (about 29 MB), which is why root uses veth pairs; see docs/sandbox.md.
 //!
 //! pasta refuses `/proc/<pid>/ns/net` once it has dropped privileges, so the namespace is bound to
 //! a file under the run dir for it (removed with the instance, swept at start-up).
@@ -21,9 +21,18 @@ use nix::sys::signal::Signal;
 
 use crate::sys::PidFd;
 
+/// What gives one sandbox its egress; ending it takes the egress away.
+#[derive(Debug)]
+// Held for their drop, which deletes the veth pair or ends pasta; never read.
+#[allow(dead_code)]
+pub(crate) enum Egress {
+    Veth(crate::veth::Veth),
+    Pasta(Pasta),
+}
+
 /// The pasta of one sandbox.
 #[derive(Debug)]
-pub(crate) struct Egress {
+pub(crate) struct Pasta {
     pasta: Option<PidFd>,
     pid: Option<i32>,
     /// The namespace bound to a file for pasta (as root only).
@@ -31,21 +40,16 @@ pub(crate) struct Egress {
     pid_file: PathBuf,
 }
 
-impl Egress {
+impl Pasta {
     /// Starts pasta for the network namespace of `pid`; it has configured the namespace when
     /// this returns.
-    pub(crate) fn start(
-        pasta: &Path,
-        run_dir: &Path,
-        id: &str,
-        pid: u32,
-    ) -> Result<Egress, String> {
+    pub(crate) fn start(pasta: &Path, run_dir: &Path, id: &str, pid: u32) -> Result<Pasta, String> {
         let rootless = !crate::probe::is_root();
         let pid_file = pid_file(run_dir, id);
         // Made before pasta starts: a shim that sees fgs gone while its pasta still starts
         // (a pre-warm cut short by `kill -9`) waits for the pid pasta writes here and ends it.
         fs::write(&pid_file, b"").map_err(|e| format!("creating {}: {e}", pid_file.display()))?;
-        let mut eg = Egress {
+        let mut eg = Pasta {
             pasta: None,
             pid: None,
             ns_file: None,
@@ -97,14 +101,14 @@ impl Egress {
     }
 }
 
-impl Egress {
+impl Pasta {
     /// pasta's pid, once it runs.
     pub(crate) fn pid(&self) -> Option<i32> {
         self.pid
     }
 }
 
-impl Drop for Egress {
+impl Drop for Pasta {
     fn drop(&mut self) {
         if let Some(p) = &self.pasta {
             p.signal(Signal::SIGKILL);
@@ -175,12 +179,11 @@ fn parse_gateway(table: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// Where pasta is installed, if it is.
+/// Where pasta is installed, if it is: the first in `PATH`.
 pub(crate) fn find_pasta() -> Option<PathBuf> {
-    ["/usr/bin/pasta", "/usr/local/bin/pasta", "/bin/pasta"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("pasta"))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]

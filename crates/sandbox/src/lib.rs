@@ -1,6 +1,7 @@
 //! Linux isolation of one instance: namespaces (mount, pid, net, uts, ipc, cgroup), cgroups (v1,
 //! v2 and the hybrid layout), a minimal read-only root with a private `/tmp`, rlimits, an
-//! unprivileged uid, `no_new_privs` and seccomp, and egress through pasta. It also probes what
+//! unprivileged uid, `no_new_privs` and seccomp, and egress (a veth pair per sandbox on a bridge
+//! fgs owns as root, pasta without root). It also probes what
 //! the host can give and reports it. This is the only crate that touches namespaces, cgroups and
 //! signals, and the only one with `unsafe`. It knows nothing of functions or HTTP: callers hand
 //! it a program, an environment, directories and limits, and get back a running process tree
@@ -18,13 +19,16 @@ mod config;
 mod ctl;
 mod egress;
 mod error;
+mod netlink;
 mod probe;
 mod process;
 mod rootless;
 mod sandbox;
 mod shim;
 mod spec;
+mod subnet;
 mod sys;
+mod veth;
 
 pub use cgroup::Source as CgroupSource;
 pub use config::{Isolation, SandboxConfig};
@@ -35,6 +39,7 @@ pub use process::{Prepared, ProcessHandle, Running};
 pub use sandbox::Sandbox;
 pub use shim::main as shim_main;
 pub use spec::{ExecSpec, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
+pub use subnet::{BadSubnet, Subnet};
 
 /// The first argument that makes `fgs` run as a sandbox shim ([`shim_main`]).
 pub const SHIM_ARG: &str = "__sandbox-exec";

@@ -48,8 +48,11 @@ pub struct IsolationReport {
     pub namespaces: Namespaces,
     pub cgroups: CgroupReport,
     pub seccomp: bool,
-    /// `pasta` or `none`.
+    /// `veth` (as root), `pasta` (without root, or as root without nftables) or `none`.
     pub egress: &'static str,
+    /// The bridge of the veth egress, and the range its instances' addresses come from.
+    pub bridge: Option<String>,
+    pub egress_subnet: Option<String>,
     /// The address `host.fgs.internal` names inside instances, when egress works.
     pub host_address: Option<String>,
     pub uid: u32,

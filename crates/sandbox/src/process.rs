@@ -2,7 +2,7 @@
 //! listener when isolation is off), [`Running`] (the runtime's tree) and [`ProcessHandle`].
 //!
 //! Ending is done off the async executor: a dropped [`Running`] or [`Prepared`] hands its
-//! teardown (kill, reap, remove cgroups, stop pasta) to one reaper thread.
+//! teardown (kill, reap, remove cgroups, delete the veth or stop pasta) to one reaper thread.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -19,10 +19,11 @@ use nix::unistd::Pid;
 use crate::cgroup::{InstanceCgroup, Limits, Source};
 use crate::config::Host;
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
-use crate::egress::Egress;
+use crate::egress::{Egress, Pasta};
 use crate::error::SandboxError;
 use crate::spec::{ExecSpec, CODE_ROOT};
 use crate::sys::{self, PidFd};
+use crate::veth::Veth;
 
 /// SPEC.md 6: 1024 open files per instance (its processes and threads are
 /// [`ResourceLimits::pids`]).
@@ -154,14 +155,23 @@ pub(crate) fn prepare_isolated(sb: &Arc<Host>) -> Result<Prepared, SandboxError>
     listener
         .set_nonblocking(true)
         .map_err(SandboxError::Listen)?;
-    if let Some(pasta) = &sb.pasta {
-        match Egress::start(pasta, &sb.cfg.run_dir, &id, shim.child.id()) {
+    if let Some(bridge) = &sb.bridge {
+        // No process: the pair goes with the namespace if fgs is killed.
+        match Veth::create(bridge, shim.child.id()) {
+            Ok(v) => shim.egress = Some(Egress::Veth(v)),
+            Err(message) => {
+                teardown_later(Teardown::Shim(shim));
+                return Err(SandboxError::Egress { id, message });
+            }
+        }
+    } else if let Some(pasta) = &sb.pasta {
+        match Pasta::start(pasta, &sb.cfg.run_dir, &id, shim.child.id()) {
             Ok(e) => {
                 if let Some(pid) = e.pid() {
                     // Best effort: the teardown kills pasta too, as long as fgs lives.
                     let _ = ctl::send(shim.ctl.as_fd(), &Request::Egress { pid }, None);
                 }
-                shim.egress = Some(e);
+                shim.egress = Some(Egress::Pasta(e));
             }
             Err(message) => {
                 teardown_later(Teardown::Shim(shim));
@@ -271,8 +281,12 @@ fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
 
 fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxError> {
     if !spec.network {
-        // pasta's tap device goes with it: only the loopback is left.
-        shim.egress = None;
+        // The shim takes eth0 or pasta's tap device down below, before the runtime starts; the
+        // veth (whose deletion waits for the kernel's network grace period) or pasta goes off
+        // the call path.
+        if let Some(e) = shim.egress.take() {
+            teardown_later(Teardown::Egress(e));
+        }
     }
     let mut mounts = vec![(spec.code_dir.clone(), PathBuf::from(CODE_ROOT))];
     mounts.extend(spec.mounts.iter().cloned());
@@ -716,6 +730,7 @@ enum Teardown {
         handle: ProcessHandle,
         egress: Option<Egress>,
     },
+    Egress(Egress),
     Flush(mpsc::Sender<()>),
 }
 
@@ -751,6 +766,7 @@ impl Teardown {
                     LIVE.fetch_sub(1, Ordering::SeqCst);
                 }
             }
+            Teardown::Egress(e) => drop(e),
             Teardown::Flush(done) => {
                 let _ = done.send(());
             }

@@ -14,6 +14,7 @@ use crate::probe::{self, CgroupReport, IsolationMode, IsolationReport, Namespace
 use crate::process::{self, Prepared};
 use crate::rootless;
 use crate::spec::CODE_ROOT;
+use crate::veth;
 
 /// Starts sandboxes. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -159,6 +160,7 @@ impl Sandbox {
         }
         let mut pasta = None;
         let mut gateway = None;
+        let mut bridge = None;
         if isolated {
             if let Err(e) = layout.ensure_parent(&cfg.cgroup_parent) {
                 warnings.push(format!(
@@ -166,8 +168,10 @@ impl Sandbox {
                     cfg.cgroup_parent
                 ));
             }
+            let nft = veth::find_nft();
             let swept = cgroup::sweep(&layout, &cfg.cgroup_parent, crate::sys::owner_is_gone)
-                + egress::sweep(&cfg.run_dir, crate::sys::owner_is_gone);
+                + egress::sweep(&cfg.run_dir, crate::sys::owner_is_gone)
+                + if root { veth::sweep(nft.as_deref()) } else { 0 };
             if swept > 0 {
                 tracing::info!(swept, "removed sandboxes left by an earlier fgs");
             }
@@ -198,7 +202,18 @@ impl Sandbox {
                     "the kernel has no seccomp filters: system calls are not restricted".into(),
                 );
             }
-            if cfg.egress {
+            if cfg.egress && root {
+                match nft.as_deref().map(|nft| veth::Bridge::setup(&cfg.bridge, cfg.egress_subnet, nft)) {
+                    Some(Ok(b)) => {
+                        tracing::info!(bridge = b.name(), subnet = %b.subnet(), "egress through veth pairs");
+                        gateway = Some(b.subnet().gateway());
+                        bridge = Some(Arc::new(b));
+                    }
+                    Some(Err(e)) => warnings.push(format!("veth egress failed ({e}): falling back to pasta")),
+                    None => warnings.push("nft is not installed (Debian package nftables): veth egress needs it, falling back to pasta".into()),
+                }
+            }
+            if cfg.egress && bridge.is_none() {
                 pasta = egress::find_pasta();
                 gateway = egress::default_gateway();
                 match (&pasta, gateway) {
@@ -209,11 +224,17 @@ impl Sandbox {
                     }
                     _ => {}
                 }
-            } else {
+            } else if !cfg.egress {
                 warnings.push("egress disabled: instances have only their own loopback".into());
             }
         }
-        let hosts = hosts_file(gateway.filter(|_| pasta.is_some()));
+        let egress_mode = match (&bridge, &pasta) {
+            (Some(_), _) => "veth",
+            (None, Some(_)) => "pasta",
+            (None, None) => "none",
+        };
+        let host_address = gateway.filter(|_| egress_mode != "none");
+        let hosts = hosts_file(host_address);
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
         let mut not_enforced = Vec::new();
         if isolated {
@@ -238,8 +259,10 @@ impl Sandbox {
             namespaces,
             cgroups: CgroupReport::new(&layout, &cfg.cgroup_parent),
             seccomp: isolated && probe::seccomp_available(),
-            egress: if pasta.is_some() { "pasta" } else { "none" },
-            host_address: gateway.filter(|_| pasta.is_some()).map(|g| g.to_string()),
+            egress: egress_mode,
+            bridge: bridge.as_ref().map(|b| b.name().to_string()),
+            egress_subnet: bridge.as_ref().map(|b| b.subnet().to_string()),
+            host_address: host_address.map(|g| g.to_string()),
             uid: cfg.uid,
             gid: cfg.gid,
             prewarm: if isolated { cfg.prewarm } else { 0 },
@@ -251,6 +274,7 @@ impl Sandbox {
                     cfg,
                     rootless,
                     layout,
+                    bridge,
                     pasta,
                     exe,
                     hosts,
@@ -279,8 +303,12 @@ impl Sandbox {
         let mut cfg = self.inner.host.cfg.clone();
         let mut report = self.inner.report.clone();
         if matches!(err, SandboxError::Egress { .. }) {
+            if let Some(b) = &self.inner.host.bridge {
+                b.close();
+            }
             report.warnings.push(format!(
-                "egress through pasta failed ({err}): instances get no egress"
+                "egress through {} failed ({err}): instances get no egress",
+                report.egress
             ));
             cfg.egress = false;
         } else {
@@ -301,6 +329,8 @@ impl Sandbox {
         report.mode = inner.report.mode;
         report.not_enforced = inner.report.not_enforced.clone();
         report.egress = inner.report.egress;
+        report.bridge = inner.report.bridge.clone();
+        report.egress_subnet = inner.report.egress_subnet.clone();
         report.host_address = inner.report.host_address.clone();
         report.seccomp = inner.report.seccomp;
         report.prewarm = inner.report.prewarm;
@@ -392,6 +422,10 @@ impl Sandbox {
             ) + egress::sweep(&self.inner.host.cfg.run_dir, crate::sys::owned_by_us);
             if left > 0 {
                 tracing::warn!(left, "sandboxes still running at shutdown were killed");
+            }
+            // Every veth is gone with its sandbox: the bridge, its table and ip_forward go now.
+            if let Some(b) = &self.inner.host.bridge {
+                b.close();
             }
             // The parents go too when no other fgs uses them (rmdir fails on a non-empty cgroup).
             for p in self

@@ -33,7 +33,7 @@ while :; do
 done
 "#;
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()
@@ -43,16 +43,25 @@ fn is_root() -> bool {
 }
 
 /// A server of its own, or `None` (and a note) where the sandbox cannot run.
-struct Sandboxed {
-    server: Option<Server>,
+pub(crate) struct Sandboxed {
+    pub(crate) server: Option<Server>,
     /// How `server` was started, to start it again on the same data and run dirs.
-    opts: ServerOpts,
+    pub(crate) opts: ServerOpts,
     run_dir: PathBuf,
     parents: Vec<PathBuf>,
     _temp: tempfile::TempDir,
 }
 
-fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
+pub(crate) fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
+    start_env(test, extra, &[])
+}
+
+/// [`start`] with extra environment variables for fgs.
+pub(crate) fn start_env(
+    test: &str,
+    extra: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Option<Sandboxed> {
     if !is_root() {
         eprintln!("skipped {test}: the sandbox needs root (namespaces and cgroups)");
         return None;
@@ -68,6 +77,9 @@ fn start(test: &str, extra: &[(&str, &str)]) -> Option<Sandboxed> {
         .env("FGS_LOG", "info,fgs_instance=debug");
     for (k, v) in extra {
         opts = opts.flag(k, *v);
+    }
+    for (k, v) in env {
+        opts = opts.env(k, *v);
     }
     let server = Server::start(opts.clone());
     let iso = healthz(&server)["isolation"].clone();
@@ -186,17 +198,17 @@ fn start_rootless_in(
     })
 }
 
-fn healthz(s: &Server) -> Value {
+pub(crate) fn healthz(s: &Server) -> Value {
     let r = reqwest::blocking::get(format!("{}/healthz", s.base_url())).expect("GET /healthz");
     r.json().expect("healthz is JSON")
 }
 
 impl Sandboxed {
-    fn s(&self) -> &Server {
+    pub(crate) fn s(&self) -> &Server {
         self.server.as_ref().expect("the server runs until finish")
     }
 
-    fn create(&self, name: &str, fields: Value) {
+    pub(crate) fn create(&self, name: &str, fields: Value) {
         self.create_runtime(name, SHELL_RUNTIME, fields);
     }
 
@@ -218,14 +230,15 @@ impl Sandboxed {
     }
 
     #[track_caller]
-    fn ok(&self, name: &str, script: &str) -> String {
+    pub(crate) fn ok(&self, name: &str, script: &str) -> String {
         ok_script(self.s(), name, script)
     }
 
-    /// Stops the server and asserts it left nothing: no cgroup, mount, namespace file, pasta
-    /// or shim process.
-    fn finish(mut self) {
+    /// Stops the server and asserts it left nothing: no cgroup, mount, namespace file, pasta,
+    /// shim process, veth, bridge or nftables table.
+    pub(crate) fn finish(mut self) {
         let server = self.server.take().expect("finish once");
+        let (pid, bridge) = (server.pid(), healthz(&server)["isolation"]["bridge"].clone());
         drop(server);
         let run = self.run_dir.display().to_string();
         let leftovers = || -> Vec<String> {
@@ -258,6 +271,7 @@ impl Sandboxed {
                     .into_iter()
                     .map(|pid| format!("process {pid}: {}", cmdline(pid))),
             );
+            left.extend(crate::egress::veth_leftovers(pid, bridge.as_str()));
             left
         };
         let clean = wait_until(Duration::from_secs(10), || leftovers().is_empty());
@@ -537,7 +551,7 @@ fn host_fgs_internal_reaches_a_server_on_the_hosts_loopback() {
     let Some(sb) = start("host.fgs.internal", &[]) else {
         return;
     };
-    host_fgs_internal(sb);
+    host_fgs_internal(sb, false);
 }
 
 /// pasta without root, joining the sandbox's user namespace.
@@ -546,15 +560,18 @@ fn rootless_host_fgs_internal_reaches_a_server_on_the_hosts_loopback() {
     let Some(sb) = start_rootless("rootless host.fgs.internal", &[]) else {
         return;
     };
-    host_fgs_internal(sb);
+    host_fgs_internal(sb, true);
 }
 
-fn host_fgs_internal(sb: Sandboxed) {
-    if healthz(sb.s())["isolation"]["egress"] != "pasta" {
+fn host_fgs_internal(sb: Sandboxed, rootless: bool) {
+    let egress = healthz(sb.s())["isolation"]["egress"].clone();
+    if rootless && egress != "pasta" {
         eprintln!("skipped host.fgs.internal: no egress here (install Debian's passt)");
         sb.finish();
         return;
     }
+    // As root, fgs's own bridge and nftables, whatever is installed (docs/sandbox.md).
+    assert!(rootless || egress == "veth", "egress as root: {egress}");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a host server");
     let port = listener.local_addr().expect("addr").port();
     thread::spawn(move || {
