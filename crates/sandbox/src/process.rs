@@ -766,6 +766,7 @@ impl Teardown {
                     LIVE.fetch_sub(1, Ordering::SeqCst);
                 }
             }
+            Teardown::Egress(Egress::Veth(v)) => v.remove(),
             Teardown::Egress(e) => drop(e),
             Teardown::Flush(done) => {
                 let _ = done.send(());

@@ -17,11 +17,13 @@
 //! bridges (with their ports and tables) of owners that are gone, and the last fgs to leave puts
 //! `ip_forward` back.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::netlink::{Link, Netlink};
 use crate::subnet::{self, Subnet};
@@ -43,14 +45,23 @@ pub(crate) struct Bridge {
     closed: AtomicBool,
 }
 
-/// Instance addresses: those given back first, then ones never used.
+/// Instance addresses: ones never used, then those given back longest ago. An address comes
+/// back when its sandbox ends, but its veth lives on until the kernel has torn the namespace
+/// down; it is not handed out again before [`QUARANTINE`] has passed, unless the range has no
+/// other.
 #[derive(Debug, Default)]
 struct Addrs {
     next: u32,
-    free: Vec<u32>,
+    free: VecDeque<(u32, Instant)>,
 }
 
-/// The veth pair of one sandbox; deleted (both ends) when dropped.
+/// How long a given-back address rests before it is used again.
+const QUARANTINE: Duration = Duration::from_secs(30);
+
+/// The veth pair of one sandbox. Dropped, it is left to the kernel, which deletes a veth pair
+/// with its namespace, in batches (a deletion of one pair waits for the network's grace
+/// periods, about 50 ms here: 1,000 instances ending would keep the reaper busy for most of a
+/// minute); [`Veth::remove`] deletes it while the namespace lives on.
 #[derive(Debug)]
 pub(crate) struct Veth {
     bridge: Arc<Bridge>,
@@ -211,14 +222,18 @@ impl Bridge {
 
     fn take_addr(&self) -> Result<u32, String> {
         let mut a = self.addrs.lock().expect("address lock is never poisoned");
-        if let Some(n) = a.free.pop() {
-            return Ok(n);
+        let rested = a
+            .free
+            .front()
+            .is_some_and(|(_, at)| at.elapsed() >= QUARANTINE);
+        if !rested && a.next < self.subnet.capacity() {
+            a.next += 1;
+            return Ok(a.next - 1);
         }
-        if a.next >= self.subnet.capacity() {
-            return Err(format!("the egress subnet {} is full", self.subnet));
-        }
-        a.next += 1;
-        Ok(a.next - 1)
+        a.free
+            .pop_front()
+            .map(|(n, _)| n)
+            .ok_or_else(|| format!("the egress subnet {} is full", self.subnet))
     }
 
     fn give_back(&self, n: u32) {
@@ -226,7 +241,7 @@ impl Bridge {
             .lock()
             .expect("address lock is never poisoned")
             .free
-            .push(n);
+            .push_back((n, Instant::now()));
     }
 }
 
@@ -293,8 +308,9 @@ impl Veth {
     }
 }
 
-impl Drop for Veth {
-    fn drop(&mut self) {
+impl Veth {
+    /// Deletes the pair now (both ends): for a sandbox whose namespace outlives its egress.
+    pub(crate) fn remove(self) {
         let mut nl = self
             .bridge
             .nl
@@ -302,7 +318,11 @@ impl Drop for Veth {
             .expect("netlink lock is never poisoned");
         // Gone already when its namespace went first: not an error.
         let _ = nl.del_link(&self.host_end);
-        drop(nl);
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
         self.bridge.give_back(self.addr);
     }
 }
@@ -484,11 +504,23 @@ mod tests {
             // Nothing was made: the drop has nothing to remove.
             closed: AtomicBool::new(true),
         };
-        let taken: Vec<u32> = (0..5).map(|_| b.take_addr().unwrap()).collect();
-        assert_eq!(taken, [0, 1, 2, 3, 4]);
-        assert!(b.take_addr().unwrap_err().contains("full"));
+        let taken: Vec<u32> = (0..4).map(|_| b.take_addr().unwrap()).collect();
+        assert_eq!(taken, [0, 1, 2, 3]);
+        // Fresh addresses first while there are any, even once one is back.
         b.give_back(2);
+        assert_eq!(b.take_addr(), Ok(4));
+        b.give_back(0);
+        // The range is used up: the longest-rested comes back, quarantine or not.
         assert_eq!(b.take_addr(), Ok(2));
+        assert_eq!(b.take_addr(), Ok(0));
+        assert!(b.take_addr().unwrap_err().contains("full"));
+        // Rested long enough, a given-back address goes before a fresh one.
+        let mut a = b.addrs.lock().unwrap();
+        a.next = 1;
+        a.free.push_back((3, Instant::now() - QUARANTINE));
+        drop(a);
+        assert_eq!(b.take_addr(), Ok(3));
+        assert_eq!(b.take_addr(), Ok(1));
     }
 
     #[test]
