@@ -654,8 +654,20 @@ def main():
         if not only & {"cold", "memory"}:
             raise Done
 
-        # fgs without pre-warmed sandboxes: cold starts, then memory.
-        fgs = Fgs(a.fgs, tmp, "noprewarm", 0)
+        if "cold" in only:
+            # Pre-warmed sandboxes without pre-started interpreters (before issue 19), in the
+            # same run, for the side-by-side.
+            fgs = Fgs(a.fgs, tmp, "noprestart", 2, ["--prestart", "python=0,nodejs=0"])
+            fgs.create("cold-python", "Python3.10", "index.handler", py)
+            fgs.create("cold-node", "Node.js20.15", "index.handler", js)
+            settle()
+            cold_starts(res, fgs, "pre-warmed sandboxes, no pre-started interpreters",
+                        [f for f in cold_fns if f[0] in ("cold-python", "cold-node")], samples)
+            fgs.stop()
+
+        # fgs without pre-warmed sandboxes (nor pre-started interpreters): cold starts, then
+        # memory.
+        fgs = Fgs(a.fgs, tmp, "noprewarm", 0, ["--prestart", "python=0,nodejs=0"])
         for name, rt, handler, files, ud in [
                 ("cold-custom", "Custom", "bootstrap", boot, None),
                 ("cold-python", "Python3.10", "index.handler", py, None),

@@ -16,6 +16,20 @@ const fs = require('fs');
 const util = require('util');
 const Module = require('module');
 
+// A pre-started interpreter (fgs docs/runtimes.md) started with no function and waits here for
+// fgs's message on fd 3, which comes once the function's code, dependencies and limits are in
+// place. It then becomes what a start for the function would have made: the function's
+// environment and nothing of the placeholder's, its cwd, and the global module paths NODE_PATH
+// and HOME give at start.
+if (process.env.FGS_PLACEHOLDER === '1') {
+  const msg = JSON.parse(fs.readFileSync(3, 'utf8'));
+  fs.closeSync(3);
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  for (const [k, v] of msg.env) process.env[k] = v;
+  process.chdir(msg.cwd);
+  Module._initPaths();
+}
+
 const ENV = process.env;
 const API_ADDR = ENV.RUNTIME_API_ADDR || '';
 const CODE_ROOT = ENV.RUNTIME_CODE_ROOT || process.cwd();

@@ -39,6 +39,8 @@ pub(crate) async fn gauges(state: &SharedState) -> ApiResult<Gauges> {
         async_depth,
         async_oldest_age_secs: oldest.map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0),
         sandbox_prewarmed: state.invoker.prewarmed_sandboxes(),
+        interpreters_prestarted: state.invoker.prestarted_interpreters().0,
+        interpreters_specialized: state.invoker.prestarted_interpreters().1,
         node: state.node.clone(),
     })
 }

@@ -179,6 +179,11 @@ pub struct SandboxArgs {
     /// Sandboxes kept prepared ahead of need, so that a cold start pays only the runtime's start.
     #[arg(long, env = "FGS_PREWARM", default_value_t = 2)]
     pub prewarm: usize,
+    /// Interpreters kept started ahead of cold starts, per class: `python=N,nodejs=N` (0 turns
+    /// a class off). Held for each runtime version once a function of it has started, in
+    /// pre-warmed sandboxes; needs the sandbox as root. Default `python=2,nodejs=2`.
+    #[arg(long, env = "FGS_PRESTART", value_parser = parse_prestart)]
+    pub prestart: Option<PrestartCounts>,
     /// Name of the cgroup instance cgroups are created under, at each hierarchy's root.
     #[arg(long, env = "FGS_CGROUP_PARENT", default_value = "fgs")]
     pub cgroup_parent: String,
@@ -210,12 +215,45 @@ impl SandboxArgs {
             cgroup_parent: self.cgroup_parent.clone(),
             run_dir: self.sandbox_run_dir.clone(),
             prewarm: self.prewarm,
+            prestart: self.prestart.clone().map(|p| p.0).unwrap_or_else(|| {
+                fgs_sandbox::DEFAULT_PRESTART
+                    .iter()
+                    .map(|(c, n)| (c.to_string(), *n))
+                    .collect()
+            }),
             egress: !self.no_egress,
             bridge: self.egress_bridge.clone(),
             egress_subnet: self.egress_subnet,
             ..SandboxConfig::default()
         }
     }
+}
+
+/// `--prestart`'s counts per class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrestartCounts(pub Vec<(String, usize)>);
+
+/// `--prestart python=2,nodejs=1`: counts per class; a class not named keeps its default.
+fn parse_prestart(s: &str) -> Result<PrestartCounts, String> {
+    let mut out: Vec<(String, usize)> = fgs_sandbox::DEFAULT_PRESTART
+        .iter()
+        .map(|(c, n)| (c.to_string(), *n))
+        .collect();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (class, n) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not CLASS=N"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} in {part:?} is not a count"))?;
+        let slot = out
+            .iter_mut()
+            .find(|(c, _)| c == class.trim())
+            .ok_or_else(|| format!("unknown class {class:?}: python or nodejs"))?;
+        slot.1 = n;
+    }
+    Ok(PrestartCounts(out))
 }
 
 async fn shutdown_signal() {
@@ -461,6 +499,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prestart_counts_override_the_named_classes_only() {
+        let p = |s: &str| super::parse_prestart(s).map(|c| c.0);
+        assert_eq!(
+            p("python=0").unwrap(),
+            vec![("python".to_string(), 0), ("nodejs".to_string(), 2)]
+        );
+        assert_eq!(
+            p("nodejs=3, python=1").unwrap(),
+            vec![("python".to_string(), 1), ("nodejs".to_string(), 3)]
+        );
+        assert!(p("ruby=1").unwrap_err().contains("unknown class"));
+        assert!(p("python").is_err());
+        assert!(p("python=-1").is_err());
+    }
+
     use super::parse_public_url;
 
     #[test]

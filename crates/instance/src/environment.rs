@@ -11,7 +11,7 @@ use fgs_sandbox::{CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
 use crate::config::InstanceConfig;
 
 /// The system paths an instance searches before the user changes `PATH`.
-const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+pub(crate) const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// Where the instance sees each host tree of its function: `(host, inside)`.
 #[derive(Debug, Clone)]

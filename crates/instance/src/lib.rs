@@ -17,6 +17,7 @@ mod http_fn;
 mod instance;
 mod loopback;
 mod output;
+mod prestart;
 mod runtime_api;
 mod runtime_paths;
 mod runtimes;

@@ -44,6 +44,11 @@ pub trait Instances: Send + Sync + 'static {
 
     /// Sandboxes prepared ahead of cold starts.
     fn prewarmed(&self) -> usize;
+
+    /// Interpreters held ahead of cold starts, and cold starts that took one so far.
+    fn prestarted(&self) -> (usize, u64) {
+        (0, 0)
+    }
 }
 
 /// Instances in fgs's sandbox.
@@ -65,6 +70,10 @@ impl Instances for Sandboxed {
 
     fn prewarmed(&self) -> usize {
         self.0.prewarmed()
+    }
+
+    fn prestarted(&self) -> (usize, u64) {
+        (self.0.prestarted(), self.0.specialized())
     }
 }
 

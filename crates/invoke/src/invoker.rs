@@ -386,6 +386,11 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         self.pools.instances().prewarmed()
     }
 
+    /// Interpreters held ahead of cold starts now, and cold starts that took one so far.
+    pub fn prestarted_interpreters(&self) -> (usize, u64) {
+        self.pools.instances().prestarted()
+    }
+
     /// Stops every instance (fgs shutdown), then sends the last batch of spans, waiting at
     /// most [`crate::trace::SHUTDOWN_WAIT`] for the collector.
     pub async fn shutdown(&self) {

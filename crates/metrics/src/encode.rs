@@ -23,6 +23,8 @@ pub struct Gauges {
     pub async_depth: u64,
     pub async_oldest_age_secs: f64,
     pub sandbox_prewarmed: usize,
+    pub interpreters_prestarted: usize,
+    pub interpreters_specialized: u64,
     /// In a cluster, the node these values are of: a `node` label on every series, since each
     /// node's `/metrics` counts only what ran there (Prometheus scrapes each).
     pub node: Option<String>,
@@ -135,7 +137,7 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
             let _ = writeln!(out, "{}{{{l},state=\"{state}\"}} {n}", names::INSTANCES);
         }
     }
-    let plain: [(&str, &str, &str, String); 5] = [
+    let plain: [(&str, &str, &str, String); 7] = [
         (
             names::ASYNC_QUEUE_DEPTH,
             "gauge",
@@ -165,6 +167,18 @@ pub fn encode(reg: &Registry, g: &Gauges, visible: &dyn Fn(&SeriesKey) -> bool) 
             "gauge",
             "Pre-warmed sandboxes ready for a cold start.",
             g.sandbox_prewarmed.to_string(),
+        ),
+        (
+            names::INTERPRETERS_PRESTARTED,
+            "gauge",
+            "Interpreters started ahead, waiting to become a function's instance.",
+            g.interpreters_prestarted.to_string(),
+        ),
+        (
+            names::INTERPRETERS_SPECIALIZED,
+            "counter",
+            "Cold starts that took a pre-started interpreter.",
+            g.interpreters_specialized.to_string(),
         ),
     ];
     for (name, kind, help, v) in plain {

@@ -22,3 +22,7 @@ pub const EXTENSION_FAILURES: &str = "fgs_extension_invoke_failures_total";
 pub const TELEMETRY_DROPPED: &str = "fgs_telemetry_dropped_events_total";
 /// gauge: pre-warmed sandboxes ready for a cold start.
 pub const SANDBOX_PREWARMED: &str = "fgs_sandbox_prewarmed";
+/// gauge: interpreters started ahead, waiting to become a function's instance.
+pub const INTERPRETERS_PRESTARTED: &str = "fgs_interpreters_prestarted";
+/// counter: cold starts that took a pre-started interpreter.
+pub const INTERPRETERS_SPECIALIZED: &str = "fgs_interpreters_specialized_total";

@@ -17,6 +17,10 @@ pub enum Isolation {
     Off,
 }
 
+/// Runtimes held per class by default (docs/sandbox.md: each costs its interpreter's memory and
+/// a sandbox).
+pub const DEFAULT_PRESTART: &[(&str, usize)] = &[("python", 2), ("nodejs", 2)];
+
 /// The sandbox's configuration; defaults match FunctionGraph.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -30,6 +34,9 @@ pub struct SandboxConfig {
     pub gid: u32,
     /// Sandboxes kept prepared ahead of need.
     pub prewarm: usize,
+    /// Runtimes kept started ahead of need per class (`python`, `nodejs`), for each kind a
+    /// caller asked for ([`crate::Sandbox::prestart`]).
+    pub prestart: Vec<(String, usize)>,
     /// Give instances egress and `host.fgs.internal` (veth pairs on a bridge as root, else
     /// pasta).
     pub egress: bool,
@@ -53,6 +60,10 @@ impl Default for SandboxConfig {
             uid: 1003,
             gid: 1003,
             prewarm: 2,
+            prestart: DEFAULT_PRESTART
+                .iter()
+                .map(|(c, n)| (c.to_string(), *n))
+                .collect(),
             egress: true,
             bridge: "fgs0".into(),
             egress_subnet: None,

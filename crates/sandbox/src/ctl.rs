@@ -16,6 +16,8 @@ pub(crate) const SHIM_CTL_FD: RawFd = 3;
 
 /// Largest message: an exec spec with a 4 KB environment and a few mounts fits many times over.
 const MAX_MSG: usize = 256 * 1024;
+/// Most fds one message carries (a specialization's mount trees).
+pub(crate) const MAX_FDS: usize = 4;
 
 /// What the shim is started with (its one argument, as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +77,23 @@ pub(crate) struct SpawnMsg {
     /// Whether the instance keeps the interfaces egress gave its namespace; without, only
     /// `lo` stays up.
     pub network: bool,
+    /// A pre-started runtime: it gets the read end of a pipe at fd [`HOLD_FD`], and the shim
+    /// waits for [`Request::Specialize`] before it writes the function's message there.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// The fd a pre-started runtime reads its specialization message from.
+pub(crate) const HOLD_FD: RawFd = 3;
+
+/// What makes a pre-started runtime one function's instance. The mounts travel as detached
+/// mount trees (`open_tree`), one passed fd per target, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpecializeMsg {
+    pub targets: Vec<PathBuf>,
+    pub network: bool,
+    /// Written to the runtime's [`HOLD_FD`], then that pipe is closed.
+    pub message: Vec<u8>,
 }
 
 /// What fgs sends a shim after it is ready.
@@ -89,6 +108,8 @@ pub(crate) enum Request {
     /// A TCP connection to the sandbox's `127.0.0.1:port`, made by the shim inside the
     /// sandbox's network namespace: fgs without root may not `setns` into it.
     Connect { seq: u64, port: u16 },
+    /// Make the held runtime one function's instance (its mount trees travel with it).
+    Specialize(Box<SpecializeMsg>),
 }
 
 /// What the shim answers.
@@ -102,6 +123,8 @@ pub(crate) enum Reply {
     },
     /// The runtime process was started.
     Started,
+    /// A held runtime's mounts and limits are in place and its message is written.
+    Specialized,
     /// The connection of [`Request::Connect`] `seq`; the socket travels with this message.
     Connected {
         seq: u64,
@@ -129,16 +152,19 @@ pub(crate) fn send<T: Serialize>(
     msg: &T,
     pass: Option<RawFd>,
 ) -> nix::Result<()> {
+    send_fds(fd, msg, pass.as_slice())
+}
+
+/// [`send`] with any number of fds (at most [`MAX_FDS`]).
+pub(crate) fn send_fds<T: Serialize>(
+    fd: BorrowedFd<'_>,
+    msg: &T,
+    pass: &[RawFd],
+) -> nix::Result<()> {
     let bytes = serde_json::to_vec(msg).expect("control messages serialize");
     let iov = [IoSlice::new(&bytes)];
-    let fds;
-    let cmsgs: &[ControlMessage] = match pass {
-        Some(f) => {
-            fds = [f];
-            &[ControlMessage::ScmRights(&fds)]
-        }
-        None => &[],
-    };
+    let rights = [ControlMessage::ScmRights(pass)];
+    let cmsgs: &[ControlMessage] = if pass.is_empty() { &[] } else { &rights };
     sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
     Ok(())
 }
@@ -147,8 +173,15 @@ pub(crate) fn send<T: Serialize>(
 pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
     fd: BorrowedFd<'_>,
 ) -> std::io::Result<Option<(T, Option<OwnedFd>)>> {
+    Ok(recv_fds(fd)?.map(|(m, fds)| (m, fds.into_iter().next())))
+}
+
+/// [`recv`] with every passed fd, in order.
+pub(crate) fn recv_fds<T: for<'de> Deserialize<'de>>(
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_MSG];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
     let (n, passed) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
         let msg = loop {
@@ -162,14 +195,13 @@ pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
                 r => break r.map_err(std::io::Error::from)?,
             }
         };
-        let mut passed = None;
+        let mut passed = Vec::new();
         for c in msg.cmsgs().map_err(std::io::Error::from)? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 for f in fds {
                     // SAFETY: the kernel just installed this fd in our table for us; nothing
                     // else owns it.
-                    let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                    passed.get_or_insert(owned);
+                    passed.push(unsafe { OwnedFd::from_raw_fd(f) });
                 }
             }
         }

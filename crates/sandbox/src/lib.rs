@@ -11,6 +11,9 @@
 //! run in (a shim waiting in fresh namespaces and cgroups, with the instance's Runtime API
 //! listener already bound on its own loopback), and [`Prepared::spawn`] starts the runtime inside
 //! it. Sandboxes are prepared ahead of need (`prewarm`), so a cold start pays only for `spawn`.
+//! Runtimes can be started ahead too ([`Sandbox::prestart`], [`Prepared::spawn_held`]): held on
+//! fd 3 with no code until [`Running::specialize`] attaches a function's trees, sets its limits
+//! and hands it its message.
 //! The privileged set-up runs in `fgs __sandbox-exec` ([`shim_main`]), a single-threaded re-exec
 //! of the binary, never in the async server.
 
@@ -20,6 +23,7 @@ mod ctl;
 mod egress;
 mod error;
 mod netlink;
+mod prestart;
 mod probe;
 mod process;
 mod rootless;
@@ -31,11 +35,12 @@ mod sys;
 mod veth;
 
 pub use cgroup::Source as CgroupSource;
-pub use config::{Isolation, SandboxConfig};
+pub use config::{Isolation, SandboxConfig, DEFAULT_PRESTART};
 pub use error::SandboxError;
 pub use nix::sys::signal::Signal;
+pub use prestart::Prestarted;
 pub use probe::{IsolationMode, IsolationReport};
-pub use process::{Prepared, ProcessHandle, Running};
+pub use process::{Prepared, ProcessHandle, Running, Specialization};
 pub use sandbox::Sandbox;
 pub use shim::main as shim_main;
 pub use spec::{ExecSpec, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};

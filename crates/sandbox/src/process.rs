@@ -21,7 +21,7 @@ use crate::config::Host;
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, UserNs, SHIM_CTL_FD};
 use crate::egress::{Egress, Pasta};
 use crate::error::SandboxError;
-use crate::spec::{ExecSpec, CODE_ROOT};
+use crate::spec::{ExecSpec, ResourceLimits, CODE_ROOT};
 use crate::sys::{self, PidFd};
 use crate::veth::Veth;
 
@@ -220,7 +220,23 @@ impl Prepared {
     pub fn spawn(mut self, spec: &ExecSpec) -> Result<Running, SandboxError> {
         match self.shim.take() {
             None => spawn_plain(spec),
-            Some(shim) => spawn_isolated(shim, spec),
+            Some(shim) => spawn_isolated(shim, spec, false),
+        }
+    }
+
+    /// Starts a runtime held for a function not known yet (pre-started interpreters,
+    /// docs/sandbox.md): `spec` without its code (`code_dir` is not mounted), the runtime
+    /// reading its function's message from fd 3, which [`Running::specialize`] writes. Needs
+    /// isolation as root.
+    pub fn spawn_held(mut self, spec: &ExecSpec) -> Result<Running, SandboxError> {
+        match self.shim.take() {
+            Some(shim) if !shim.sandbox.rootless => spawn_isolated(shim, spec, true),
+            other => {
+                self.shim = other;
+                Err(SandboxError::Setup(
+                    "pre-started runtimes need the sandbox as root".into(),
+                ))
+            }
         }
     }
 }
@@ -271,15 +287,16 @@ fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
                 },
                 peak: AtomicU64::new(0),
                 oom_kills: AtomicU64::new(0),
-                memory_limit: None,
+                memory_limit: AtomicU64::new(0),
                 cpu_quota: Mutex::new(Vec::new()),
             }),
         },
         cleanup: None,
+        held: None,
     })
 }
 
-fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxError> {
+fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running, SandboxError> {
     if !spec.network {
         // The shim takes eth0 or pasta's tap device down below, before the runtime starts; the
         // veth (whose deletion waits for the kernel's network grace period) or pasta goes off
@@ -288,7 +305,10 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             teardown_later(Teardown::Egress(e));
         }
     }
-    let mut mounts = vec![(spec.code_dir.clone(), PathBuf::from(CODE_ROOT))];
+    let mut mounts = Vec::new();
+    if !hold {
+        mounts.push((spec.code_dir.clone(), PathBuf::from(CODE_ROOT)));
+    }
     mounts.extend(spec.mounts.iter().cloned());
     // The cpu quota waits for the end of the start (`ProcessHandle::apply_cpu_quota`): a quota
     // of 0.3 cpu throttles an interpreter's start-up by whole 100 ms periods.
@@ -321,6 +341,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             .then_some(u64::from(spec.limits.pids)),
         user_ns: shim.sandbox.rootless,
         network: spec.network,
+        hold,
     };
     let fail = |shim: Shim, msg: String| {
         teardown_later(Teardown::Shim(shim));
@@ -335,8 +356,13 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             Ok(Some((Reply::Init { pid }, _))) => init = Some(pid),
             Ok(Some((Reply::Started, _))) => started = true,
             Ok(Some((Reply::Failed { error }, _))) => return fail(shim, error),
-            Ok(Some((Reply::Ready | Reply::Connected { .. } | Reply::ConnectFailed { .. }, _))) => {
-            }
+            Ok(Some((
+                Reply::Ready
+                | Reply::Connected { .. }
+                | Reply::ConnectFailed { .. }
+                | Reply::Specialized,
+                _,
+            ))) => {}
             Ok(None) => return fail(shim, "the sandbox shim exited during set-up".into()),
             Err(e) => return fail(shim, format!("reading from the shim: {e}")),
         }
@@ -358,15 +384,15 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         cgroup,
         egress,
         ctl,
-        ..
+        sandbox,
     } = shim;
+    let (ctl, held) = if hold {
+        (None, Some(Held { ctl, sandbox }))
+    } else {
+        (Some(ctl), None)
+    };
     // Rootless, the shim connects into the namespace for fgs (see `ProcessHandle::connect`).
-    let broker = rootless.then(|| {
-        Mutex::new(Broker {
-            ctl: Some(ctl),
-            seq: 0,
-        })
-    });
+    let broker = rootless.then(|| Mutex::new(Broker { ctl, seq: 0 }));
     let handle = ProcessHandle {
         inner: Arc::new(HandleInner {
             pid,
@@ -379,7 +405,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
             },
             peak: AtomicU64::new(0),
             oom_kills: AtomicU64::new(0),
-            memory_limit: limits.memory_bytes(),
+            memory_limit: AtomicU64::new(limits.memory_bytes().unwrap_or(0)),
             cpu_quota: Mutex::new(cpu_writes),
         }),
     };
@@ -389,7 +415,29 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec) -> Result<Running, SandboxErr
         output: Some(output),
         handle,
         cleanup: egress,
+        held,
     })
+}
+
+/// What a held runtime's specialization needs: the control socket to its shim and the
+/// host's cgroup layout.
+#[derive(Debug)]
+struct Held {
+    ctl: OwnedFd,
+    sandbox: Arc<Host>,
+}
+
+/// What makes a held runtime ([`Prepared::spawn_held`]) one function's instance.
+#[derive(Debug, Clone)]
+pub struct Specialization {
+    /// The code on the host, attached read-only at [`CODE_ROOT`].
+    pub code_dir: PathBuf,
+    /// More read-only trees `(host path, sandbox path)`: those the held runtime lacks.
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+    pub limits: ResourceLimits,
+    pub network: bool,
+    /// What the runtime reads from fd 3 once all of the above holds.
+    pub message: Vec<u8>,
 }
 
 /// How close to its memory limit an instance's peak must be before its OOM kill count is
@@ -405,6 +453,8 @@ pub struct Running {
     handle: ProcessHandle,
     /// Held until the tree is gone.
     cleanup: Option<Egress>,
+    /// A held runtime not specialized yet.
+    held: Option<Held>,
 }
 
 /// A cheap, cloneable handle to signal a running process tree and read its usage.
@@ -421,8 +471,9 @@ struct HandleInner {
     /// Last known memory peak and OOM kill count, kept when the cgroup is removed.
     peak: AtomicU64,
     oom_kills: AtomicU64,
-    /// The memory cgroup's limit in bytes, when one was set.
-    memory_limit: Option<u64>,
+    /// The memory cgroup's limit in bytes, 0 when none was set (a held runtime's changes when
+    /// it is specialized).
+    memory_limit: AtomicU64,
     /// The cgroup writes of the cpu quota, until [`ProcessHandle::apply_cpu_quota`].
     cpu_quota: Mutex<Vec<(PathBuf, String)>>,
 }
@@ -559,7 +610,8 @@ impl ProcessHandle {
             // The OOM killer runs only for a charge that failed at the limit, so the peak came
             // within one charge (at most a huge page) of it: further below, the kill count
             // cannot have moved and its file is not read (one kernfs read less per event).
-            let near_limit = match (peak, self.inner.memory_limit) {
+            let limit = self.inner.memory_limit.load(Ordering::Relaxed);
+            let near_limit = match (peak, (limit > 0).then_some(limit)) {
                 (Some(_), Some(limit)) => {
                     self.inner.peak.load(Ordering::Relaxed) + OOM_MARGIN >= limit
                 }
@@ -653,6 +705,79 @@ impl Running {
         self.handle.clone()
     }
 
+    /// Makes a held runtime ([`Prepared::spawn_held`]) the instance `s` says: fgs writes the
+    /// function's memory and pids limits (its cpu quota waits for
+    /// [`ProcessHandle::apply_cpu_quota`] as at every start), then the shim attaches the code
+    /// and the other trees, takes the network down if the function has none, and hands the
+    /// runtime `s.message`. Blocks for about a millisecond: call it off the async executor.
+    /// Once.
+    pub fn specialize(&mut self, s: &Specialization) -> Result<(), SandboxError> {
+        let held = self
+            .held
+            .take()
+            .ok_or_else(|| SandboxError::Setup("the runtime is not held".into()))?;
+        let mut targets = vec![PathBuf::from(CODE_ROOT)];
+        let mut trees = vec![sys::detached_tree(&s.code_dir)
+            .map_err(|e| SandboxError::Setup(format!("cloning {}: {e}", s.code_dir.display())))?];
+        for (host, inside) in &s.mounts {
+            targets.push(inside.clone());
+            trees
+                .push(sys::detached_tree(host).map_err(|e| {
+                    SandboxError::Setup(format!("cloning {}: {e}", host.display()))
+                })?);
+        }
+        let limits = Limits {
+            memory_mb: Some(s.limits.memory_mb),
+            pids: s.limits.pids,
+        };
+        if let Kind::Isolated {
+            cgroup: Some(cg), ..
+        } = &self.handle.inner.kind
+        {
+            write_limits(held.sandbox.layout.limit_writes(cg, &limits))?;
+            *self
+                .handle
+                .inner
+                .cpu_quota
+                .lock()
+                .expect("cpu quota lock is never poisoned") = held
+                .sandbox
+                .layout
+                .cpu_writes(cg, Some(s.limits.cpu_millicores));
+            self.handle
+                .inner
+                .memory_limit
+                .store(limits.memory_bytes().unwrap_or(0), Ordering::Relaxed);
+        }
+        if !s.network {
+            // As at spawn: the shim takes the interface down, and the veth or pasta goes off
+            // the call path.
+            if let Some(e) = self.cleanup.take() {
+                teardown_later(Teardown::Egress(e));
+            }
+        }
+        let msg = ctl::SpecializeMsg {
+            targets,
+            network: s.network,
+            message: s.message.clone(),
+        };
+        let fds: Vec<_> = trees.iter().map(AsRawFd::as_raw_fd).collect();
+        ctl::send_fds(held.ctl.as_fd(), &Request::Specialize(Box::new(msg)), &fds)
+            .map_err(|e| SandboxError::Setup(format!("sending the specialization: {e}")))?;
+        match ctl::recv::<Reply>(held.ctl.as_fd()) {
+            Ok(Some((Reply::Specialized, _))) => {
+                SPECIALIZED.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Some((Reply::Failed { error }, _))) => Err(SandboxError::Setup(error)),
+            Ok(Some((other, _))) => Err(SandboxError::Setup(format!(
+                "unexpected answer from the shim: {other:?}"
+            ))),
+            Ok(None) => Err(SandboxError::Setup("the held runtime's shim exited".into())),
+            Err(e) => Err(SandboxError::Setup(format!("reading from the shim: {e}"))),
+        }
+    }
+
     /// The read end of the combined stdout/stderr pipe. Taken once.
     pub fn take_output(&mut self) -> Option<std::io::PipeReader> {
         self.output.take()
@@ -712,6 +837,35 @@ impl Drop for Running {
             });
         }
     }
+}
+
+/// Writes a held runtime's new cgroup limits. On cgroup v1 the memory limit may not exceed
+/// the memory+swap limit, so which of the two must go first depends on whether the limit
+/// rises or falls: a write the kernel refuses is tried again once the others are done.
+fn write_limits(writes: Vec<(PathBuf, String)>) -> Result<(), SandboxError> {
+    let mut again = Vec::new();
+    for (file, value) in writes {
+        // memsw exists only with swap accounting; everything else must take.
+        if !file.exists() && file.ends_with("memory.memsw.limit_in_bytes") {
+            continue;
+        }
+        if std::fs::write(&file, &value).is_err() {
+            again.push((file, value));
+        }
+    }
+    for (file, value) in again {
+        std::fs::write(&file, &value).map_err(|e| {
+            SandboxError::Setup(format!("writing {value} to {}: {e}", file.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Held runtimes specialized in this process (`fgs_interpreters_specialized_total`).
+static SPECIALIZED: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn specialized() -> u64 {
+    SPECIALIZED.load(Ordering::Relaxed)
 }
 
 /// Sandboxes whose shim was started and whose teardown has not finished.

@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     /// The pre-warm thread, joined at shutdown so that a sandbox it is preparing is not left
     /// behind when the process exits.
     refill: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Pre-started runtimes (prestart.rs).
+    pub prestart: crate::prestart::Pool,
 }
 
 #[derive(Debug, Default)]
@@ -286,6 +288,7 @@ impl Sandbox {
                 preparing: Mutex::new(0),
                 preparing_cv: Condvar::new(),
                 refill: Mutex::new(None),
+                prestart: Default::default(),
             }),
         }
     }
@@ -361,6 +364,14 @@ impl Sandbox {
         self.inner.isolated
     }
 
+    /// The address an isolated instance's processes reach the Runtime API at (the same in
+    /// every sandbox), or `None` without isolation, where each instance's differs.
+    pub fn instance_api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.isolated.then(|| {
+            std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, self.inner.host.cfg.api_port))
+        })
+    }
+
     /// Where a host code directory appears to the instance's processes.
     pub fn code_root(&self, host_code_dir: &Path) -> PathBuf {
         if self.inner.isolated {
@@ -391,6 +402,7 @@ impl Sandbox {
 
     /// Stops pre-warming and ends the pre-warmed sandboxes.
     pub fn shutdown(&self) {
+        self.shutdown_prestart();
         let ready = {
             let mut pool = self.inner.pool.lock().expect("pool lock is never poisoned");
             pool.closed = true;

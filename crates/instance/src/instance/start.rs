@@ -58,6 +58,10 @@ impl Instance {
         }
         let plan = plan(sandbox, &cfg)?;
         let t0 = Instant::now();
+        let (cfg, plan) = match prestarted(sandbox, cfg, plan, t0).await {
+            Ok(started) => return started,
+            Err(back) => back,
+        };
         let (prepared, listener, api_addr) = prepare(sandbox).await?;
         let (spec, function_env) = command(sandbox.isolated(), &cfg, &plan, api_addr);
         let prepared_at = t0.elapsed();
@@ -215,6 +219,62 @@ impl Instance {
         ext.gate.send_replace(Gate::Failed(e.clone()));
         StartError::Extension(e)
     }
+}
+
+/// A cold start on a pre-started interpreter (prestart.rs), when the function may have one and
+/// one is held; hands `cfg` and `plan` back otherwise, for a fresh start. The first start of a
+/// kind asks the sandbox to hold interpreters of it from then on.
+async fn prestarted(
+    sandbox: &Sandbox,
+    cfg: InstanceConfig,
+    plan: Plan,
+    t0: Instant,
+) -> Result<Result<Instance, StartError>, (InstanceConfig, Plan)> {
+    let Some(api_addr) = sandbox.instance_api_addr() else {
+        return Err((cfg, plan));
+    };
+    let (spec, function_env) = command(true, &cfg, &plan, api_addr.to_string());
+    let Some(c) = crate::prestart::candidate(sandbox, &cfg, &spec, !plan.scripts.is_empty()) else {
+        return Err((cfg, plan));
+    };
+    sandbox.prestart(&c.key, c.class, || c.placeholder.clone());
+    let Some(held) = sandbox
+        .take_prestarted(&c.key)
+        .filter(|h| h.api_addr == api_addr)
+    else {
+        return Err((cfg, plan));
+    };
+    let fgs_sandbox::Prestarted {
+        mut running,
+        listener,
+        ..
+    } = held;
+    let specialization = c.specialization;
+    let specialized =
+        tokio::task::spawn_blocking(move || running.specialize(&specialization).map(|()| running))
+            .await
+            .expect("specializing does not panic");
+    let running = match specialized {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "specializing a pre-started interpreter failed: starting a fresh one");
+            return Err((cfg, plan));
+        }
+    };
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(StartError::Api(e))),
+    };
+    let timings = Timings {
+        t0,
+        prepared: t0.elapsed(),
+        spawned: t0.elapsed(),
+    };
+    tracing::debug!(id = %cfg.id, "instance on a pre-started interpreter");
+    Ok(match serve(cfg, plan, running, listener, function_env) {
+        Ok((instance, start_rx)) => instance.wait_ready(start_rx, timings).await,
+        Err(e) => Err(e),
+    })
 }
 
 /// What to run and the extensions to start with it; telemetry's `platform.initStart`.

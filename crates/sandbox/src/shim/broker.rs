@@ -59,8 +59,8 @@ pub(super) fn serve(ctl: &OwnedFd, child: Pid, pasta: Option<&PidFd>) -> ShimRes
         }
         match ctl::recv::<Request>(ctl.as_fd()) {
             Ok(Some((Request::Connect { seq, port }, _))) => answer(ctl, seq, port)?,
-            // Only sent before the spawn.
-            Ok(Some((Request::Egress { .. } | Request::Spawn(_), _))) => {}
+            // Only sent before the spawn (a held runtime is never rootless).
+            Ok(Some((Request::Egress { .. } | Request::Spawn(_) | Request::Specialize(_), _))) => {}
             // fgs let the instance go, or was killed. Rootless there is no cgroup for the next
             // fgs to sweep, so the instance ends here: the init's death takes the namespace.
             Ok(None) | Err(_) => {

@@ -5,7 +5,7 @@
 //! kernel then kills whatever is left in the namespace, so nothing outlives the instance.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::sys::resource::{setrlimit, Resource};
@@ -18,7 +18,13 @@ use super::{root, seccomp, Ctx, ShimResult};
 use crate::ctl::{self, Reply, SpawnMsg};
 
 /// Runs as the namespace's init; never returns.
-pub(super) fn run(ctl: &OwnedFd, spawn: &SpawnMsg, programs: &[BpfProgram]) -> ! {
+/// `hold`: a held runtime's pipe (read, write), see hold.rs.
+pub(super) fn run(
+    ctl: &OwnedFd,
+    spawn: &SpawnMsg,
+    programs: &[BpfProgram],
+    hold: Option<(OwnedFd, OwnedFd)>,
+) -> ! {
     // If the shim dies (fgs killed it), the namespace goes with it.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let all = SigSet::all();
@@ -32,7 +38,15 @@ pub(super) fn run(ctl: &OwnedFd, spawn: &SpawnMsg, programs: &[BpfProgram]) -> !
     // SAFETY: the init is single-threaded (forked from the single-threaded shim).
     let runtime = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let error = exec_runtime(spawn, programs);
+            let error = match &hold {
+                // dup2 leaves the copy without close-on-exec; the write end closes at exec.
+                Some((read, _)) => nix::unistd::dup2(read.as_raw_fd(), ctl::HOLD_FD)
+                    .map(drop)
+                    .ctx(|| "dup2 of the specialization pipe".into())
+                    .err()
+                    .unwrap_or_else(|| exec_runtime(spawn, programs)),
+                None => exec_runtime(spawn, programs),
+            };
             // Written to the instance's output, where the start error shows its tail.
             eprintln!("fgs-sandbox: {error}");
             // SAFETY: _exit is always safe; no destructors of the parent's state must run here.
@@ -45,6 +59,9 @@ pub(super) fn run(ctl: &OwnedFd, spawn: &SpawnMsg, programs: &[BpfProgram]) -> !
             std::process::exit(125);
         }
     };
+    // Only the runtime and the shim hold the pipe: the runtime sees its end when the shim
+    // closes its own.
+    drop(hold);
     let _ = ctl::send(ctl.as_fd(), &Reply::Started, None);
     reap(runtime, &all)
 }

@@ -17,6 +17,7 @@
 //! hold capabilities over.
 
 mod broker;
+mod hold;
 mod init;
 mod root;
 mod seccomp;
@@ -126,7 +127,7 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         match ctl::recv(ctl.as_fd()).ctx(|| "reading the exec spec".into())? {
             Some((Request::Spawn(msg), _)) => break *msg,
             Some((Request::Egress { pid }, _)) => pasta = PidFd::open(pid).ok(),
-            Some((Request::Connect { .. }, _)) => {}
+            Some((Request::Connect { .. } | Request::Specialize(_), _)) => {}
             // fgs let the prepared sandbox go (pool shrink, shutdown) or was killed: nothing
             // to run, and nothing of the sandbox may outlive it.
             None => {
@@ -138,13 +139,7 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             }
         }
     };
-    for (file, value) in &spawn.cgroup_writes {
-        // memsw exists only with swap accounting; everything else must take.
-        if !file.exists() && file.ends_with("memory.memsw.limit_in_bytes") {
-            continue;
-        }
-        std::fs::write(file, value).ctx(|| format!("writing {value} to {}", file.display()))?;
-    }
+    write_cgroup(&spawn.cgroup_writes)?;
     if !spawn.network {
         // A pre-warmed sandbox got its egress before anyone knew whose it would be: a function
         // without network gives it back (fgs ends pasta too) and keeps only `lo`.
@@ -153,12 +148,22 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
     root::add_mounts(&cfg.root_dir, &spawn.mounts)?;
     let programs = seccomp::programs()?;
     root::pivot(&cfg.root_dir)?;
+    // A held runtime's pipe (hold.rs): the read end becomes its fd 3, the write end stays here.
+    let hold = if spawn.hold {
+        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?)
+    } else {
+        None
+    };
 
     // SAFETY: this process is single-threaded (the shim never starts threads), so the child may
     // run arbitrary code after fork.
     match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => init::run(ctl, &spawn, &programs),
+        ForkResult::Child => init::run(ctl, &spawn, &programs, hold),
         ForkResult::Parent { child } => {
+            let hold = hold.map(|(read, write)| {
+                drop(read);
+                write
+            });
             ctl::send(
                 ctl.as_fd(),
                 &Reply::Init {
@@ -167,6 +172,9 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
                 None,
             )
             .ctx(|| "reporting the init".into())?;
+            if let Some(pipe) = hold {
+                hold::serve(ctl, pipe, child)?;
+            }
             if cfg.user_ns.is_some() {
                 let served = broker::serve(ctl, child, pasta.as_ref());
                 if served.is_err() {
@@ -231,6 +239,18 @@ fn end_starting_pasta(pid_file: Option<&std::path::Path>) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Writes the instance's cgroup limits.
+fn write_cgroup(writes: &[(std::path::PathBuf, String)]) -> ShimResult<()> {
+    for (file, value) in writes {
+        // memsw exists only with swap accounting; everything else must take.
+        if !file.exists() && file.ends_with("memory.memsw.limit_in_bytes") {
+            continue;
+        }
+        std::fs::write(file, value).ctx(|| format!("writing {value} to {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// Takes every interface but `lo` down, which also drops their addresses and routes.

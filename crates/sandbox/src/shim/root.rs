@@ -226,3 +226,32 @@ pub(crate) fn finish() -> ShimResult<()> {
     }
     Ok(())
 }
+
+/// Attaches a detached mount tree fgs made (`open_tree`, read-only already) at `target`, in
+/// this, the sandbox's, mount namespace: how a pre-started runtime gets its function's code.
+pub(crate) fn attach(tree: &std::os::fd::OwnedFd, target: &Path) -> ShimResult<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| format!("NUL byte in {}", target.display()))?;
+    // SAFETY: move_mount reads the fd and the two NUL-terminated paths we own.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "attaching {}: {}",
+            target.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
