@@ -116,6 +116,7 @@ macro_rules! conformance_suite {
             queue_cancels_only_waiting_events,
             queue_lists_newest_first_with_filters,
             queue_concurrent_claims_never_overlap,
+            queue_extensions_and_outcomes_at_once_both_succeed,
             nodes_heartbeat_live_and_forgotten
         );
     };

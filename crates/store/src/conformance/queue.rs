@@ -403,3 +403,45 @@ pub async fn queue_concurrent_claims_never_overlap(store: &Store) {
     assert_eq!(all.len(), 60, "each event claimed once: {all:?}");
     assert_eq!(unique.len(), 60);
 }
+
+/// One owner extending its leases while outcomes of the same events are recorded at once, the
+/// two batches naming the events in opposite orders (as the extension's map and the finishing
+/// order do): neither fails, and every outcome is recorded.
+pub async fn queue_extensions_and_outcomes_at_once_both_succeed(store: &Store) {
+    let names: Vec<String> = (0..200).map(|i| format!("e{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    queued(store, &refs).await;
+    let q = store.queue().clone();
+    let mut claimed = q.claim("n1", 5000, 60_000, 200).await.expect("claim");
+    assert_eq!(claimed.len(), 200);
+    // Four rounds of 50: each a settle and an extension racing over the same rows.
+    for round in claimed.chunks_mut(50) {
+        let leases: Vec<(String, i64)> = round
+            .iter()
+            .rev()
+            .map(|r| (r.request_id.clone(), r.lease.as_ref().map_or(0, |l| l.seq)))
+            .collect();
+        let done: Vec<AsyncRow> = round
+            .iter()
+            .map(|r| AsyncRow {
+                status: AsyncStatus::Success,
+                attempts: 1,
+                ended_ms: Some(6000),
+                ..r.clone()
+            })
+            .collect();
+        let (qa, qb) = (q.clone(), q.clone());
+        let extend = tokio::spawn(async move { qa.extend("n1", leases, 90_000).await });
+        let settle = tokio::spawn(async move { qb.settle(done).await });
+        let extended = extend.await.expect("joins").expect("extend succeeds");
+        let settled = settle.await.expect("joins").expect("settle succeeds");
+        assert_eq!(extended.len(), 50);
+        assert!(
+            settled.iter().all(|s| *s),
+            "every outcome recorded: {settled:?}"
+        );
+    }
+    for id in ["e000", "e199"] {
+        assert_eq!(status_of(store, id).await.status, AsyncStatus::Success);
+    }
+}

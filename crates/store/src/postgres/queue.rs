@@ -65,6 +65,25 @@ async fn relaxed<C: GenericClient>(c: &C) -> Result<(), StoreError> {
         .map_err(pg("relax commit"))
 }
 
+/// Locks the rows of `ids` in request id order before a batch updates them. An `UPDATE ...
+/// FROM UNNEST` locks rows in whatever order its join yields them: two such batches of one
+/// node (the lease extension and the outcomes of events that just finished) then wait for
+/// each other's rows and PostgreSQL kills one as a deadlock, whose outcomes are lost until
+/// the leases run out. Taken in one order, the second batch waits for the first instead.
+async fn lock_in_order<C: GenericClient>(c: &C, ids: &[&str]) -> Result<(), StoreError> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT 1 FROM async_invocations WHERE request_id = ANY($1)
+             ORDER BY request_id FOR NO KEY UPDATE",
+        )
+        .await
+        .map_err(pg("prepare lock async rows"))?;
+    c.query(&stmt, &[&ids])
+        .await
+        .map_err(pg("lock async rows"))?;
+    Ok(())
+}
+
 impl Postgres {
     pub(crate) async fn accept_async(
         &self,
@@ -261,24 +280,29 @@ impl Postgres {
             .await
             .map_err(pg("begin extend async"))?;
         relaxed(&tx).await?;
+        let ids: Vec<&str> = leases.iter().map(|(id, _)| id.as_str()).collect();
+        let seqs: Vec<i64> = leases.iter().map(|(_, seq)| *seq).collect();
+        lock_in_order(&tx, &ids).await?;
+        // One statement for the batch: a node may hold thousands of leases at once.
         let stmt = tx
             .prepare_cached(
-                "UPDATE async_invocations SET leased_until = $4
-                 WHERE request_id = $1 AND status = 'RUNNING' AND lease_owner = $2
-                   AND lease_seq = $3",
+                "UPDATE async_invocations a SET leased_until = $3
+                 FROM UNNEST($1::text[], $2::bigint[]) AS u(id, seq)
+                 WHERE a.request_id = u.id AND a.status = 'RUNNING' AND a.lease_owner = $4
+                   AND a.lease_seq = u.seq
+                 RETURNING a.request_id",
             )
             .await
             .map_err(pg("prepare extend async"))?;
-        let mut held = Vec::with_capacity(leases.len());
-        for (id, seq) in &leases {
-            let n = tx
-                .execute(&stmt, &[id, &owner, seq, &until_ms])
-                .await
-                .map_err(pg("extend async lease"))?;
-            held.push(n == 1);
-        }
+        let extended: std::collections::HashSet<String> = tx
+            .query(&stmt, &[&ids, &seqs, &until_ms, &owner])
+            .await
+            .map_err(pg("extend async leases"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         tx.commit().await.map_err(pg("commit extend async"))?;
-        Ok(held)
+        Ok(leases.iter().map(|(id, _)| extended.contains(id)).collect())
     }
 
     /// Records outcomes, each only if its lease is still the row's.
@@ -291,6 +315,8 @@ impl Postgres {
         relaxed(&tx).await?;
         // One statement for the batch, matching each row's lease.
         let leased: Vec<&AsyncRow> = rows.iter().filter(|r| r.lease.is_some()).collect();
+        let ids: Vec<&str> = leased.iter().map(|r| r.request_id.as_str()).collect();
+        lock_in_order(&tx, &ids).await?;
         let lease = |r: &AsyncRow| {
             r.lease.clone().unwrap_or(Lease {
                 owner: String::new(),
@@ -298,7 +324,6 @@ impl Postgres {
                 seq: -1,
             })
         };
-        let ids: Vec<&str> = leased.iter().map(|r| r.request_id.as_str()).collect();
         let status: Vec<&str> = leased.iter().map(|r| r.status.as_str()).collect();
         let attempts: Vec<i64> = leased.iter().map(|r| i64::from(r.attempts)).collect();
         let next: Vec<i64> = leased.iter().map(|r| r.next_attempt_ms).collect();
