@@ -544,6 +544,8 @@ def main():
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="comma-separated groups to run, of: " + ", ".join(GROUPS))
     a = ap.parse_args()
+    if a.store and not a.nats:
+        ap.error("--store (PostgreSQL) needs --nats: fgs refuses a PostgreSQL store without NATS")
     only = set(a.only.split(","))
     if not only <= set(GROUPS):
         ap.error(f"--only takes {', '.join(GROUPS)}")
@@ -589,7 +591,8 @@ def main():
                 raise Done
 
         # fgs with the default pre-warmed sandboxes.
-        store = ["--store", a.store] if a.store else []
+        # A PostgreSQL store needs NATS (fgs refuses it alone).
+        store = ["--store", a.store, "--nats", a.nats] if a.store else []
         fgs = Fgs(a.fgs, tmp, "prewarm", 2, extra=store)
         time.sleep(1)
         res.append({"scenario": "fgs idle RSS (started, no functions)",

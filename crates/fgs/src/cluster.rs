@@ -12,7 +12,8 @@ use fgs_store::{ChangeFeed, LocalFeed, StoreKind};
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
     /// NATS server of the cluster (`nats://HOST:PORT`, JetStream on): the nodes follow each
-    /// other's changes there. Needs a PostgreSQL `--store`, and a PostgreSQL store needs it.
+    /// other's changes there. Needs a PostgreSQL `--store`, and a PostgreSQL store needs it
+    /// (either alone is refused at start).
     #[arg(long, env = "FGS_NATS")]
     pub nats: Option<String>,
     /// How long connecting to NATS at start may take before fgs gives up (exit 1).
@@ -33,9 +34,14 @@ pub fn check(store: &StoreKind, args: &ClusterArgs) -> Result<()> {
             "--nats joins a cluster, whose nodes share a PostgreSQL store: give --store \
              postgres://USER@HOST:PORT/DB too (the SQLite store is one node's)"
         ),
-        // Without --nats a PostgreSQL store serves one node on its own change feed: complete
-        // as a single node; other nodes on the same database would not see its changes.
-        (StoreKind::Postgres(_), _) => Ok(()),
+        // A node on a shared store that follows no feed would serve what it loaded at start
+        // while other nodes change the same rows: refused rather than silently stale.
+        (StoreKind::Postgres(_), None) => bail!(
+            "a PostgreSQL --store is shared by the nodes of a cluster, which follow each \
+             other's changes over NATS: give --nats nats://HOST:PORT too (a NATS server with \
+             JetStream on), or use the default SQLite store for a single node"
+        ),
+        (StoreKind::Postgres(_), Some(_)) => Ok(()),
     }
 }
 
@@ -72,12 +78,10 @@ mod tests {
     }
 
     #[test]
-    fn postgres_runs_with_or_without_nats() {
+    fn postgres_needs_nats() {
         let pg: StoreKind = "postgres://fgs@db:5432/fgs".parse().expect("a URL");
-        assert!(
-            check(&pg, &args(None)).is_ok(),
-            "a single node on PostgreSQL"
-        );
+        let err = check(&pg, &args(None)).expect_err("PostgreSQL without NATS");
+        assert!(err.to_string().contains("--nats nats://"), "{err}");
         assert!(check(&pg, &args(Some("nats://127.0.0.1:4222"))).is_ok());
     }
 }

@@ -93,6 +93,11 @@ impl ServerOpts {
         self.data_dir = Some(dir.to_owned());
         self
     }
+    /// A node on the PostgreSQL database at `url`, following the test NATS
+    /// (`FGS_TEST_NATS_URL`): fgs refuses a PostgreSQL store without `--nats`.
+    pub fn postgres(self, url: &str) -> Self {
+        self.flag("--store", url).flag("--nats", test_nats_url())
+    }
     pub fn idle_timeout(self, d: &str) -> Self {
         self.flag("--instance-idle-timeout", d)
     }
@@ -124,7 +129,16 @@ impl ServerOpts {
     }
 }
 
-/// The `--store` of a server under `FGS_TEST_STORE=postgres` that names none itself: a fresh
+/// The NATS a test node on PostgreSQL follows: `FGS_TEST_NATS_URL`, which scripts/test sets
+/// together with `FGS_TEST_POSTGRES_URL`.
+fn test_nats_url() -> String {
+    std::env::var("FGS_TEST_NATS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("a node on PostgreSQL needs NATS: set FGS_TEST_NATS_URL with FGS_TEST_POSTGRES_URL")
+}
+
+/// The `--store` (and `--nats`) of a server under `FGS_TEST_STORE=postgres` that names none itself: a fresh
 /// database, owned by the server when its data dir is a fresh one. A data dir the test gives
 /// (a restart) keeps its database across starts: its URL is written into the data dir, and the
 /// database lives as long as the test process (the throwaway server goes after).
@@ -140,11 +154,16 @@ fn postgres_store(
     let admin = crate::postgres::postgres_url()
         .expect("FGS_TEST_STORE=postgres needs FGS_TEST_POSTGRES_URL");
     let url_file = data_dir.join("e2e-postgres-url");
+    let mut args = Vec::new();
+    if !opts.args.iter().any(|a| a.starts_with("--nats")) {
+        args.extend(["--nats".to_owned(), test_nats_url()]);
+    }
     if let Ok(url) = std::fs::read_to_string(&url_file) {
-        return (None, vec!["--store".into(), url]);
+        args.extend(["--store".to_owned(), url]);
+        return (None, args);
     }
     let db = TestDatabase::create_on(&admin);
-    let args = vec!["--store".into(), db.url.clone()];
+    args.extend(["--store".to_owned(), db.url.clone()]);
     std::fs::create_dir_all(data_dir).expect("create the data dir");
     std::fs::write(&url_file, &db.url).expect("note the test database in the data dir");
     if fresh_dir {

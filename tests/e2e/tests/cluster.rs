@@ -29,6 +29,16 @@ fn nats_with_the_sqlite_store_is_refused_at_start() {
     );
 }
 
+/// A PostgreSQL store is a cluster's, whose nodes follow each other over NATS: without
+/// `--nats` it is refused, before the store is reached (this PostgreSQL does not exist).
+#[test]
+fn postgres_without_nats_is_refused_at_start() {
+    refused(
+        ServerOpts::default().flag("--store", "postgres://fgs:secret@127.0.0.1:1/fgs"),
+        "give --nats nats://HOST:PORT",
+    );
+}
+
 /// An unreachable NATS: a clear message within the connect timeout, exit 1, before the
 /// store is opened (this PostgreSQL does not exist either).
 #[test]

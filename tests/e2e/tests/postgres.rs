@@ -15,13 +15,22 @@ fn closed_port() -> u16 {
 
 #[test]
 fn an_unreachable_postgres_is_named_at_start_and_fgs_exits_1() {
+    // NATS is reached first (a PostgreSQL store needs it): a live one, so the store fails.
+    let Some(nats) = fgs_e2e::cluster::nats_url() else {
+        return;
+    };
     let port = closed_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let url = format!("postgres://fgs:s3cret@127.0.0.1:{port}/fgs");
-    let err = Server::try_start(ServerOpts::default().data_dir(&data).flag("--store", &url))
-        .err()
-        .expect("an unreachable store is refused");
+    let err = Server::try_start(
+        ServerOpts::default()
+            .data_dir(&data)
+            .flag("--store", &url)
+            .flag("--nats", nats),
+    )
+    .err()
+    .expect("an unreachable store is refused");
     assert!(err.contains("exit status: 1"), "{err}");
     assert!(
         err.contains(&format!("postgres://fgs@127.0.0.1:{port}/fgs")),
@@ -38,7 +47,7 @@ fn a_database_that_does_not_exist_is_named_at_start() {
         return;
     };
     let url = format!("{}_missing", db.url);
-    let err = Server::try_start(ServerOpts::default().flag("--store", &url))
+    let err = Server::try_start(ServerOpts::default().postgres(&url))
         .err()
         .expect("a missing database is refused");
     assert!(err.contains("exit status: 1"), "{err}");
@@ -57,7 +66,7 @@ fn a_single_node_serves_from_postgres_and_a_restart_keeps_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = ServerOpts::default()
         .data_dir(&dir.path().join("data"))
-        .flag("--store", &db.url);
+        .postgres(&db.url);
     let s = Server::start(opts.clone());
     let name = unique("pg");
     s.create_fixture(&name, &name, &[], json!({}));
@@ -198,7 +207,7 @@ fn postgres_down_for_5s_answers_503_and_the_node_recovers_by_itself() {
     let Some(pg) = OwnServer::start() else {
         return;
     };
-    let s = Server::start(ServerOpts::default().flag("--store", pg.url()));
+    let s = Server::start(ServerOpts::default().postgres(&pg.url()));
     let name = unique("pgdown");
     s.create_fixture(&name, &name, &[], json!({}));
     let urn = s.urn(&name);
@@ -256,8 +265,8 @@ fn a_node_runs_code_another_node_uploaded() {
     let Some(db) = TestDatabase::create() else {
         return;
     };
-    let a = Server::start(ServerOpts::default().flag("--store", &db.url));
-    let b = Server::start(ServerOpts::default().flag("--store", &db.url));
+    let a = Server::start(ServerOpts::default().postgres(&db.url));
+    let b = Server::start(ServerOpts::default().postgres(&db.url));
 
     let dep = zip_files(&[("bin/dep-hello", b"#!/bin/sh\necho from-the-dependency\n", 0o755)]);
     let r = a.post(

@@ -90,7 +90,7 @@ fn a_single_node_moves_into_postgres_and_answers_as_before() {
     assert_eq!(db.query("SELECT COUNT(*) FROM functions"), "1");
 
     // A node on PostgreSQL with an empty data dir answers as the SQLite node did.
-    let p = Server::start(ServerOpts::default().flag("--store", &db.url));
+    let p = Server::start(ServerOpts::default().postgres(&db.url));
     let r = p.invoke(&urn, &json!({"after": "copy"}));
     r.expect(200);
     assert_eq!(r.json()["after"], "copy");
