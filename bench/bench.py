@@ -521,7 +521,7 @@ def memory(res, fgs, n):
 # ---------------------------------------------------------------- main
 
 
-GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory", "cluster")
+GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory", "cluster", "queue")
 
 
 class Done(Exception):
@@ -538,6 +538,8 @@ def main():
     ap.add_argument("--postgres", help="PostgreSQL server URL for the cluster group (a "
                     "database is made per cluster size)")
     ap.add_argument("--nats", help="NATS server URL (JetStream on) for the cluster group")
+    ap.add_argument("--queue-bench", help="the queue measurement's binary (crates/nats/"
+                    "examples/queue_bench.rs) for the queue group")
     ap.add_argument("--store", help="--store of the single fgs of every group but cluster: "
                     "an empty PostgreSQL database (postgres://USER@HOST:PORT/DB) to measure "
                     "fgs on PostgreSQL; default SQLite in the data dir")
@@ -587,8 +589,12 @@ def main():
         if "cluster" in only:
             import cluster
             cluster.run(res, a, tmp, echo, secs, quick)
-            if only == {"cluster"}:
-                raise Done
+        if "queue" in only:
+            import queues
+            print("queue primitives: PostgreSQL against JetStream", file=sys.stderr)
+            queues.run(res, a, 500 if quick else 5000)
+        if only <= {"cluster", "queue"}:
+            raise Done
 
         # fgs with the default pre-warmed sandboxes.
         # A PostgreSQL store needs NATS (fgs refuses it alone).
