@@ -56,6 +56,7 @@ def handler(event, context):
         "memory": context.getMemorySize(),
         "modules": sorted(m for m in sys.modules if m.startswith("index")),
         "routes": open("/proc/net/route").read().count("\n") - 1,
+        "dep": __import__("deplib").X if event.get("dep") else None,
     }
 "#;
 
@@ -103,6 +104,7 @@ exports.handler = async (event, context) => {
     code: fs.readdirSync('.').sort(),
     memory: context.getMemorySize(),
     routes: fs.readFileSync('/proc/net/route', 'utf8').split('\n').filter(Boolean).length - 1,
+    dep: event.dep ? require('deplib').X : null,
   };
 };
 "#;
@@ -206,9 +208,40 @@ fn reclaimed_and_held(s: &Server, name: &str) {
     );
 }
 
+/// A dependency with a module for each language (on `sys.path` and `NODE_PATH`), and no `lib/`.
+fn dependency(s: &Server, lang: &Lang) -> Value {
+    let zip = zip_files(&[
+        ("python/deplib.py", b"X = 7\n", 0o644),
+        ("node_modules/deplib/index.js", b"exports.X = 7;\n", 0o644),
+    ]);
+    let r = s.post(
+        "/dependencies/version",
+        &json!({"depend_file": b64(&zip), "depend_type": "zip", "runtime": lang.runtime, "name": "deplib"}),
+    );
+    r.expect(200);
+    r.json()
+}
+
+/// Waits until an interpreter is held (again, after a take).
+fn held_again(s: &Server) {
+    assert!(
+        wait_until(Duration::from_secs(20), || metric(
+            s,
+            "fgs_interpreters_prestarted",
+            ""
+        ) >= 1.0),
+        "no interpreter was held"
+    );
+}
+
 #[track_caller]
 fn report(s: &Server, name: &str) -> Value {
-    let r = s.invoke(name, &json!({}));
+    report_of(s, name, &json!({}))
+}
+
+#[track_caller]
+fn report_of(s: &Server, name: &str, event: &Value) -> Value {
+    let r = s.invoke(name, event);
     r.expect(200);
     assert_eq!(
         r.header("x-is-func-err").as_deref(),
@@ -243,6 +276,15 @@ fn observable_state_is_that_of_a_fresh_start(lang: &Lang) {
     assert_eq!(held["uid"], 1003);
     assert_eq!(held["gid"], 1003);
 
+    // With a dependency: its module paths are applied as the interpreter would at start.
+    let dep = dependency(&s, lang);
+    create(&s, lang, "withdep", &[], json!({"depend_version_list": [dep["id"]]}));
+    held_again(&s);
+    let before = specialized(&s);
+    let with_dep = report_of(&s, "withdep", &json!({"dep": true}));
+    assert_eq!(specialized(&s), before + 1.0, "withdep took a held interpreter");
+    assert_eq!(with_dep["dep"], 7, "{with_dep}");
+
     // Memory: the function's 256 MB hold, not the held interpreter's 128 MB, and beyond them
     // is 4205.
     let r = s.invoke("rep", &json!({"alloc": 180}));
@@ -259,6 +301,10 @@ fn observable_state_is_that_of_a_fresh_start(lang: &Lang) {
     let off = report(&s, "rep");
     assert_eq!(specialized(&s), 0.0);
     assert_eq!(off, fresh, "{}: --prestart 0 differs", lang.runtime);
+    let dep = dependency(&s, lang);
+    create(&s, lang, "withdep", &[], json!({"depend_version_list": [dep["id"]]}));
+    let fresh_dep = report_of(&s, "withdep", &json!({"dep": true}));
+    assert_eq!(with_dep, fresh_dep, "{}: with a dependency", lang.runtime);
 }
 
 fn failures_and_isolation_hold_after_specialization(lang: &Lang) {
@@ -293,14 +339,7 @@ fn failures_and_isolation_hold_after_specialization(lang: &Lang) {
     // A function without network gets none, though its interpreter waited with egress.
     let off = json!({"network_controller": {"disable_public_network": true}});
     create(&s, lang, "closed", &[], off);
-    assert!(
-        wait_until(Duration::from_secs(20), || metric(
-            &s,
-            "fgs_interpreters_prestarted",
-            ""
-        ) >= 1.0),
-        "no interpreter was held again"
-    );
+    held_again(&s);
     let closed = report(&s, "closed");
     assert_eq!(specialized(&s), 3.0, "closed took a held interpreter");
     assert_eq!(closed["routes"], 0, "{closed}");
