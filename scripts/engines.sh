@@ -129,3 +129,43 @@ start_postgres() {
   export FGS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "PostgreSQL: started $FGS_TEST_POSTGRES_URL (data $dir)"
 }
+
+# A throwaway OCI registry (Debian's `docker-registry`) on a free port of 127.0.0.1, storing in a
+# temporary directory, and `skopeo`, which the image tests push with. Exports FGS_TEST_REGISTRY
+# (`127.0.0.1:PORT`).
+start_registry() {
+  if [[ -n ${FGS_TEST_REGISTRY:-} ]]; then
+    echo "registry: using $FGS_TEST_REGISTRY"
+    return 0
+  fi
+  local rc=0
+  engine_install skopeo skopeo || rc=$?
+  ((rc == 2)) && return 0
+  ((rc == 0)) || return 1
+  engine_install docker-registry docker-registry || rc=$?
+  ((rc == 2)) && return 0
+  ((rc == 0)) || return 1
+  local dir port pid
+  dir=$(mktemp -d -t fgs-registry.XXXXXX)
+  port=$(engine_free_port)
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  pid=$!
+  ENGINE_STOPS+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$dir'")
+  if ! engine_wait_port "$port"; then
+    echo "engines: docker-registry did not start:" >&2
+    cat "$dir/registry.log" >&2
+    return 1
+  fi
+  export FGS_TEST_REGISTRY="127.0.0.1:$port"
+  echo "registry: started $FGS_TEST_REGISTRY (pid $pid, store $dir)"
+}

@@ -361,6 +361,27 @@ fn package_refused(code: &'static str, e: &PackageError) -> ApiError {
     )
 }
 
+/// An image function's image (docs/images.md): what is wrong with the image or the reference
+/// is the caller's (400), a registry that cannot be reached or refuses fgs is a bad gateway
+/// (502, with the registry's own answer), the image store's failures are fgs's (500).
+impl From<fgs_image::ImageError> for ApiError {
+    fn from(e: fgs_image::ImageError) -> ApiError {
+        use fgs_image::ImageError as E;
+        let message = format!("custom_image: {e}");
+        match e {
+            E::Reference(_)
+            | E::NotFound { .. }
+            | E::DigestMismatch { .. }
+            | E::Manifest(_)
+            | E::Platform(_)
+            | E::Layer(_)
+            | E::TooLarge => ApiError::bad_request(message),
+            E::Registry { .. } | E::Unreachable { .. } => ApiError::bad_gateway(message),
+            E::Store(_) | E::Import(_) | E::Config(_) => ApiError::internal(message),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, e.to_string())

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
-use fgs_core::function::{CodeInfo, Reserved};
+use fgs_core::function::{CodeInfo, CodeType, Reserved};
 use fgs_core::limits::{self, FUNCTIONS_PER_PROJECT};
 use fgs_core::runtime::RuntimeTable;
 use fgs_core::{validate, FunctionRecord, FunctionSpec, Invalid, Qualifier, Runtime};
@@ -22,6 +22,9 @@ use crate::records::{load, save};
 use crate::request::{function_ref, now_ms, parse_json};
 use crate::state::SharedState;
 use crate::wire::{self, CreateBody, FuncCode};
+
+/// A zip archive with no entries (its end-of-central-directory record alone).
+const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
 /// A runtime this fgs can start instances of: Custom and http always, Python and Node.js when
 /// an interpreter of the language was found at start-up (SPEC.md 4, refused with FSS.1005).
@@ -134,7 +137,67 @@ fn apply_config(
         check_dependencies(list)?;
         spec.depend_version_list = list.clone();
     }
+    apply_image(spec, b)?;
     Ok(runtime)
+}
+
+/// The image of an image function: `runtime: "Custom Image"` (an event function) needs one;
+/// `runtime: "http"` with an enabled `custom_image` is an HTTP function from an image; other
+/// runtimes take none. A new or changed image is left unresolved (empty digest) for
+/// [`resolve_image`].
+fn apply_image(spec: &mut FunctionSpec, b: &CreateBody) -> ApiResult<()> {
+    if let Some(ci) = &b.custom_image {
+        if ci.enabled == Some(false) {
+            spec.custom_image = None;
+        } else {
+            let old = spec.custom_image.as_ref();
+            let text = |v: &Option<String>, old: Option<&String>| {
+                v.clone().or(old.cloned()).unwrap_or_default()
+            };
+            let image = fgs_core::image::CustomImage::new(
+                &text(&ci.image, old.map(|o| &o.image)),
+                &text(&ci.command, old.map(|o| &o.command)),
+                &text(&ci.args, old.map(|o| &o.args)),
+                &text(&ci.working_dir, old.map(|o| &o.working_dir)),
+                ci.uid.as_ref(),
+                ci.gid.as_ref(),
+            )?;
+            fgs_image::Reference::parse(&image.image)?;
+            spec.custom_image = Some(image);
+        }
+    }
+    match (spec.runtime, &spec.custom_image) {
+        (Runtime::CustomImage, None) => Err(Invalid::Parameter(
+            "runtime Custom Image needs custom_image with enabled true and an image".into(),
+        )
+        .into()),
+        (Runtime::CustomImage | Runtime::Http, _) | (_, None) => Ok(()),
+        (rt, Some(_)) => Err(Invalid::Parameter(format!(
+            "custom_image is for runtime Custom Image (event functions) or http (HTTP functions), not {rt}"
+        ))
+        .into()),
+    }
+}
+
+/// Pulls the function's image when the request named one: the tag is resolved to a digest now
+/// (so an update with the same tag moves new instances to what the tag names today) and the
+/// image is unpacked before the function is stored.
+async fn resolve_image(
+    state: &SharedState,
+    spec: &mut FunctionSpec,
+    b: &CreateBody,
+) -> ApiResult<()> {
+    let Some(ci) = spec.custom_image.as_mut() else {
+        return Ok(());
+    };
+    if b.custom_image.is_none() && !ci.digest.is_empty() {
+        return Ok(());
+    }
+    let reference = fgs_image::Reference::parse(&ci.image)?;
+    let unpacked = state.images.pull(&reference).await?;
+    ci.digest = unpacked.digest.to_string();
+    tracing::info!(image = ci.image, digest = ci.digest, "image resolved");
+    Ok(())
 }
 
 pub async fn create(
@@ -205,17 +268,24 @@ pub(crate) async fn create_function(
     };
     let mut spec = FunctionSpec::new(runtime);
     let runtime = apply_config(&mut spec, b, &state.runtimes)?;
+    resolve_image(state, &mut spec, b).await?;
     let tags = match &b.tags {
         Some(t) => fgs_core::tags::add(&Default::default(), &fgs_core::tags::parse_create(t)?)?,
         None => Default::default(),
     };
     dependencies_exist(state, &project, &spec.depend_version_list).await?;
-    let (code_type, filename, zip) = code_package(
-        runtime,
-        b.code_type.as_deref(),
-        b.code_filename.as_deref(),
-        b.func_code.as_ref(),
-    )?;
+    let (code_type, filename, zip) = if spec.custom_image.is_some() {
+        // An image function's code is its image: it keeps an empty package, so that code and
+        // versions are handled as for every function.
+        (CodeType::Zip, String::new(), EMPTY_ZIP.to_vec())
+    } else {
+        code_package(
+            runtime,
+            b.code_type.as_deref(),
+            b.code_filename.as_deref(),
+            b.func_code.as_ref(),
+        )?
+    };
     let stored = store_package(state, zip).await?;
     let now = now_ms();
     let rec = FunctionRecord {
@@ -317,6 +387,7 @@ pub async fn put_config(
     }
     apply_config(&mut rec.spec, &b, &state.runtimes)?;
     dependencies_exist(&state, &project, &rec.spec.depend_version_list).await?;
+    resolve_image(&state, &mut rec.spec, &b).await?;
     let rec = save(&state, rec).await?;
     Ok(Json(wire::function_json(&rec, &state.region)))
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     /// feed after it commits.
     pub catalog: Catalog,
     pub packages: PackageStore,
+    /// Image functions' images: pulled when a function is created or updated with one.
+    pub images: Arc<fgs_image::Images>,
     pub invoker: Arc<Invoker<StoreSource>>,
     pub dispatcher: Arc<AsyncDispatcher<Invoker<StoreSource>>>,
     pub keyring: Keyring,

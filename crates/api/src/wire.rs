@@ -40,6 +40,20 @@ pub struct CreateBody {
     pub network_controller: Option<NetworkBody>,
     /// Tags at create time (`fgs_core::tags::parse_create` says which forms).
     pub tags: Option<serde_json::Value>,
+    /// An image function's image (the SDK's `CustomImage`).
+    pub custom_image: Option<CustomImageBody>,
+}
+
+/// FunctionGraph's `custom_image`; `uid`/`gid` are strings in its SDK, numbers are taken too.
+#[derive(Debug, Default, Deserialize)]
+pub struct CustomImageBody {
+    pub enabled: Option<bool>,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub args: Option<String>,
+    pub working_dir: Option<String>,
+    pub uid: Option<serde_json::Value>,
+    pub gid: Option<serde_json::Value>,
 }
 
 /// FunctionGraph's NetworkControlConfig; fgs honours `disable_public_network`.
@@ -100,7 +114,11 @@ pub fn function_json(rec: &FunctionRecord, region: &str) -> Value {
         "handler": spec.handler,
         "memory_size": spec.memory_size,
         "cpu": spec.cpu(),
-        "code_type": rec.code.code_type.as_str(),
+        "code_type": if spec.custom_image.is_some() {
+            "Custom-Image-Swr"
+        } else {
+            rec.code.code_type.as_str()
+        },
         "code_url": "",
         "code_filename": rec.code.code_filename,
         "code_size": rec.code.size,
@@ -135,7 +153,26 @@ pub fn function_json(rec: &FunctionRecord, region: &str) -> Value {
         "is_stateful_function": false,
         // [FGS] FunctionGraph's collect state (`PUT .../collect/{state}`).
         "pinned": rec.meta.pinned,
+        "custom_image": custom_image_json(spec.custom_image.as_ref()),
     })
+}
+
+/// `custom_image` as FunctionGraph shows it, plus the digest fgs resolved the image to
+/// (`digest`, [FGS]); `{"enabled": false}` for a code function.
+pub fn custom_image_json(ci: Option<&fgs_core::image::CustomImage>) -> Value {
+    match ci {
+        None => json!({"enabled": false}),
+        Some(ci) => json!({
+            "enabled": true,
+            "image": ci.image,
+            "command": ci.command,
+            "args": ci.args,
+            "working_dir": ci.working_dir,
+            "uid": ci.uid.to_string(),
+            "gid": ci.gid.to_string(),
+            "digest": ci.digest,
+        }),
+    }
 }
 
 /// `func_urn` without the version field, as the list of reserved instances names functions.

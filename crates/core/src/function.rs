@@ -84,6 +84,10 @@ pub struct FunctionSpec {
     /// reach nothing beyond their own loopback (no egress, no `host.fgs.internal`).
     #[serde(default)]
     pub disable_public_network: bool,
+    /// The image of an image function (`runtime: "Custom Image"`, or an HTTP function from an
+    /// image: `runtime: "http"` with an image); `None` for code functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_image: Option<crate::image::CustomImage>,
 }
 
 fn default_max_instances() -> i32 {
@@ -110,6 +114,7 @@ impl FunctionSpec {
             strategy_config: StrategyConfig::default(),
             max_instance_num: MAX_INSTANCE_NUM_DEFAULT,
             disable_public_network: false,
+            custom_image: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod dependency;
 pub mod flows;
 pub mod func_error;
 pub mod function;
+pub mod image;
 pub mod limits;
 pub mod runtime;
 pub mod tags;

@@ -13,8 +13,12 @@ pub enum Runtime {
     NodeJs(NodeVersion),
     /// `Custom`: an executable `bootstrap` at the code root speaks the Runtime API.
     Custom,
-    /// `http`: `bootstrap` starts a web server on 127.0.0.1:8000.
+    /// `http`: `bootstrap` starts a web server on 127.0.0.1:8000 (or, with a `custom_image`,
+    /// the image's own server does).
     Http,
+    /// `Custom Image`: an event function whose container image serves `POST /invoke` (and
+    /// `POST /init`) on port 8000.
+    CustomImage,
     Java(JavaVersion),
     /// `Go1.x`: the function is a Go binary built with FunctionGraph's Go SDK.
     Go,
@@ -86,6 +90,7 @@ const NAMES: &[(&str, Runtime)] = &[
     ("Node.js20.15", Runtime::NodeJs(NodeVersion::V20_15)),
     ("Custom", Runtime::Custom),
     ("http", Runtime::Http),
+    ("Custom Image", Runtime::CustomImage),
     ("Java8", Runtime::Java(JavaVersion::V8)),
     ("Java11", Runtime::Java(JavaVersion::V11)),
     ("Java17", Runtime::Java(JavaVersion::V17)),
@@ -127,7 +132,7 @@ impl Runtime {
             Runtime::Python(_) => "index.py",
             Runtime::NodeJs(_) => "index.js",
             Runtime::Php(_) => "index.php",
-            Runtime::Custom | Runtime::Http => "bootstrap",
+            Runtime::Custom | Runtime::Http | Runtime::CustomImage => "bootstrap",
             Runtime::Java(_) => "index.java",
             Runtime::Go => "handler",
             Runtime::CSharp(_) => "index.cs",
@@ -289,7 +294,7 @@ impl Runtime {
             Runtime::Php(v) => Some((Language::Php, v.version())),
             Runtime::CSharp(v) => Some((Language::CSharp, v.version())),
             Runtime::Cangjie => Some((Language::Cangjie, (1, 0))),
-            Runtime::Custom | Runtime::Http => None,
+            Runtime::Custom | Runtime::Http | Runtime::CustomImage => None,
         }
     }
 }

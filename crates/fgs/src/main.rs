@@ -7,6 +7,7 @@ mod cluster;
 mod credentials;
 mod demo;
 mod fire;
+mod images;
 mod listen;
 mod logging;
 mod membership;
@@ -37,6 +38,9 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// List the runtime names and the interpreter each runs on here.
     Runtimes(runtimes_cmd::RuntimesCmd),
+    /// Container images for image functions (docs/images.md).
+    #[command(subcommand)]
+    Image(images::ImageCommand),
     /// Work on a store itself (fgs stopped).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Runtimes(cmd) => runtimes_cmd::run(cmd),
+        Command::Image(cmd) => images::run(cmd),
         Command::Store(StoreCommand::Copy(args)) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

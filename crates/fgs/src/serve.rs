@@ -105,6 +105,8 @@ pub struct ServeArgs {
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub runtimes: crate::runtimes_cmd::RuntimeArgs,
+    #[command(flatten)]
+    pub registries: crate::images::RegistryArgs,
 }
 
 /// [FGS] Removes the code packages (zips, unpacked and merged trees) no function, version or
@@ -323,6 +325,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Nothing is lost by keeping them: the next start tries again.
         Err(e) => tracing::warn!(error = format!("{e:#}"), "unused code packages kept"),
     }
+    let images = crate::images::open(&args.data_dir, &args.registries)?;
+    match crate::images::collect_garbage(&store, &images).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(images = n, "removed unused images"),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "unused images kept"),
+    }
     let creds = crate::credentials::load_credentials(&args.credentials, &args.data_dir)?;
     let demo_project = creds[0].project_id.clone();
     let keyring = Keyring::new(creds, args.auth_token.clone().filter(|t| !t.is_empty()));
@@ -347,6 +355,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         StoreSource {
             store: store.clone(),
             packages: packages.clone(),
+            images: Arc::clone(&images),
         },
         sandbox.clone(),
         InvokerConfig {
@@ -392,6 +401,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         store: store.clone(),
         catalog: Catalog::new(store.clone(), feed),
         packages: packages.clone(),
+        images,
         invoker: Arc::clone(&invoker),
         dispatcher: Arc::clone(&dispatcher),
         keyring,

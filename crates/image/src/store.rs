@@ -180,6 +180,7 @@ impl Images {
         fs::write(&mf, manifest).map_err(|e| store_err(&mf, e))?;
         let config = fs::read(tmp.join("config.json")).map_err(|e| store_err(tmp, e))?;
         manifest::run_config(&config)?;
+        mount_points(&tmp.join("rootfs"))?;
         let dst = self.dir.join("images").join(digest.hex());
         if let Err(e) = fs::rename(tmp, &dst) {
             // Another pull of the same image finished first: it is the same content.
@@ -229,6 +230,34 @@ impl Images {
         }
         Ok(removed)
     }
+}
+
+/// What the sandbox mounts over in an image's root (its own `/dev`, `/proc`, `/tmp`,
+/// `/etc/hosts`, the host's `/etc/resolv.conf`), made where the image lacks them: the root is
+/// read-only to the sandbox, and an overlay cannot create a mount point without writing it.
+fn mount_points(root: &Path) -> Result<(), ImageError> {
+    for d in ["dev", "proc", "tmp", "etc"] {
+        let p = root.join(d);
+        if fs::symlink_metadata(&p).is_err() {
+            fs::create_dir(&p).map_err(|e| store_err(&p, e))?;
+        }
+    }
+    if let Ok(m) = fs::symlink_metadata(root.join("tmp")) {
+        if m.is_dir() {
+            let _ = fs::set_permissions(
+                root.join("tmp"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+            );
+        }
+    }
+    for f in ["etc/hosts", "etc/resolv.conf"] {
+        let p = root.join(f);
+        let etc_is_dir = fs::symlink_metadata(root.join("etc")).is_ok_and(|m| m.is_dir());
+        if etc_is_dir && fs::symlink_metadata(&p).is_err() {
+            fs::write(&p, b"").map_err(|e| store_err(&p, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A directory under `tmp/`, removed when dropped (it is gone already once renamed).

@@ -35,6 +35,9 @@ const NODE_MAIN: &str = "require(process.env.FGS_RUNTIME_DIR+'/nodejs/bootstrap.
 
 /// The program, arguments and extra environment that start a runtime of `cfg`.
 pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, StartError> {
+    if let Some(image) = &cfg.image {
+        return crate::image_fn::launch(image);
+    }
     match cfg.runtime {
         Runtime::Custom => {
             // SPEC.md 4: an executable `bootstrap` at the code root.
@@ -154,7 +157,10 @@ pub(crate) fn command(cfg: &InstanceConfig, view: &View) -> Result<Launch, Start
             ));
             Ok(launch)
         }
-        rt @ (Runtime::CSharp(_) | Runtime::Cangjie) => Err(StartError::UnsupportedRuntime(rt)),
+        // An image function without its image (a record fgs cannot run).
+        rt @ (Runtime::CSharp(_) | Runtime::Cangjie | Runtime::CustomImage) => {
+            Err(StartError::UnsupportedRuntime(rt))
+        }
     }
 }
 

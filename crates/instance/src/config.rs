@@ -74,6 +74,28 @@ pub struct InstanceConfig {
     /// ([`crate::runtime_mounts`]): the interpreters FunctionGraph's runtime paths lead to, and
     /// the `/bin/sh` with `pipefail`.
     pub runtime_mounts: Arc<Vec<(PathBuf, PathBuf)>>,
+    /// An image function's image; `None` for code functions.
+    pub image: Option<ImageRun>,
+}
+
+/// How an image function's instance starts (docs/images.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRun {
+    /// The image's unpacked root on the host (read-only; the instance writes to its own layer).
+    pub rootfs: PathBuf,
+    /// The digest the function resolved its image to.
+    pub digest: String,
+    /// The command: the image's entrypoint and cmd, or the function's overrides.
+    pub argv: Vec<String>,
+    /// The image's own environment.
+    pub env: Vec<(String, String)>,
+    /// The function's working dir, else the image's; empty for `/`.
+    pub working_dir: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// An HTTP function (`runtime: "http"`): requests go to the server as they came; otherwise
+    /// an event function served through `POST /invoke`.
+    pub http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,12 @@ pub enum StartError {
     /// With the initializer's run when it had started (a blocked one never reports).
     #[error("runtime did not become ready within {0}s")]
     Timeout(u64, Option<InitializerRun>),
+    /// An image function's command cannot be started.
+    #[error("the image's command cannot start: {0}")]
+    ImageCommand(String),
+    /// An image function's process never accepted a connection on port 8000.
+    #[error("the image's process did not listen on port 8000 within {secs}s{}", fmt_output(.output))]
+    NotListening { secs: u64, output: String },
     #[error("{}", .0.message)]
     Extension(FunctionError),
     /// The memory cgroup's OOM killer ended a process of the instance before it was ready.
@@ -68,7 +74,10 @@ impl StartError {
         let (code, ty) = match self {
             StartError::BootstrapMissing(_) => (codes::BOOTSTRAP_MISSING, "BootstrapNotFound"),
             StartError::InitFailed(e, _) | StartError::Extension(e) => return Some(e.clone()),
-            StartError::Exited { .. } => (codes::RUNTIME_EXITED, "RuntimeExited"),
+            StartError::Exited { .. } | StartError::NotListening { .. } => {
+                (codes::RUNTIME_EXITED, "RuntimeExited")
+            }
+            StartError::ImageCommand(_) => (codes::BOOTSTRAP_MISSING, "BootstrapNotFound"),
             StartError::Timeout(..) => (codes::INIT_TIMEOUT, "InitTimeout"),
             StartError::MemoryLimit => return Some(FunctionError::memory_limit()),
             StartError::UnsupportedRuntime(_)

@@ -26,7 +26,7 @@ use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
 pub(crate) const PORT: u16 = 8000;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 /// How often the start polls for the server; a Node.js or Python server binds within ~50-150 ms.
-const POLL: Duration = Duration::from_millis(10);
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
 /// Which `X-CFF-*` headers every request carries, and from which variable of the function's
 /// environment (SPEC.md 4).
@@ -39,9 +39,21 @@ const CFF_HEADERS: &[(&str, &str)] = &[
     ("X-CFF-Package", "RUNTIME_PACKAGE"),
 ];
 
-type Conn = SendRequest<Full<Bytes>>;
+pub(crate) type Conn = SendRequest<Full<Bytes>>;
 
-async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
+/// The `X-CFF-*` headers every request of the instance carries, from its environment.
+pub(crate) fn cff_headers(env: &[(String, String)]) -> Vec<(String, String)> {
+    CFF_HEADERS
+        .iter()
+        .filter_map(|(h, var)| {
+            env.iter()
+                .find(|(k, _)| k == var)
+                .map(|(_, v)| (h.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+pub(crate) async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
     let p = process.clone();
     // The sandbox makes the socket inside the instance's network namespace, which blocks.
     let std_stream = tokio::task::spawn_blocking(move || p.connect(PORT, CONNECT_TIMEOUT))
@@ -81,16 +93,7 @@ pub(crate) async fn drive(
             false
         }
     });
-    let fixed: Arc<Vec<(String, String)>> = Arc::new(
-        CFF_HEADERS
-            .iter()
-            .filter_map(|(h, var)| {
-                env.iter()
-                    .find(|(k, _)| k == var)
-                    .map(|(_, v)| (h.to_string(), v.clone()))
-            })
-            .collect(),
-    );
+    let fixed = Arc::new(cff_headers(&env));
     let mut workers = Vec::with_capacity(concurrency);
     let mut first = Some(first);
     for _ in 0..concurrency.max(1) {
@@ -126,7 +129,7 @@ async fn worker(
     }
 }
 
-fn gone(why: impl std::fmt::Display) -> FunctionError {
+pub(crate) fn gone(why: impl std::fmt::Display) -> FunctionError {
     FunctionError::new(
         codes::RUNTIME_EXITED,
         "RuntimeExited",
@@ -142,6 +145,15 @@ async fn forward(
 ) -> Result<Bytes, FunctionError> {
     let req = to_http(request, fixed)
         .map_err(|e| FunctionError::new(codes::FUNCTION_RAISED, "InvalidEvent", e))?;
+    from_http(exchange(process, conn, req).await?).await
+}
+
+/// Sends `req` on the kept connection (or a new one) and returns the response's head.
+pub(crate) async fn exchange(
+    process: &ProcessHandle,
+    conn: &mut Option<Conn>,
+    req: Outgoing,
+) -> Result<http::Response<hyper::body::Incoming>, FunctionError> {
     // A kept-alive connection the server closed is retried once on a fresh one; a request
     // that failed on a fresh connection is the server's failure.
     let mut req = Some(req);
@@ -161,7 +173,7 @@ async fn forward(
         match c.send_request(r.into_request()).await {
             Ok(resp) => {
                 *conn = Some(c);
-                return from_http(resp).await;
+                return Ok(resp);
             }
             Err(e) if reused && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
                 req = Some(retry);
@@ -172,11 +184,11 @@ async fn forward(
 }
 
 /// An HTTP request that can be built again for a retry.
-struct Outgoing {
-    method: http::Method,
-    uri: String,
-    headers: Vec<(String, String)>,
-    body: Bytes,
+pub(crate) struct Outgoing {
+    pub method: http::Method,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
 }
 
 impl Outgoing {

@@ -14,6 +14,7 @@ mod extensions;
 mod go_fn;
 mod gob;
 mod http_fn;
+mod image_fn;
 mod instance;
 mod loopback;
 mod output;
@@ -23,7 +24,7 @@ mod runtime_paths;
 mod runtimes;
 mod telemetry;
 
-pub use config::{FunctionEnv, Hook, InstanceConfig, InvokeType, Request};
+pub use config::{FunctionEnv, Hook, ImageRun, InstanceConfig, InvokeType, Request};
 pub use error::StartError;
 pub use extensions::{ExtensionSpan, ExtensionTimings};
 pub use instance::{InitializerRun, Instance, Reply};

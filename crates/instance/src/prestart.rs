@@ -154,6 +154,7 @@ pub(crate) fn kind(cfg: &InstanceConfig, spec: &ExecSpec) -> Option<Candidate> {
             pids: spec.limits.pids,
         },
         network: true,
+        image: None,
     };
     let key = format!(
         "{class} {:?} {:?} {:?} {}",

@@ -68,6 +68,7 @@ fn config(rt: Runtime, code: &Path, env: &[(&str, &str)]) -> Option<InstanceConf
         network: true,
         stop_grace: Duration::from_secs(3),
         runtime_mounts: std::sync::Arc::new(fgs_instance::runtime_mounts(&table)),
+        image: None,
         runtime_dir,
         interpreter,
     })

@@ -46,6 +46,7 @@ fn config(code: &Path, concurrency: u32) -> InstanceConfig {
         runtime_dir: code.to_path_buf(),
         interpreter: Availability::Bootstrap,
         runtime_mounts: Default::default(),
+        image: None,
     }
 }
 

@@ -54,4 +54,5 @@ pub(crate) fn same_template(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         && a.extension_init_timeout == b.extension_init_timeout
         && a.network == b.network
         && a.stop_grace == b.stop_grace
+        && a.image == b.image
 }

@@ -97,6 +97,7 @@ impl<I: Instances> PoolRegistry<I> {
             runtime_dir: self.config.runtime_dir.clone(),
             interpreter: self.config.runtimes.get(spec.runtime).clone(),
             runtime_mounts: Arc::clone(&self.config.runtime_mounts),
+            image: image_run(r),
         }
     }
 
@@ -218,4 +219,32 @@ impl<I: Instances> PoolRegistry<I> {
             p.shutdown().await;
         }
     }
+}
+
+/// How an image function's instances start: the image's config under the function's overrides.
+fn image_run(r: &ResolvedFunction) -> Option<fgs_instance::ImageRun> {
+    let spec = &r.record.spec;
+    let (ci, u) = (spec.custom_image.as_ref()?, r.image.as_ref()?);
+    Some(fgs_instance::ImageRun {
+        rootfs: u.root.clone(),
+        digest: u.digest.to_string(),
+        argv: ci.argv(&u.config.entrypoint, &u.config.cmd),
+        env: u
+            .config
+            .env
+            .iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e.clone(), String::new()),
+            })
+            .collect(),
+        working_dir: if ci.working_dir.is_empty() {
+            u.config.working_dir.clone()
+        } else {
+            ci.working_dir.clone()
+        },
+        uid: ci.uid,
+        gid: ci.gid,
+        http: spec.runtime == fgs_core::Runtime::Http,
+    })
 }

@@ -25,6 +25,8 @@ pub struct ResolvedFunction {
     pub dependency_dir: Option<PathBuf>,
     /// Each dependency's own tree, in list order (extensions are found in these).
     pub dependencies: Vec<PathBuf>,
+    /// An image function's image, unpacked on this host.
+    pub image: Option<fgs_image::Unpacked>,
 }
 
 impl ResolvedFunction {

@@ -81,6 +81,8 @@ pub async fn find(store: &Store, key: &FunctionKey, q: &Qualifier) -> Result<Fou
 pub struct StoreSource {
     pub store: Store,
     pub packages: PackageStore,
+    /// Where image functions' images are unpacked (pulled again by digest if missing).
+    pub images: Arc<fgs_image::Images>,
 }
 
 impl FunctionSource for StoreSource {
@@ -124,12 +126,17 @@ impl FunctionSource for StoreSource {
         .map_err(|e| ResolveError::Internal(e.to_string()))?
         .map_err(|e| ResolveError::Internal(crate::error_chain(&e)))?;
         let (code_dir, dependencies, dependency_dir) = unpacked;
+        let image = match &rec.spec.custom_image {
+            Some(ci) => Some(image(&self.images, ci).await?),
+            None => None,
+        };
         Ok(Resolution::Function(ResolvedFunction {
             record: Arc::from(rec),
             version,
             code_dir,
             dependency_dir,
             dependencies,
+            image,
         }))
     }
 
@@ -147,4 +154,19 @@ impl FunctionSource for StoreSource {
             })
             .collect())
     }
+}
+
+/// The function's image at the digest it stored: unpacked here already, or pulled by digest.
+async fn image(
+    images: &fgs_image::Images,
+    ci: &fgs_core::image::CustomImage,
+) -> Result<fgs_image::Unpacked, ResolveError> {
+    let fail =
+        |e: fgs_image::ImageError| ResolveError::Internal(format!("image {}: {e}", ci.image));
+    let reference = fgs_image::Reference::parse(&ci.image).map_err(fail)?;
+    let digest = fgs_image::Digest::parse(&ci.digest).map_err(fail)?;
+    images
+        .pull(&reference.with_digest(&digest))
+        .await
+        .map_err(fail)
 }

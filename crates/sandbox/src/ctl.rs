@@ -81,6 +81,9 @@ pub(crate) struct SpawnMsg {
     /// waits for [`Request::Specialize`] before it writes the function's message there.
     #[serde(default)]
     pub hold: bool,
+    /// An image function's unpacked root on the host: the instance's root is an overlay of it.
+    #[serde(default)]
+    pub image_root: Option<PathBuf>,
 }
 
 /// The fd a pre-started runtime reads its specialization message from.

@@ -43,7 +43,7 @@ pub use probe::{IsolationMode, IsolationReport};
 pub use process::{Prepared, ProcessHandle, Running, Specialization};
 pub use sandbox::Sandbox;
 pub use shim::main as shim_main;
-pub use spec::{ExecSpec, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
+pub use spec::{ExecSpec, ImageRoot, ResourceLimits, CODE_ROOT, DEPENDENCY_ROOT, RUNTIME_ROOT};
 pub use subnet::{BadSubnet, Subnet};
 
 /// The first argument that makes `fgs` run as a sandbox shim ([`shim_main`]).

@@ -250,6 +250,11 @@ impl Drop for Prepared {
 }
 
 fn spawn_plain(spec: &ExecSpec) -> Result<Running, SandboxError> {
+    if spec.image.is_some() {
+        return Err(SandboxError::Setup(
+            "an image function needs the sandbox: its root is the image's (--sandbox on)".into(),
+        ));
+    }
     let (reader, writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
     let writer2 = writer.try_clone().map_err(SandboxError::Pipe)?;
     let mut cmd = std::process::Command::new(&spec.program);
@@ -306,10 +311,22 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
         }
     }
     let mut mounts = Vec::new();
-    if !hold {
+    if !hold && spec.image.is_none() {
         mounts.push((spec.code_dir.clone(), PathBuf::from(CODE_ROOT)));
     }
     mounts.extend(spec.mounts.iter().cloned());
+    let (uid, gid) = match &spec.image {
+        Some(i) => (i.uid, i.gid),
+        None => (shim.sandbox.cfg.uid, shim.sandbox.cfg.gid),
+    };
+    if shim.sandbox.rootless && (uid, gid) != (shim.sandbox.cfg.uid, shim.sandbox.cfg.gid) {
+        // The user namespace maps fgs's one uid to the sandbox's (1003); no other id exists.
+        teardown_later(Teardown::Shim(shim));
+        return Err(SandboxError::Setup(format!(
+            "uid/gid {uid}/{gid}: without root, instances run only as {}/{}",
+            1003, 1003
+        )));
+    }
     // The cpu quota waits for the end of the start (`ProcessHandle::apply_cpu_quota`): a quota
     // of 0.3 cpu throttles an interpreter's start-up by whole 100 ms periods.
     let limits = Limits {
@@ -332,8 +349,8 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
         cwd: spec.cwd.clone(),
         mounts,
         cgroup_writes,
-        uid: shim.sandbox.cfg.uid,
-        gid: shim.sandbox.cfg.gid,
+        uid,
+        gid,
         nofile: NOFILE,
         // Rootless there is no pids cgroup; the instance's own user namespace makes the kernel
         // count its processes (and threads) apart from every other instance's.
@@ -342,6 +359,7 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
         user_ns: shim.sandbox.rootless,
         network: spec.network,
         hold,
+        image_root: spec.image.as_ref().map(|i| i.rootfs.clone()),
     };
     let fail = |shim: Shim, msg: String| {
         teardown_later(Teardown::Shim(shim));

@@ -39,4 +39,17 @@ pub struct ExecSpec {
     pub limits: ResourceLimits,
     /// Whether the instance may reach beyond its own loopback.
     pub network: bool,
+    /// An image function: its root file system instead of the host's trees.
+    pub image: Option<ImageRoot>,
+}
+
+/// The root of an image function's instance: the image's unpacked root read-only under a
+/// private writable layer (an overlay on a tmpfs, sized like `/tmp`), with the sandbox's own
+/// `/dev`, `/tmp`, `/proc` and `/etc/hosts`, and the ids the process runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRoot {
+    /// The unpacked root on the host, never written to.
+    pub rootfs: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
 }

@@ -10,6 +10,7 @@
 mod client;
 pub mod cluster;
 pub mod fixture;
+pub mod images;
 pub mod postgres;
 mod server;
 mod sink;

@@ -45,6 +45,7 @@ fn config(dependency: bool, user: &[(&str, &str)]) -> InstanceConfig {
         stop_grace: Duration::from_secs(3),
         runtime_dir: PathBuf::from("/data/runtime"),
         runtime_mounts: std::sync::Arc::new(Vec::new()),
+        image: None,
         interpreter: Availability::Bootstrap,
     }
 }

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fgs_core::Runtime;
-use fgs_sandbox::{ExecSpec, Prepared, Running, Sandbox, Signal, DEPENDENCY_ROOT, RUNTIME_ROOT};
+use fgs_sandbox::{
+    ExecSpec, ImageRoot, Prepared, Running, Sandbox, Signal, DEPENDENCY_ROOT, RUNTIME_ROOT,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -143,6 +145,14 @@ impl Instance {
                     self.kill();
                     if !gate_open {
                         return Err(self.extensions_late());
+                    }
+                    if self.cfg.image.is_some() {
+                        // What the process printed says why it never listened.
+                        self.api.output.drain_written(EXIT_OUTPUT_WAIT).await;
+                        return Err(StartError::NotListening {
+                            secs: self.cfg.start_timeout.as_secs(),
+                            output: self.api.output.unattributed_tail(),
+                        });
                     }
                     return Err(StartError::Timeout(
                         self.cfg.start_timeout.as_secs(),
@@ -340,6 +350,25 @@ fn command(
     let launch = &plan.launch;
     let mut env = environment::render(cfg, &plan.view);
     env.extend(launch.env.iter().cloned());
+    if let Some(image) = &cfg.image {
+        let env = crate::image_fn::environment(&image.env, env, &cfg.function.user);
+        let spec = ExecSpec {
+            program: launch.program.clone(),
+            args: launch.args.clone(),
+            cwd: PathBuf::from(crate::image_fn::cwd(image)),
+            code_dir: cfg.code_dir.clone(),
+            mounts: Vec::new(),
+            limits: cfg.limits,
+            network: cfg.network,
+            env: env.clone(),
+            image: Some(ImageRoot {
+                rootfs: image.rootfs.clone(),
+                uid: image.uid,
+                gid: image.gid,
+            }),
+        };
+        return (spec, env);
+    }
     // A Go function's binary serves its own RPC at the address its launch set (go_fn).
     if !env.iter().any(|(k, _)| k == "RUNTIME_API_ADDR") {
         env.push(("RUNTIME_API_ADDR".into(), api_addr.clone()));
@@ -416,7 +445,17 @@ fn serve(
     });
     let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&api)));
     let mut tasks = vec![server.abort_handle()];
-    if cfg.runtime == Runtime::Http {
+    if cfg.image.as_ref().is_some_and(|i| !i.http) {
+        // fgs plays the platform of an image's server: `/init`, then `/invoke` per event.
+        let drive = crate::image_fn::drive(
+            Arc::clone(&api),
+            process.clone(),
+            concurrency,
+            function_env,
+            cfg.function.initializer.clone(),
+        );
+        tasks.push(tokio::spawn(drive).abort_handle());
+    } else if cfg.runtime == Runtime::Http {
         // fgs plays the runtime of an HTTP function: it forwards events to the server.
         let drive = http_fn::drive(Arc::clone(&api), process.clone(), concurrency, function_env);
         tasks.push(tokio::spawn(drive).abort_handle());
@@ -515,5 +554,6 @@ fn exec_spec(
         mounts,
         network: cfg.network,
         env,
+        image: None,
     }
 }

@@ -44,6 +44,7 @@ fn config(runtime: Runtime, user: &[(&str, &str)], dependency: Option<PathBuf>) 
         runtime_dir: PathBuf::from("/data/runtime"),
         runtime_mounts: Arc::new(Vec::new()),
         interpreter: Availability::Bootstrap,
+        image: None,
     }
 }
 
@@ -92,6 +93,7 @@ fn spec(cfg: &InstanceConfig, dependency: bool) -> ExecSpec {
         mounts,
         limits: cfg.limits,
         network: cfg.network,
+        image: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn resolved(rec: FunctionRecord, version: &str) -> Resolution {
         code_dir: PathBuf::from(format!("/code/{version}")),
         dependency_dir: None,
         dependencies: Vec::new(),
+        image: None,
     })
 }
 

@@ -28,7 +28,7 @@ pub(super) fn run(
     // If the shim dies (fgs killed it), the namespace goes with it.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let all = SigSet::all();
-    let setup = root::finish().and_then(|()| {
+    let setup = root::finish(spawn.image_root.is_none()).and_then(|()| {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).ctx(|| "sigprocmask".into())
     });
     if let Err(error) = setup {

@@ -146,8 +146,12 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         interfaces_down()?;
     }
     root::add_mounts(&cfg.root_dir, &spawn.mounts)?;
+    let new_root = match &spawn.image_root {
+        Some(rootfs) => root::image_root(&cfg, rootfs)?,
+        None => cfg.root_dir.clone(),
+    };
     let programs = seccomp::programs()?;
-    root::pivot(&cfg.root_dir)?;
+    root::pivot(&new_root)?;
     // A held runtime's pipe (hold.rs): the read end becomes its fd 3, the write end stays here.
     let hold = if spawn.hold {
         Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?)

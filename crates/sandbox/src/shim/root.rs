@@ -198,8 +198,9 @@ pub(crate) fn pivot(root: &Path) -> ShimResult<()> {
     Ok(())
 }
 
-/// In the new pid namespace: its own `/proc`, the host's root detached, the root read-only.
-pub(crate) fn finish() -> ShimResult<()> {
+/// In the new pid namespace: its own `/proc`, the host's root detached, the root read-only
+/// (`read_only_root`; an image's root keeps its writable layer).
+pub(crate) fn finish(read_only_root: bool) -> ShimResult<()> {
     mount(
         Some("proc"),
         "/proc",
@@ -210,7 +211,12 @@ pub(crate) fn finish() -> ShimResult<()> {
     .ctx(|| "mount /proc".into())?;
     umount2("/.oldroot", MntFlags::MNT_DETACH).ctx(|| "detach the host root".into())?;
     fs::remove_dir("/.oldroot").ctx(|| "rmdir /.oldroot".into())?;
-    for (dir, extra) in [("/", MsFlags::empty()), ("/dev", MsFlags::MS_NOEXEC)] {
+    let dirs: &[(&str, MsFlags)] = if read_only_root {
+        &[("/", MsFlags::empty()), ("/dev", MsFlags::MS_NOEXEC)]
+    } else {
+        &[("/dev", MsFlags::MS_NOEXEC)]
+    };
+    for &(dir, extra) in dirs {
         mount(
             None::<&str>,
             dir,
@@ -254,4 +260,68 @@ pub(crate) fn attach(tree: &std::os::fd::OwnedFd, target: &Path) -> ShimResult<(
         ));
     }
     Ok(())
+}
+
+/// An image function's root, built at spawn on top of the prepared base root: a tmpfs (sized
+/// like `/tmp`, its pages charged to the instance's memory) holds the writable layer of an
+/// overlay whose lower layer is the image's unpacked root; the base root's `/dev` and `/tmp`
+/// move into it, and `/etc/hosts` and the host's `/etc/resolv.conf` are bound over the
+/// image's. Returns the directory to pivot into.
+///
+/// Where overlayfs cannot be mounted (a kernel without it; before Linux 5.11 in a user
+/// namespace), the image's root is bound read-only instead and the instance's output says so:
+/// only `/tmp` is writable then.
+pub(crate) fn image_root(cfg: &ShimConfig, rootfs: &Path) -> ShimResult<PathBuf> {
+    let base = &cfg.root_dir;
+    let layer = base.join("run/fgs/layer");
+    tmpfs(
+        &layer,
+        &format!("mode=0755,size={}m", cfg.tmp_size_mb),
+        MsFlags::empty(),
+    )?;
+    let (upper, work, root) = (layer.join("upper"), layer.join("work"), layer.join("root"));
+    for d in [&upper, &work, &root] {
+        fs::create_dir(d).ctx(|| format!("mkdir {}", d.display()))?;
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        rootfs.display(),
+        upper.display(),
+        work.display()
+    );
+    let overlay = mount(
+        Some("overlay"),
+        &root,
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    );
+    if let Err(e) = overlay {
+        eprintln!("fgs-sandbox: no writable layer over the image ({e}): its root is read-only");
+        bind_ro(rootfs, &root)?;
+    }
+    // fgs-image made these mount points when it unpacked the image.
+    for (from, to) in [("dev", "dev"), ("tmp", "tmp")] {
+        let dst = root.join(to);
+        mount(
+            Some(&base.join(from)),
+            &dst,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| format!("moving /{from} into the image's root"))?;
+    }
+    for (src, dst) in [
+        (base.join("run/fgs/hosts"), "etc/hosts"),
+        (PathBuf::from("/etc/resolv.conf"), "etc/resolv.conf"),
+    ] {
+        let target = root.join(dst);
+        // Never through a link of the image's: it would resolve in the host's tree here.
+        let is_file = fs::symlink_metadata(&target).is_ok_and(|m| m.is_file());
+        if is_file && src.exists() {
+            bind_ro(&src, &target)?;
+        }
+    }
+    Ok(root)
 }

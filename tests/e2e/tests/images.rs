@@ -1,0 +1,211 @@
+//! Image functions (issue 18, docs/images.md): images built here (`fgs_e2e::images`), pushed to
+//! a real registry on a loopback port, created as `Custom Image` (event) and `http` functions
+//! and invoked in the sandbox. Needs root (the overlay root), gcc, skopeo and docker-registry;
+//! skipped without them unless FGS_TEST_REQUIRE_ENGINES=1.
+
+use fgs_e2e::images::{self, Registry};
+use fgs_e2e::{json, unique, Auth, Resp, Server, ServerOpts, Value};
+
+/// The registry, and an fgs that may speak plain HTTP to it; `None` (skipped) where the host
+/// lacks what the tests need.
+fn setup() -> Option<(Registry, Server)> {
+    let missing = if !is_root() {
+        Some("an image function's root is an overlay: needs root".to_string())
+    } else {
+        images::available().err()
+    };
+    if let Some(why) = missing {
+        if std::env::var("FGS_TEST_REQUIRE_ENGINES").as_deref() == Ok("1") {
+            panic!("image tests cannot run: {why}");
+        }
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let reg = Registry::start();
+    let s = Server::start(ServerOpts::default().flag("--insecure-registry", reg.addr.clone()));
+    Some((reg, s))
+}
+
+fn config() -> Value {
+    json!({"Env": ["PATH=/bin", "FOO=from-image"], "Cmd": ["/bin/srv"], "WorkingDir": "/"})
+}
+
+fn create(s: &Server, name: &str, extra: Value) -> Resp {
+    let mut body = json!({
+        "func_name": name, "package": "default", "runtime": "Custom Image",
+        "handler": "-", "memory_size": 128, "timeout": 10,
+    });
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        body[k] = v.clone();
+    }
+    s.post("/functions", &body)
+}
+
+fn info(s: &Server, name: &str) -> Value {
+    let r = s.invoke(name, &json!({"op": "info"}));
+    r.expect(200);
+    assert_ne!(r.header("x-is-func-err").as_deref(), Some("true"), "{}", r.text());
+    r.json()
+}
+
+fn func_err(r: &Resp, code: u32) -> String {
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-func-err-code"), Some(code.to_string()), "{}", r.text());
+    r.text()
+}
+
+#[test]
+fn event_image_functions_run_with_and_without_an_initializer() {
+    let Some((reg, s)) = setup() else { return };
+    let image = reg.push_image("fgs/event", "v1", "v1", config());
+    let plain = unique("img");
+    let r = create(&s, &plain, json!({"custom_image": {"enabled": true, "image": image}}));
+    r.expect(200);
+    let f = r.json();
+    assert_eq!(f["runtime"], "Custom Image");
+    assert_eq!(f["code_type"], "Custom-Image-Swr");
+    assert_eq!(f["custom_image"]["image"], json!(image));
+    assert_eq!(f["custom_image"]["uid"], "1003");
+    assert!(f["custom_image"]["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{f}");
+
+    let v = info(&s, &plain);
+    assert_eq!((v["uid"].clone(), v["gid"].clone()), (json!(1003), json!(1003)), "{v}");
+    assert_eq!(v["version"], "v1");
+    assert_eq!(v["inited"], false);
+    assert_eq!(v["foo"], "from-image", "the image's environment");
+    assert_eq!(v["func"], json!(plain), "fgs's RUNTIME_* variables");
+    assert!(v["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{v}");
+    // The upper layer's whiteout and opaque directory hide the lower layer's files.
+    assert_eq!((v["gone"].clone(), v["old"].clone(), v["new"].clone()), (json!(false), json!(false), json!(true)), "{v}");
+    // The private writable layer takes writes where the image allows them.
+    assert_eq!(v["root_writable"], true, "{v}");
+    // A non-2xx answer is a function error.
+    let e = func_err(&s.invoke(&plain, &json!({"op": "fail"})), 4002);
+    assert!(e.contains("asked to fail"), "{e}");
+
+    let with_init = unique("img");
+    create(
+        &s,
+        &with_init,
+        json!({"custom_image": {"enabled": true, "image": image},
+               "initializer_handler": "init", "initializer_timeout": 10}),
+    )
+    .expect(200);
+    assert_eq!(info(&s, &with_init)["inited"], true, "POST /init ran before the event");
+}
+
+#[test]
+fn overrides_environment_and_ids_apply() {
+    let Some((reg, s)) = setup() else { return };
+    let image = reg.push_image("fgs/override", "v1", "v1", config());
+    let name = unique("img");
+    create(
+        &s,
+        &name,
+        json!({"custom_image": {"enabled": true, "image": image, "command": "/bin/srv",
+                                 "args": "first,second", "working_dir": "/data",
+                                 "uid": "1500", "gid": "1600"},
+               "user_data": "{\"FOO\":\"from-function\"}"}),
+    )
+    .expect(200);
+    let v = info(&s, &name);
+    assert_eq!(v["args"], "first second", "{v}");
+    assert_eq!(v["cwd"], "/data", "{v}");
+    assert_eq!((v["uid"].clone(), v["gid"].clone()), (json!(1500), json!(1600)), "{v}");
+    assert_eq!(v["foo"], "from-function", "the function's variables win");
+    // uid 0 is refused.
+    let r = create(&s, &unique("img"), json!({"custom_image": {"enabled": true, "image": image, "uid": "0"}}));
+    r.expect_fss(400, "FSS.0400");
+}
+
+#[test]
+fn a_tag_pushed_again_runs_after_an_update() {
+    let Some((reg, s)) = setup() else { return };
+    let image = reg.push_image("fgs/retag", "latest", "v1", config());
+    let name = unique("img");
+    create(&s, &name, json!({"custom_image": {"enabled": true, "image": image}})).expect(200);
+    assert_eq!(info(&s, &name)["version"], "v1");
+    reg.push_image("fgs/retag", "latest", "v2", config());
+    // The function runs the digest it resolved until it is updated.
+    assert_eq!(info(&s, &name)["version"], "v1");
+    let r = s.put(
+        &format!("/functions/{name}/config"),
+        &json!({"custom_image": {"enabled": true, "image": image}}),
+    );
+    r.expect(200);
+    assert_eq!(info(&s, &name)["version"], "v2", "new instances run the new digest");
+}
+
+#[test]
+fn memory_beyond_the_limit_in_an_image_is_4205() {
+    let Some((reg, s)) = setup() else { return };
+    let image = reg.push_image("fgs/mem", "v1", "v1", config());
+    let name = unique("img");
+    create(&s, &name, json!({"custom_image": {"enabled": true, "image": image}})).expect(200);
+    func_err(&s.invoke(&name, &json!({"op": "alloc"})), 4205);
+    assert_eq!(info(&s, &name)["version"], "v1", "the next call gets a fresh instance");
+}
+
+#[test]
+fn bad_images_are_refused_clearly() {
+    let Some((reg, s)) = setup() else { return };
+    let missing = format!("{}/fgs/nothing:v9", reg.addr);
+    let r = create(&s, &unique("img"), json!({"custom_image": {"enabled": true, "image": missing}}));
+    r.expect_fss(400, "FSS.0400");
+    assert!(r.text().contains("MANIFEST_UNKNOWN") || r.text().contains("NAME_UNKNOWN"), "{}", r.text());
+    // A registry that is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = format!("127.0.0.1:{port}/fgs/x:v1");
+    let r = create(&s, &unique("img"), json!({"custom_image": {"enabled": true, "image": down}}));
+    r.expect_fss(502, "FSS.0502");
+    assert!(r.text().contains("cannot be reached"), "{}", r.text());
+    // A runtime without an image, and an image on a code runtime.
+    create(&s, &unique("img"), json!({})).expect_fss(400, "FSS.0400");
+    let image = reg.push_image("fgs/bad", "v1", "v1", config());
+    let r = s.post("/functions", &json!({"func_name": unique("img"), "runtime": "Python3.9",
+        "handler": "index.handler", "code_type": "inline", "func_code": {"file": fgs_e2e::b64(b"x")},
+        "custom_image": {"enabled": true, "image": image}}));
+    r.expect_fss(400, "FSS.0400");
+    // A process that never listens: the call fails with its output's tail.
+    let name = unique("img");
+    create(&s, &name, json!({"timeout": 3,
+        "custom_image": {"enabled": true, "image": image, "command": "/bin/srv", "args": "--never-listen"}}))
+    .expect(200);
+    let e = func_err(&s.invoke(&name, &json!({})), 4204);
+    assert!(e.contains("port 8000") && e.contains("told never to listen"), "{e}");
+}
+
+#[test]
+fn an_http_function_from_an_image_serves_apig() {
+    let Some((reg, s)) = setup() else { return };
+    let image = reg.push_image("fgs/http", "v1", "v1", config());
+    let name = unique("img");
+    let r = s.post("/functions", &json!({"func_name": name, "runtime": "http", "handler": "-",
+        "memory_size": 128, "timeout": 10, "custom_image": {"enabled": true, "image": image}}));
+    r.expect(200);
+    let urn = r.json()["func_urn"].as_str().expect("func_urn").to_string();
+    let t = s.post(&format!("/triggers/{urn}"), &json!({
+        "trigger_type_code": "APIG", "trigger_status": "ACTIVE",
+        "event_data": {"name": "img", "path": "/img/{p}", "req_method": "ANY", "match_mode": "NORMAL",
+            "auth": "NONE", "type": 1, "protocol": "HTTPS", "group_id": "g1", "env_name": "RELEASE",
+            "env_id": "DEFAULT_ENVIRONMENT_RELEASE_ID", "func_info": {"timeout": 5000}},
+    }));
+    t.expect(201);
+    let project = s.cred.project_id.clone();
+    let r = s.req("GET", &format!("/apig/{project}/img/hello")).auth(Auth::None).send();
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["http_path"], "/img/hello", "{v}");
+    assert_eq!(v["uid"], 1003);
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
