@@ -416,6 +416,14 @@ impl From<InvokeError> for ApiError {
                 e.to_string(),
             ),
             InvokeError::Platform(m) => ApiError::internal(m),
+            InvokeError::Unavailable(..) => {
+                tracing::warn!(error = %e, "no instance place in the cluster");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::UNAVAILABLE,
+                    e.to_string(),
+                )
+            }
             InvokeError::Queue(e) => e.into(),
         }
     }

@@ -1,9 +1,12 @@
 //! Membership: the node heartbeats into the store every `--heartbeat-interval`, and forgets the
 //! nodes silent for longer than `--node-timeout` (dead: their leases run out on their own). A
-//! single node on SQLite heartbeats its one row the same way.
+//! single node on SQLite heartbeats its one row the same way. In a cluster, each heartbeat that
+//! lands keeps the node's instance places valid ([`ClusterLimits`], its fence).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use fgs_invoke::cluster::ClusterLimits;
 use fgs_store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -21,12 +24,14 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Heartbeats until the task is dropped. `now_ms` is the wall clock (a parameter for tests). A
-/// failed heartbeat (the store is unreachable) is logged and the next one tried on time.
+/// failed heartbeat (the store is unreachable) is logged and the next one tried on time; one
+/// that landed is told to the cluster's `limits`, sent when it was.
 pub async fn heartbeat(
     store: Store,
     node_id: String,
     advertise_url: String,
     args: MembershipArgs,
+    limits: Option<Arc<ClusterLimits>>,
     now_ms: impl Fn() -> i64,
 ) {
     let mut tick = tokio::time::interval(args.heartbeat_interval);
@@ -34,10 +39,16 @@ pub async fn heartbeat(
     let timeout = millis(args.node_timeout);
     loop {
         tick.tick().await;
+        let sent = tokio::time::Instant::now();
         let now = now_ms();
         if let Err(e) = store.nodes().heartbeat(&node_id, &advertise_url, now).await {
             tracing::warn!(error = %e, "heartbeat failed");
             continue;
+        }
+        if let Some(limits) = &limits {
+            if let Err(e) = limits.heartbeat_landed(sent).await {
+                tracing::warn!(error = %e, "giving back this node's instance places failed");
+            }
         }
         match store.nodes().forget_dead(now, timeout).await {
             Ok(0) => {}
@@ -79,6 +90,7 @@ mod tests {
             "me".into(),
             "http://me".into(),
             args,
+            None,
             clock,
         ));
         // The store runs on blocking threads: give each beat real time to land.

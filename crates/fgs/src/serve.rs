@@ -387,6 +387,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     );
     let dispatch_task = tokio::spawn(Arc::clone(&dispatcher).run());
+    // In a cluster, `max_instance_num` counts the instances of every node (docs/cluster.md).
+    let cluster_limits = args.cluster.nats.is_some().then(|| {
+        Arc::new(fgs_invoke::cluster::ClusterLimits::new(
+            Arc::clone(store.slots()),
+            node_id.clone(),
+            args.membership.node_timeout,
+        ))
+    });
+    let fence_task = cluster_limits
+        .as_ref()
+        .map(|l| invoker.set_cluster_limits(Arc::clone(l)));
     // Every invocation's log, sync and async, stored off the invocation's path (docs/logs.md).
     let log_tasks = fgs_invoke::log_store::start(store.clone(), &invoker, args.logs.config());
     // Writes publish on the change feed after they commit; what is derived from storage (the
@@ -436,11 +447,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })
     };
 
-    // Reserved instances are started ahead, before any invocation asks for them.
-    invoker.warm_all().await;
-    // Scheduled changes of reserved instance counts (docs/api.md).
-    let policies = tokio::spawn(fgs_api::reserved_policies::run(Arc::clone(&state)));
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -470,8 +476,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         node_id.clone(),
         advertise_url.clone(),
         args.membership.clone(),
+        cluster_limits.clone(),
         crate::membership::wall_ms,
     ));
+    if let Some(limits) = &cluster_limits {
+        // Instances of a cluster start once this node's heartbeat made it live.
+        let t0 = tokio::time::Instant::now();
+        while !limits.fence().open() && t0.elapsed() < 2 * args.membership.heartbeat_interval {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Reserved instances are started ahead, before any invocation asks for them.
+    invoker.warm_all().await;
+    // Scheduled changes of reserved instance counts (docs/api.md).
+    let policies = tokio::spawn(fgs_api::reserved_policies::run(Arc::clone(&state)));
     println!("listening on http://{addr}");
     if args.demo {
         demo::print_usage(addr, &args.data_dir);
@@ -495,11 +513,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     policies.abort();
     dispatch_task.abort();
     heartbeat_task.abort();
+    if let Some(t) = fence_task {
+        t.abort();
+    }
     timers.abort();
     for f in followers {
         f.abort();
     }
     invoker.shutdown().await;
+    if cluster_limits.is_some() {
+        // The instances have stopped: their places are free for the other nodes now, not
+        // when this node is forgotten.
+        if let Err(e) = store.slots().release_node_slots(&node_id).await {
+            tracing::warn!(error = %e, "giving back this node's instance places failed");
+        }
+    }
     // After the invoker: the last invocations' logs are queued by now.
     log_tasks.finish(Duration::from_secs(2)).await;
     tokio::task::spawn_blocking(move || sandbox.shutdown()).await?;

@@ -32,6 +32,9 @@ pub enum InvokeError {
     Throttled(String),
     #[error("instance start failed: {0}")]
     Platform(String),
+    /// No instance could start: the cluster's count of instances cannot be reached (why).
+    #[error("function {0} cannot start an instance now: {1}")]
+    Unavailable(String, String),
     /// The async queue refused to store an accepted event (e.g. its PostgreSQL is unreachable).
     #[error("storing the async event")]
     Queue(#[source] fgs_store::StoreError),
@@ -180,16 +183,28 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 .filter(|_| resolved.record.meta.tracing.is_some())
                 .map(|t| t.plan(opts.traceparent.as_deref()));
             let acquire_started = Instant::now();
-            let lease = match pool.acquire().await {
+            // An async event can run on any node: when the cluster's limit is reached with the
+            // instances elsewhere, it goes back to the queue for a node that has one, rather
+            // than waiting here (docs/cluster.md).
+            let acquired = if opts.invoke_type == Some(InvokeType::Async) {
+                pool.acquire_or_full().await
+            } else {
+                pool.acquire().await
+            };
+            let lease = match acquired {
                 Ok(l) => l,
                 Err(AcquireError::Retired) => continue,
                 Err(AcquireError::Disabled) => {
                     series.refused(metrics::Outcome::Throttled);
                     return Err(InvokeError::Disabled(key.name.clone()));
                 }
-                Err(AcquireError::Throttled) => {
+                Err(AcquireError::Throttled | AcquireError::Full(_)) => {
                     series.refused(metrics::Outcome::Throttled);
                     return Err(InvokeError::Throttled(key.name.clone()));
+                }
+                Err(AcquireError::Refused(why)) => {
+                    series.refused(metrics::Outcome::SystemError);
+                    return Err(InvokeError::Unavailable(key.name.clone(), why));
                 }
                 Err(AcquireError::Start(e)) => {
                     let Some(fe) = e.to_function_error() else {
@@ -374,6 +389,32 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
     /// Reclaims idle instances of every pool; run periodically.
     pub fn reclaim_idle(&self) -> usize {
         self.pools.reclaim_idle()
+    }
+
+    /// Counts instances against the cluster's limits (`fgs serve` with `--nats`); set before
+    /// the first invocation. Watches `limits`' fence, ending the instances that hold places
+    /// when the node fences itself; the task runs until dropped.
+    pub fn set_cluster_limits(
+        self: &Arc<Self>,
+        limits: Arc<crate::cluster::ClusterLimits>,
+    ) -> tokio::task::JoinHandle<()> {
+        if !self.pools.set_cluster(Arc::clone(&limits)) {
+            tracing::warn!("cluster limits were already set: the new ones are dropped");
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                if limits.fence().check() {
+                    tracing::warn!(
+                        "no heartbeat landed for half the node timeout: fencing this node"
+                    );
+                    me.pools.fence();
+                }
+            }
+        })
     }
 
     /// Instances started per function version, for status pages.

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod async_dispatch;
+pub mod cluster;
 mod env;
 mod instances;
 mod invoker;

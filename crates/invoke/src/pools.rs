@@ -12,6 +12,7 @@ use fgs_pool::{Limits, Pool};
 use fgs_sandbox::ResourceLimits;
 use tokio::time::Instant;
 
+use crate::cluster::ClusterLimits;
 use crate::instances::Instances;
 use crate::launcher::same_template;
 use crate::{env, FunctionKey, InvokerConfig, ResolvedFunction};
@@ -36,6 +37,9 @@ pub(crate) struct PoolRegistry<I: Instances> {
     /// skips building and comparing the instance template, measured at 1.5 % of fgs's CPU
     /// per call. Entries go with their function's changes.
     served_by: Mutex<HashMap<usize, ServedBy<I>>>,
+    /// Set in a cluster: each pool's instances count against its version's limit on every
+    /// node ([`crate::cluster`]).
+    cluster: std::sync::OnceLock<Arc<ClusterLimits>>,
 }
 
 impl<I: Instances> PoolRegistry<I> {
@@ -45,6 +49,19 @@ impl<I: Instances> PoolRegistry<I> {
             config,
             pools: Mutex::new(HashMap::new()),
             served_by: Mutex::new(HashMap::new()),
+            cluster: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts every pool made from now on against the cluster's limits; the first set stays.
+    pub(crate) fn set_cluster(&self, limits: Arc<ClusterLimits>) -> bool {
+        self.cluster.set(limits).is_ok()
+    }
+
+    /// Ends the instances holding cluster places: this node fenced itself.
+    pub(crate) fn fence(&self) {
+        for p in self.all() {
+            p.fence();
         }
     }
 
@@ -140,7 +157,11 @@ impl<I: Instances> PoolRegistry<I> {
             }
             p.retire();
         }
-        let pool = Pool::new(self.instances.launcher(template), limits);
+        let gate = self
+            .cluster
+            .get()
+            .map(|c| c.gate(&key.function, &key.version));
+        let pool = Pool::with_gate(self.instances.launcher(template), limits, gate);
         pool.ensure_reserved();
         pools.insert(key, Arc::clone(&pool));
         pool

@@ -1,13 +1,14 @@
 //! One pool: the instances of one function version with one configuration.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::gate::{Admission, Gate, Ticket, GATE_RETRY};
 use crate::shard;
 
 /// A started instance, as the pool sees it.
@@ -45,10 +46,15 @@ pub enum AcquireError<E> {
     Disabled,
     /// Every allowed instance is busy and the queue is full.
     Throttled,
+    /// The shared limit is reached and the caller asked not to wait for it
+    /// ([`Pool::acquire_or_full`]): where the instances are, as the gate named them.
+    Full(Vec<String>),
     /// A cold start failed.
     Start(E),
     /// The pool was replaced by one of a newer configuration: acquire from that one.
     Retired,
+    /// The shared limit's gate gave no place and could not say whether one is free (why).
+    Refused(String),
 }
 
 struct Slot<W> {
@@ -58,6 +64,8 @@ struct Slot<W> {
     last_used: Instant,
     /// The shard the instance was started on, where its Runtime API is served.
     shard: usize,
+    /// Its place in the shared limit, given back after it stopped.
+    ticket: Option<Ticket>,
 }
 
 struct State<W> {
@@ -74,6 +82,25 @@ pub struct Pool<L: Launcher> {
     freed: Notify,
     waiting: AtomicUsize,
     retired: AtomicBool,
+    /// Counts the instances of every node against the limit; `None` on a single node.
+    gate: Option<Arc<dyn Gate>>,
+    /// Grows with every fence: a start admitted before one must not join the pool after it.
+    fences: AtomicU64,
+    /// The last time the shared limit was found full, and where the instances were: for
+    /// [`FULL_HINT`] callers that can be served elsewhere go there without asking again.
+    full_hint: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
+}
+
+/// How long a full shared limit is taken as still full by callers that can be served
+/// elsewhere: they then cost no store round trip each.
+pub const FULL_HINT: Duration = Duration::from_secs(1);
+
+/// How a cold start ended.
+enum Cold<L: Launcher> {
+    Started(Lease<L>),
+    /// The shared limit is reached: wait for a place, or go where the instances are.
+    Full(Vec<String>),
+    Failed(AcquireError<L::Error>),
 }
 
 /// A held slot of one instance; the slot is freed when the lease is dropped.
@@ -105,12 +132,40 @@ pub struct PoolStats {
     pub waiting: usize,
 }
 
-fn spawn_stop<W: Worker>(w: Arc<W>) {
-    tokio::spawn(async move { w.stop().await });
+/// Stops an instance in the background; its place in the shared limit is given back after.
+fn spawn_stop<W: Worker>(w: Arc<W>, ticket: Option<Ticket>) {
+    tokio::spawn(async move {
+        w.stop().await;
+        drop(ticket);
+    });
+}
+
+/// Takes the slots `keep` refuses out of `slots`, with their tickets.
+fn take_slots<W>(
+    slots: &mut Vec<Slot<W>>,
+    mut keep: impl FnMut(&Slot<W>) -> bool,
+) -> Vec<(Arc<W>, Option<Ticket>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < slots.len() {
+        if keep(&slots[i]) {
+            i += 1;
+        } else {
+            let s = slots.remove(i);
+            out.push((s.worker, s.ticket));
+        }
+    }
+    out
 }
 
 impl<L: Launcher> Pool<L> {
     pub fn new(launcher: L, limits: Limits) -> Arc<Pool<L>> {
+        Pool::with_gate(launcher, limits, None)
+    }
+
+    /// A pool whose limited instances (`max_instances` > 0) also count against `gate`'s
+    /// shared limit: each cold start first takes a place there.
+    pub fn with_gate(launcher: L, limits: Limits, gate: Option<Arc<dyn Gate>>) -> Arc<Pool<L>> {
         Arc::new(Pool {
             launcher,
             state: Mutex::new(State {
@@ -122,6 +177,9 @@ impl<L: Launcher> Pool<L> {
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
+            gate,
+            fences: AtomicU64::new(0),
+            full_hint: std::sync::Mutex::new(None),
         })
     }
 
@@ -157,6 +215,20 @@ impl<L: Launcher> Pool<L> {
     /// Takes a slot of a warm instance, starts a new instance when the limits allow, or waits in
     /// the bounded queue for a slot to free up.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease<L>, AcquireError<L::Error>> {
+        self.acquire_as(true).await
+    }
+
+    /// As [`Pool::acquire`], but when a start is refused because the shared limit is reached
+    /// (the instances run on other nodes), answers [`AcquireError::Full`] at once rather than
+    /// waiting: for callers that can be served elsewhere (an async event another node takes).
+    pub async fn acquire_or_full(self: &Arc<Self>) -> Result<Lease<L>, AcquireError<L::Error>> {
+        self.acquire_as(false).await
+    }
+
+    async fn acquire_as(
+        self: &Arc<Self>,
+        wait_when_full: bool,
+    ) -> Result<Lease<L>, AcquireError<L::Error>> {
         loop {
             let notified = self.freed.notified();
             tokio::pin!(notified);
@@ -166,15 +238,9 @@ impl<L: Launcher> Pool<L> {
             }
             let start_cold = {
                 let mut st = self.lock();
-                let mut stale = Vec::new();
-                st.slots.retain(|s| {
-                    let keep = s.in_flight > 0 || s.worker.is_healthy();
-                    if !keep {
-                        stale.push(Arc::clone(&s.worker));
-                    }
-                    keep
-                });
-                stale.into_iter().for_each(spawn_stop);
+                take_slots(&mut st.slots, |s| s.in_flight > 0 || s.worker.is_healthy())
+                    .into_iter()
+                    .for_each(|(w, t)| spawn_stop(w, t));
                 let limits = st.limits;
                 if limits.max_instances == 0 {
                     return Err(AcquireError::Disabled);
@@ -199,6 +265,11 @@ impl<L: Launcher> Pool<L> {
                     });
                 }
                 let total = st.slots.len() + st.starting;
+                if !wait_when_full {
+                    if let Some(elsewhere) = self.fresh_full_hint() {
+                        return Err(AcquireError::Full(elsewhere));
+                    }
+                }
                 if limits.max_instances < 0 || total < limits.max_instances as usize {
                     st.starting += 1;
                     true
@@ -210,17 +281,88 @@ impl<L: Launcher> Pool<L> {
                 }
             };
             if start_cold {
-                return self.cold_start().await;
+                match self.cold_start().await {
+                    Cold::Started(lease) => return Ok(lease),
+                    Cold::Failed(e) => return Err(e),
+                    Cold::Full(elsewhere) if !wait_when_full => {
+                        return Err(AcquireError::Full(elsewhere))
+                    }
+                    Cold::Full(_) => {}
+                }
+                // The shared limit is reached: wait as a queued caller does, for an instance
+                // here to free up or, asking again now and then, a place elsewhere.
+                let queue_limit = self.lock().limits.queue_limit;
+                if self.waiting.load(Ordering::Acquire) >= queue_limit {
+                    return Err(AcquireError::Throttled);
+                }
+                self.waiting.fetch_add(1, Ordering::AcqRel);
+                let _ = tokio::time::timeout(GATE_RETRY, notified).await;
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                continue;
             }
             notified.await;
             self.waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
-    async fn cold_start(self: &Arc<Self>) -> Result<Lease<L>, AcquireError<L::Error>> {
+    fn fresh_full_hint(&self) -> Option<Vec<String>> {
+        let hint = self.full_hint.lock().expect("hint lock is never poisoned");
+        hint.as_ref()
+            .filter(|(at, _)| at.elapsed() < FULL_HINT)
+            .map(|(_, w)| w.clone())
+    }
+
+    /// Takes a place in the shared limit when there is one to take; `Err` ends the start.
+    async fn admit(&self) -> Result<Option<Ticket>, Cold<L>> {
+        let Some(gate) = &self.gate else {
+            return Ok(None);
+        };
+        let max = self.lock().limits.max_instances;
+        if max <= 0 {
+            return Ok(None);
+        }
+        match gate.admit(max as u32).await {
+            Admission::Granted(t) => {
+                *self.full_hint.lock().expect("hint lock is never poisoned") = None;
+                Ok(Some(t))
+            }
+            Admission::Full(elsewhere) => {
+                *self.full_hint.lock().expect("hint lock is never poisoned") =
+                    Some((Instant::now(), elsewhere.clone()));
+                Err(Cold::Full(elsewhere))
+            }
+            Admission::Refused(why) => Err(Cold::Failed(AcquireError::Refused(why))),
+        }
+    }
+
+    /// Starts an instance for a caller; `starting` was counted for it.
+    async fn cold_start(self: &Arc<Self>) -> Cold<L> {
+        let fences = self.fences.load(Ordering::Acquire);
+        let ticket = match self.admit().await {
+            Ok(t) => t,
+            Err(end) => {
+                self.lock().starting -= 1;
+                // A refused start frees its place for a waiter; a full limit has none to give
+                // (waking a waiter would only have it find the limit full again, at once).
+                if !matches!(end, Cold::Full(_)) {
+                    self.freed.notify_one();
+                }
+                return end;
+            }
+        };
         let launched = self.launcher.launch().await;
         let mut st = self.lock();
         st.starting -= 1;
+        if self.fences.load(Ordering::Acquire) != fences {
+            // Fenced meanwhile: the place may be another node's by now.
+            drop(st);
+            if let Ok(w) = launched {
+                spawn_stop(Arc::new(w), ticket);
+            }
+            return Cold::Failed(AcquireError::Refused(
+                "this node fenced itself while the instance started".into(),
+            ));
+        }
         match launched {
             Ok(w) => {
                 let worker = Arc::new(w);
@@ -232,8 +374,9 @@ impl<L: Launcher> Pool<L> {
                     in_flight: 1,
                     last_used: Instant::now(),
                     shard: shard::current(),
+                    ticket,
                 });
-                Ok(Lease {
+                Cold::Started(Lease {
                     pool: Arc::clone(self),
                     slot: id,
                     worker,
@@ -242,9 +385,10 @@ impl<L: Launcher> Pool<L> {
             }
             Err(e) => {
                 drop(st);
+                drop(ticket);
                 // The place this start held is free again.
                 self.freed.notify_one();
-                Err(AcquireError::Start(e))
+                Cold::Failed(AcquireError::Start(e))
             }
         }
     }
@@ -258,7 +402,7 @@ impl<L: Launcher> Pool<L> {
             slot.last_used = Instant::now();
             if slot.in_flight == 0 && (retired || !slot.worker.is_healthy()) {
                 let s = st.slots.swap_remove(i);
-                spawn_stop(s.worker);
+                spawn_stop(s.worker, s.ticket);
             }
         }
         drop(st);
@@ -271,30 +415,24 @@ impl<L: Launcher> Pool<L> {
         let mut st = self.lock();
         let limits = st.limits;
         let mut keep_idle = limits.reserved as usize;
-        let mut stopped = Vec::new();
         // Most recently used first, so the reserved instances kept are the warmest.
         st.slots.sort_by_key(|s| std::cmp::Reverse(s.last_used));
-        st.slots.retain(|s| {
+        let stopped = take_slots(&mut st.slots, |s| {
             if s.in_flight > 0 {
                 return true;
             }
             if !s.worker.is_healthy() {
-                stopped.push(Arc::clone(&s.worker));
                 return false;
             }
             if keep_idle > 0 {
                 keep_idle -= 1;
                 return true;
             }
-            if now.saturating_duration_since(s.last_used) >= limits.idle_timeout {
-                stopped.push(Arc::clone(&s.worker));
-                return false;
-            }
-            true
+            now.saturating_duration_since(s.last_used) < limits.idle_timeout
         });
         drop(st);
         let n = stopped.len();
-        stopped.into_iter().for_each(spawn_stop);
+        stopped.into_iter().for_each(|(w, t)| spawn_stop(w, t));
         n
     }
 
@@ -321,7 +459,8 @@ impl<L: Launcher> Pool<L> {
             // Spread over the shards, as the connections that will use them are.
             shard::spawn(async move {
                 // A reserved start is a cold start whose lease is dropped at once: the
-                // instance stays, idle and warm.
+                // instance stays, idle and warm. Refused by a full shared limit, it is tried
+                // again at the next idle sweep.
                 let _ = pool.cold_start().await;
             });
         }
@@ -335,28 +474,43 @@ impl<L: Launcher> Pool<L> {
     /// Retires the pool: idle instances stop now, busy ones when their events finish.
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-        let mut st = self.lock();
-        let mut stopped = Vec::new();
-        st.slots.retain(|s| {
-            if s.in_flight == 0 {
-                stopped.push(Arc::clone(&s.worker));
-                false
-            } else {
-                true
-            }
-        });
-        drop(st);
-        stopped.into_iter().for_each(spawn_stop);
+        let stopped = take_slots(&mut self.lock().slots, |s| s.in_flight > 0);
+        stopped.into_iter().for_each(|(w, t)| spawn_stop(w, t));
+        self.freed.notify_waiters();
+    }
+
+    /// Ends every instance holding a place in the shared limit, busy or not, and the starts
+    /// under way: this node can no longer keep its places (docs/cluster.md, fencing). A pool
+    /// without a gate keeps its instances. Callers go on as if the instances had crashed;
+    /// new starts ask the gate again.
+    pub fn fence(&self) {
+        if self.gate.is_none() {
+            return;
+        }
+        self.fences.fetch_add(1, Ordering::AcqRel);
+        let ended = take_slots(&mut self.lock().slots, |s| s.ticket.is_none());
+        if !ended.is_empty() {
+            tracing::warn!(instances = ended.len(), "fenced: ending instances");
+        }
+        ended.into_iter().for_each(|(w, t)| spawn_stop(w, t));
         self.freed.notify_waiters();
     }
 
     /// Stops every instance and waits for them (fgs shutdown).
     pub async fn shutdown(&self) {
         self.retired.store(true, Ordering::Release);
-        let workers: Vec<_> = self.lock().slots.drain(..).map(|s| s.worker).collect();
+        let workers: Vec<_> = self
+            .lock()
+            .slots
+            .drain(..)
+            .map(|s| (s.worker, s.ticket))
+            .collect();
         let mut stops = tokio::task::JoinSet::new();
-        for w in workers {
-            stops.spawn(async move { w.stop().await });
+        for (w, t) in workers {
+            stops.spawn(async move {
+                w.stop().await;
+                drop(t);
+            });
         }
         while stops.join_next().await.is_some() {}
     }
@@ -364,3 +518,6 @@ impl<L: Launcher> Pool<L> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod gate_tests;

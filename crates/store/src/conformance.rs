@@ -6,6 +6,7 @@
 mod functions;
 mod other;
 mod queue;
+mod slots;
 mod triggers;
 
 use fgs_core::function::Reserved;
@@ -15,6 +16,7 @@ use fgs_core::{CodeInfo, CodeType, FunctionRecord, FunctionSpec};
 pub use functions::*;
 pub use other::*;
 pub use queue::*;
+pub use slots::*;
 pub use triggers::*;
 
 use std::collections::BTreeMap;
@@ -117,7 +119,10 @@ macro_rules! conformance_suite {
             queue_lists_newest_first_with_filters,
             queue_concurrent_claims_never_overlap,
             queue_extensions_and_outcomes_at_once_both_succeed,
-            nodes_heartbeat_live_and_forgotten
+            nodes_heartbeat_live_and_forgotten,
+            slots_hold_a_limit_across_nodes_and_come_back,
+            slots_of_dead_nodes_count_for_nobody,
+            slots_concurrent_claims_never_exceed_the_limit
         );
     };
     (@required $fresh:expr; $($t:ident),* $(,)?) => {

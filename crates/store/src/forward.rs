@@ -11,8 +11,8 @@ macro_rules! forward_store_traits {
         use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
         use fgs_core::FunctionRecord;
         use $crate::traits::{
-            DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, StoreFuture,
-            TestEventStore, TriggerStore,
+            DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, SlotStore,
+            StoreFuture, TestEventStore, TriggerStore,
         };
         use $crate::{
             AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -375,6 +375,28 @@ macro_rules! forward_store_traits {
             }
             fn forget_dead(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, usize> {
                 Box::pin($backend::forget_dead(self, now_ms, silence_ms))
+            }
+        }
+
+        impl SlotStore for $backend {
+            fn claim_slot<'a>(
+                &'a self,
+                node_id: &'a str,
+                function: &'a $crate::FunctionKey,
+                version: &'a str,
+                limit: u32,
+                now_ms: i64,
+                silence_ms: i64,
+            ) -> StoreFuture<'a, $crate::SlotClaim> {
+                Box::pin($backend::claim_slot(
+                    self, node_id, function, version, limit, now_ms, silence_ms,
+                ))
+            }
+            fn release_slot(&self, slot_id: i64) -> StoreFuture<'_, ()> {
+                Box::pin($backend::release_slot(self, slot_id))
+            }
+            fn release_node_slots<'a>(&'a self, node_id: &'a str) -> StoreFuture<'a, usize> {
+                Box::pin($backend::release_node_slots(self, node_id))
             }
         }
     };

@@ -11,8 +11,8 @@ use fgs_core::flows::{AliasRecord, AsyncStatus, VersionRecord};
 use fgs_core::FunctionRecord;
 
 use crate::traits::{
-    BlobStore, DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, TestEventStore,
-    TriggerStore,
+    BlobStore, DependencyStore, FunctionStore, LogStore, NodeStore, SettingStore, SlotStore,
+    TestEventStore, TriggerStore,
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
@@ -36,6 +36,7 @@ struct Parts {
     queue: Arc<dyn AsyncQueue>,
     blobs: Arc<dyn BlobStore>,
     nodes: Arc<dyn NodeStore>,
+    slots: Arc<dyn SlotStore>,
 }
 
 /// Forwards `Store` methods to one concern's trait object.
@@ -71,6 +72,7 @@ impl Store {
             + AsyncQueue
             + BlobStore
             + NodeStore
+            + SlotStore
             + 'static,
     {
         Store {
@@ -83,7 +85,8 @@ impl Store {
                 settings: backend.clone(),
                 queue: backend.clone(),
                 blobs: backend.clone(),
-                nodes: backend,
+                nodes: backend.clone(),
+                slots: backend,
             }),
         }
     }
@@ -117,6 +120,10 @@ impl Store {
     /// Membership: heartbeats of the nodes sharing the store.
     pub fn nodes(&self) -> &Arc<dyn NodeStore> {
         &self.parts.nodes
+    }
+    /// Places for instances across the nodes sharing the store (cluster-wide limits).
+    pub fn slots(&self) -> &Arc<dyn SlotStore> {
+        &self.parts.slots
     }
 
     /// Whether any stored function's, version's or dependency version's code is the package

@@ -6,7 +6,7 @@
 //!
 //! Storage is a set of traits by concern ([`FunctionStore`], [`TriggerStore`], [`TestEventStore`],
 //! [`DependencyStore`], [`LogStore`], [`SettingStore`], [`AsyncQueue`], [`BlobStore`],
-//! [`NodeStore`]); a backend implements all of them, and [`Store`] is the cheap-to-clone handle
+//! [`NodeStore`], [`SlotStore`]: places for instances across a cluster); a backend implements all of them, and [`Store`] is the cheap-to-clone handle
 //! callers hold, over trait objects, so the backend is chosen at start-up ([`StoreKind`]): SQLite
 //! in the data directory (a single node, the default) or PostgreSQL (`postgres://...`, shared by
 //! the nodes of a cluster). The [`conformance`] suite states what every backend must do; both
@@ -39,7 +39,7 @@ pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
 pub use sqlite::logs::{InvocationLog, LogQuery};
 pub use traits::{
     BlobStore, DependencyStore, FunctionStore, LogStore, NodeRecord, NodeStore, SettingStore,
-    StoreFuture, TestEventStore, TriggerStore,
+    SlotClaim, SlotHolder, SlotStore, StoreFuture, TestEventStore, TriggerStore,
 };
 
 use fgs_core::FunctionRecord;

@@ -17,6 +17,7 @@ mod migrations;
 mod nodes;
 mod queue;
 mod records;
+mod slots;
 #[cfg(test)]
 pub(crate) mod tests;
 mod triggers;

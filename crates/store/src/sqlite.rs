@@ -9,6 +9,7 @@ pub(crate) mod logs;
 mod migrations;
 mod nodes;
 mod queue;
+mod slots;
 mod test_events;
 mod triggers;
 

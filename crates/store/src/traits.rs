@@ -278,3 +278,49 @@ pub trait NodeStore: Send + Sync + Debug {
     /// Forgets the nodes silent for longer than `silence_ms`; returns how many.
     fn forget_dead(&self, now_ms: i64, silence_ms: i64) -> StoreFuture<'_, usize>;
 }
+
+/// A node of the cluster holding places for instances of one function version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotHolder {
+    pub node_id: String,
+    pub advertise_url: String,
+    /// How many places it holds.
+    pub slots: u32,
+}
+
+/// What a claim of a place for one more instance got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotClaim {
+    /// The place, by id: give it back with [`SlotStore::release_slot`].
+    Granted(i64),
+    /// The limit is reached; the live nodes holding the places, by node id.
+    Full(Vec<SlotHolder>),
+    /// The claiming node is not live itself (no heartbeat within the silence limit): a place
+    /// it took would not count for the others, so it gets none.
+    NotLive,
+}
+
+/// Places for instances of function versions across the nodes sharing the store: how a
+/// `max_instance_num` holds for the whole cluster. A node claims a place before it starts an
+/// instance and gives it back when the instance has ended; places of nodes that are not live
+/// (no heartbeat within `silence_ms`, [`NodeStore`]) do not count.
+pub trait SlotStore: Send + Sync + Debug {
+    /// Claims a place for one more instance of `function` version `version` on `node_id`,
+    /// granted only if the live nodes hold fewer than `limit` places for it and `node_id` is
+    /// live itself. Claims of the same version are serialized across nodes: `limit` is never
+    /// exceeded, whatever claims run at once.
+    fn claim_slot<'a>(
+        &'a self,
+        node_id: &'a str,
+        function: &'a crate::FunctionKey,
+        version: &'a str,
+        limit: u32,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> StoreFuture<'a, SlotClaim>;
+    /// Gives a place back; a place already gone is no error.
+    fn release_slot(&self, slot_id: i64) -> StoreFuture<'_, ()>;
+    /// Gives back every place of `node_id` (a node starting, or one that fenced itself and
+    /// ended its instances); returns how many.
+    fn release_node_slots<'a>(&'a self, node_id: &'a str) -> StoreFuture<'a, usize>;
+}

@@ -122,8 +122,9 @@ fn async_events_spread_over_the_nodes_complete_once_across_a_kill_9() {
     c.node(0)
         .put(
             &format!("/functions/{name}/config-max-instance"),
-            // Slow enough that the kill comes half-way: one instance a node, 0.3 s a run.
-            &json!({"max_instance_num": 1}),
+            // Slow enough that the kill comes half-way: three instances in the cluster (the
+            // limit counts every node's), 0.3 s a run.
+            &json!({"max_instance_num": 3}),
         )
         .expect(200);
     let n = 500;

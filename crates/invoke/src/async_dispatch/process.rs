@@ -128,9 +128,14 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     }
                 }
             }
-            // Throttling is not the function's failure: try again soon, without using up an
-            // attempt, until the event ages out.
-            Err(e @ (InvokeError::Throttled(_) | InvokeError::Disabled(_))) => {
+            // Throttling is not the function's failure, nor is a cluster whose count of
+            // instances cannot be reached: try again soon, without using up an attempt, until
+            // the event ages out.
+            Err(
+                e @ (InvokeError::Throttled(_)
+                | InvokeError::Disabled(_)
+                | InvokeError::Unavailable(..)),
+            ) => {
                 row.status = AsyncStatus::Wait;
                 row.next_attempt_ms = self.clock.now_ms() + 1000;
                 row.error_message = e.to_string();

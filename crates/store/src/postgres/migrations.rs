@@ -165,6 +165,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_seen_ms  BIGINT NOT NULL
     );
     "#,
+    // 4: places for instances of function versions across the nodes (`SlotStore`): a node
+    // claims one before it starts an instance and gives it back when the instance ended.
+    r#"
+    CREATE TABLE instance_slots (
+        slot_id    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        project    TEXT   NOT NULL,
+        package    TEXT   NOT NULL,
+        name       TEXT   NOT NULL,
+        version    TEXT   NOT NULL,
+        node_id    TEXT   NOT NULL,
+        claimed_ms BIGINT NOT NULL
+    );
+    CREATE INDEX instance_slots_by_version ON instance_slots (project, package, name, version);
+    CREATE INDEX instance_slots_by_node ON instance_slots (node_id);
+    "#,
 ];
 
 /// Brings the database to the newest schema, refusing one a newer fgs migrated further.

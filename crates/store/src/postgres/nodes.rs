@@ -62,6 +62,15 @@ impl Postgres {
             )
             .await
             .map_err(pg("forget dead nodes"))?;
+        // Their places for instances went with them (they counted for nobody already).
+        client
+            .execute(
+                "DELETE FROM instance_slots s
+                 WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = s.node_id)",
+                &[],
+            )
+            .await
+            .map_err(pg("forget dead nodes' slots"))?;
         Ok(n as usize)
     }
 }

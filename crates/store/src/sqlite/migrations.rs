@@ -160,6 +160,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_seen_ms  INTEGER NOT NULL
     );
     "#,
+    // 8: places for instances of function versions, claimed before an instance starts and
+    // given back when it ends (`SlotStore`). A single node never claims any: its pools count
+    // their own instances. `IF NOT EXISTS`: the table is new.
+    r#"
+    CREATE TABLE IF NOT EXISTS instance_slots (
+        slot_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+        project    TEXT    NOT NULL,
+        package    TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        version    TEXT    NOT NULL,
+        node_id    TEXT    NOT NULL,
+        claimed_ms INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS instance_slots_by_version
+        ON instance_slots (project, package, name, version);
+    CREATE INDEX IF NOT EXISTS instance_slots_by_node ON instance_slots (node_id);
+    "#,
 ];
 
 /// The schema version this binary writes.

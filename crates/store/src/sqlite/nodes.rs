@@ -63,11 +63,20 @@ impl Sqlite {
         silence_ms: i64,
     ) -> Result<usize, StoreError> {
         self.run("forget dead nodes", move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM nodes WHERE last_seen_ms < ?1",
+                    params![now_ms.saturating_sub(silence_ms)],
+                )
+                .map_err(db("forget dead nodes"))?;
+            // Their places for instances went with them (they counted for nobody already).
             conn.execute(
-                "DELETE FROM nodes WHERE last_seen_ms < ?1",
-                params![now_ms.saturating_sub(silence_ms)],
+                "DELETE FROM instance_slots
+                 WHERE node_id NOT IN (SELECT node_id FROM nodes)",
+                [],
             )
-            .map_err(db("forget dead nodes"))
+            .map_err(db("forget dead nodes' slots"))?;
+            Ok(n)
         })
         .await
     }

@@ -1,0 +1,214 @@
+//! Pools sharing a limit through a gate, as the pools of one function version on several nodes.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::gate::{Admission, Gate, Ticket};
+
+struct Fake {
+    stopped: Arc<AtomicUsize>,
+}
+
+impl Worker for Fake {
+    fn is_healthy(&self) -> bool {
+        true
+    }
+    async fn stop(&self) {
+        // Stopping takes a while: the place must stay taken until it is over.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.stopped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Starts {
+    stopped: Arc<AtomicUsize>,
+}
+
+impl Launcher for Starts {
+    type Worker = Fake;
+    type Error = &'static str;
+    async fn launch(&self) -> Result<Fake, &'static str> {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(Fake {
+            stopped: Arc::clone(&self.stopped),
+        })
+    }
+}
+
+/// A shared count: the store's places of one function version, in memory.
+#[derive(Default)]
+struct Shared {
+    held: Arc<Mutex<u32>>,
+    most: Arc<Mutex<u32>>,
+    refuse: AtomicBool,
+}
+
+struct Place(Arc<Mutex<u32>>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        *self.0.lock().expect("lock") -= 1;
+    }
+}
+
+impl Gate for Shared {
+    fn admit(&self, limit: u32) -> std::pin::Pin<Box<dyn Future<Output = Admission> + Send + '_>> {
+        Box::pin(async move {
+            if self.refuse.load(Ordering::SeqCst) {
+                return Admission::Refused("fenced".into());
+            }
+            let mut held = self.held.lock().expect("lock");
+            if *held >= limit {
+                return Admission::Full(vec!["http://a".into()]);
+            }
+            *held += 1;
+            let mut most = self.most.lock().expect("lock");
+            *most = (*most).max(*held);
+            Admission::Granted(Ticket::new(Place(Arc::clone(&self.held))))
+        })
+    }
+}
+
+fn limits(max: i32) -> Limits {
+    Limits {
+        max_instances: max,
+        reserved: 0,
+        concurrency: 1,
+        queue_limit: 10,
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+fn two_nodes(max: i32) -> (Arc<Shared>, Arc<Pool<Starts>>, Arc<Pool<Starts>>) {
+    let shared = Arc::new(Shared::default());
+    let gate = || Some(Arc::clone(&shared) as Arc<dyn Gate>);
+    let a = Pool::with_gate(Starts::default(), limits(max), gate());
+    let b = Pool::with_gate(Starts::default(), limits(max), gate());
+    (shared, a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_limit_makes_the_other_node_wait_until_the_place_is_given_back() {
+    let (shared, a, b) = two_nodes(1);
+    let lease = a.acquire().await.expect("a starts the one instance");
+    let waiter = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.acquire().await.map(|l| l.cold) }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiter.is_finished(), "b must not start a second instance");
+    assert_eq!(b.stats().waiting, 1);
+    drop(lease);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !waiter.is_finished(),
+        "a's idle instance still holds the place"
+    );
+    // Idle past its timeout, a's instance ends; its place is free once it has stopped.
+    let t0 = Instant::now();
+    a.reclaim_idle(t0 + Duration::from_secs(61));
+    assert_eq!(a.stats().instances, 0);
+    let cold = waiter
+        .await
+        .expect("joins")
+        .expect("b starts once the place is back");
+    assert!(cold);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(50),
+        "not before a's stop ended"
+    );
+    assert_eq!(*shared.most.lock().expect("lock"), 1, "never two at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_shared_limit_throttles_past_the_queue() {
+    let (_shared, a, b) = two_nodes(1);
+    let _held = a.acquire().await.expect("start");
+    b.set_limits(Limits {
+        queue_limit: 0,
+        ..limits(1)
+    });
+    assert!(matches!(b.acquire().await, Err(AcquireError::Throttled)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_can_be_served_elsewhere_does_not_wait_for_a_full_limit() {
+    let (shared, a, b) = two_nodes(1);
+    let held = a.acquire().await.expect("start");
+    match b.acquire_or_full().await {
+        Err(AcquireError::Full(at)) => assert_eq!(at, ["http://a"]),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("a second instance"),
+    }
+    assert_eq!(b.stats(), PoolStats::default(), "nothing left counted");
+    // Within a second the full limit is taken as known: no claim, the same answer.
+    shared.refuse.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        b.acquire_or_full().await,
+        Err(AcquireError::Full(_))
+    ));
+    tokio::time::sleep(FULL_HINT).await;
+    assert!(
+        matches!(b.acquire_or_full().await, Err(AcquireError::Refused(_))),
+        "asked again after a second"
+    );
+    shared.refuse.store(false, Ordering::SeqCst);
+    drop(held);
+    let warm = a.acquire_or_full().await.expect("a's own idle instance");
+    assert!(!warm.cold);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unlimited_pools_never_ask_the_gate() {
+    let (shared, a, _b) = two_nodes(-1);
+    shared.refuse.store(true, Ordering::SeqCst);
+    let _l = a
+        .acquire()
+        .await
+        .expect("no gate for an unlimited function");
+    assert_eq!(*shared.held.lock().expect("lock"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusing_gate_refuses_the_start() {
+    let (shared, a, _b) = two_nodes(2);
+    shared.refuse.store(true, Ordering::SeqCst);
+    assert!(matches!(a.acquire().await, Err(AcquireError::Refused(_))));
+    assert_eq!(a.stats().starting, 0, "the place it counted is free");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_ends_every_instance_and_gives_places_back_after_they_stopped() {
+    let (shared, a, _b) = two_nodes(3);
+    let busy = a.acquire().await.expect("start");
+    let busy2 = a.acquire().await.expect("start");
+    assert_eq!(*shared.held.lock().expect("lock"), 2);
+    // A start under way when the fence comes must not join the pool.
+    let late = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.acquire().await.map(|_| ()) }
+    });
+    tokio::task::yield_now().await;
+    a.fence();
+    assert_eq!(a.stats().instances, 0, "busy or idle, they end");
+    assert!(matches!(
+        late.await.expect("joins"),
+        Err(AcquireError::Refused(_))
+    ));
+    assert_eq!(
+        *shared.held.lock().expect("lock"),
+        3,
+        "the places stay taken while the instances stop"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*shared.held.lock().expect("lock"), 0);
+    assert_eq!(a.launcher().stopped.load(Ordering::SeqCst), 3);
+    drop((busy, busy2));
+    let again = a.acquire().await.expect("a new start asks the gate again");
+    assert!(again.cold);
+}
