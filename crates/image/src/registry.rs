@@ -338,6 +338,28 @@ mod tests {
     }
 
     #[test]
+    fn only_insecure_registries_get_plain_http() {
+        let reg = Registry::new(RegistryConfig {
+            insecure: vec!["127.0.0.1:5000".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let r = |s: &str| Reference::parse(s).unwrap();
+        assert_eq!(
+            reg.base(&r("127.0.0.1:5000/a/b")),
+            "http://127.0.0.1:5000/v2/a/b"
+        );
+        assert_eq!(
+            reg.base(&r("127.0.0.1:5001/a/b")),
+            "https://127.0.0.1:5001/v2/a/b"
+        );
+        assert_eq!(
+            reg.base(&r("busybox")),
+            "https://registry-1.docker.io/v2/library/busybox"
+        );
+    }
+
+    #[test]
     fn credentials_read_docker_config() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("auth.json");
