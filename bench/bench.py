@@ -521,7 +521,7 @@ def memory(res, fgs, n):
 # ---------------------------------------------------------------- main
 
 
-GROUPS = ("peers", "warm", "extensions", "async", "cold", "memory", "cluster", "queue")
+GROUPS = ("peers", "warm", "extensions", "tracing", "async", "cold", "memory", "cluster", "queue")
 
 
 class Done(Exception):
@@ -633,6 +633,9 @@ def main():
         if "extensions" in only:
             settle()
             extension_cost(res, fgs, secs, token, tmp, 1 if quick else 3)
+        if "tracing" in only:
+            import tracing
+            tracing.run(res, a, tmp, echo, secs, 1 if quick else 5, store)
         if "async" in only:
             settle()
             print("fgs async", file=sys.stderr)
@@ -724,7 +727,7 @@ def report(res):
           f"{'cpu us/call':>12}{'peak RSS MB':>12}{'p50 xfloor':>11}{'req/s xfloor':>13}"
           f"{'req/s xFF':>10}")
     for r in res:
-        if r["scenario"] == "extension cost":
+        if r["scenario"] in ("extension cost", "tracing cost"):
             continue
         fl = find("floor", r.get("conns"))
         ff = find("functions-framework", r.get("conns"))
@@ -744,6 +747,12 @@ def report(res):
             for n, us in r["per_extension_us"].items():
                 print(f"each of {n} extension(s) adds {us:.0f} us p50 (median of "
                       f"{r['rounds']} paired rounds)")
+    for r in res:
+        if r["scenario"] == "tracing cost":
+            print(f"tracing adds {r['p50_us']:.0f} us p50 and {r['cpu_us']:.1f} us of fgs cpu per "
+                  f"warm call (median of {r['rounds']} paired rounds); the sink got "
+                  f"{r['spans_received']} invocation spans ({r['traced_calls_measured']} traced "
+                  f"calls measured, warm-ups besides)")
     for r in res:
         if r["scenario"].startswith("memory"):
             print(f"memory: fgs {r['fgs_rss_before_mb']:.1f} MB -> {r['fgs_rss_after_mb']:.1f} MB"
