@@ -209,3 +209,71 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The numbers docs/images.md reports: the first pull and unpack of a 5 MB image from the
+/// loopback registry (the create that pulls it), cold starts of functions whose image is
+/// unpacked already (pre-warmed sandboxes), and warm calls. Run with
+/// `cargo nextest run -p fgs-e2e images::measure --run-ignored only --no-capture`.
+#[test]
+#[ignore]
+fn measure_image_pull_cold_start_and_warm_calls() {
+    let Some((reg, s)) = setup() else { return };
+    // 5 MB that gzip cannot shrink, beside the server.
+    let mut noise = vec![0u8; 5 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = images::layer(&[images::Entry::File("noise", &noise, 0o644)]);
+    images::write_layout(dir.path(), "v1", &[images::base_layer("v1"), big], config());
+    let image = reg.push(dir.path(), "v1", "fgs/big");
+    let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let t = std::time::Instant::now();
+    create(&s, &unique("img"), json!({"custom_image": {"enabled": true, "image": image}})).expect(200);
+    println!("first pull and unpack of a 6 MB image (create): {:.1} ms", ms(t));
+    let mut cold = Vec::new();
+    for _ in 0..10 {
+        let name = unique("img");
+        create(&s, &name, json!({"custom_image": {"enabled": true, "image": image}})).expect(200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        info(&s, &name);
+        cold.push(ms(t));
+    }
+    let name = unique("img");
+    create(&s, &name, json!({"custom_image": {"enabled": true, "image": image}})).expect(200);
+    info(&s, &name);
+    let mut warm: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            info(&s, &name);
+            ms(t)
+        })
+        .collect();
+    let p50 = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    // The same server as a code HTTP function (its zip's bootstrap), called the same way.
+    let zip = fgs_e2e::fixture::zip_files(&[("bootstrap", images::server_binary(), 0o755)]);
+    let http = unique("http");
+    s.post("/functions", &json!({"func_name": http, "runtime": "http", "handler": "bootstrap",
+        "memory_size": 128, "timeout": 10, "code_type": "zip", "code_filename": "c.zip",
+        "func_code": {"file": fgs_e2e::b64(&zip)}}))
+    .expect(200);
+    s.invoke(&http, &json!({})).expect(200);
+    let mut warm_http: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            s.invoke(&http, &json!({})).expect(200);
+            ms(t)
+        })
+        .collect();
+    println!("cold call of a cached image, median of 10: {:.1} ms", p50(&mut cold));
+    println!("warm call, p50 of 200: {:.2} ms", p50(&mut warm));
+    println!("warm call of the same server as a code HTTP function, p50 of 200: {:.2} ms", p50(&mut warm_http));
+}

@@ -25,17 +25,18 @@ static void slurp(const char *p, char *out, size_t n) {
   for (char *c = out; *c; c++) if (*c == '\n' || *c == '"') *c = 0;
 }
 
+/* One write per response: a head and a body in two writes meet Nagle and delayed ACKs. */
 static void reply(int c, int status, const char *body) {
-  char head[256];
-  int n = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", status, strlen(body));
-  write(c, head, n);
-  write(c, body, strlen(body));
+  char out[8192];
+  int n = snprintf(out, sizeof out, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", status, strlen(body), body);
+  write(c, out, n);
 }
 
 static void serve(int c) {
   static char buf[1 << 20];
+  size_t have = 0;
+  buf[0] = 0;
   for (;;) {
-    size_t have = 0;
     char *end = NULL;
     while (!(end = strstr(buf, "\r\n\r\n"))) {
       ssize_t r = read(c, buf + have, sizeof buf - 1 - have);
@@ -89,8 +90,9 @@ static void serve(int c) {
       snprintf(out, sizeof out, "{\"http_path\":\"%s\",\"uid\":%d}", path, getuid());
       reply(c, 200, out);
     }
-    memmove(buf, buf + head + len, have - head - len);
-    buf[have - head - len] = 0;
+    have -= head + len;
+    memmove(buf, buf + head + len, have);
+    buf[have] = 0;
   }
 }
 
