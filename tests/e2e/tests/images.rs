@@ -277,3 +277,43 @@ fn measure_image_pull_cold_start_and_warm_calls() {
     println!("warm call, p50 of 200: {:.2} ms", p50(&mut warm));
     println!("warm call of the same server as a code HTTP function, p50 of 200: {:.2} ms", p50(&mut warm_http));
 }
+
+/// `fgs function create NAME --image REF` and `fgs deploy` with `image:` in `fgs.yaml`; a
+/// deploy after the tag was pushed again moves the function to the new digest.
+#[test]
+fn the_cli_creates_and_deploys_image_functions() {
+    let Some((reg, s)) = setup() else { return };
+    let run = |args: &[&str]| {
+        let o = fgs_e2e::client_cmd(&s)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("fgs runs");
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "fgs {args:?}: {out}{err}");
+        format!("{out}{err}")
+    };
+    let image = reg.push_image("fgs/cli", "v1", "v1", config());
+    let name = unique("img");
+    let out = run(&["function", "create", &name, "--image", &image]);
+    assert!(out.contains("image sha256:"), "{out}");
+    assert_eq!(info(&s, &name)["version"], "v1");
+
+    let deployed = unique("img");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fgs.yaml"),
+        format!("name: {deployed}\nimage: {image}\nenv:\n  FOO: from-yaml\n"),
+    )
+    .unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    assert!(run(&["deploy", dir_arg]).contains("created"));
+    let v = info(&s, &deployed);
+    assert_eq!((v["version"].clone(), v["foo"].clone()), (json!("v1"), json!("from-yaml")));
+    reg.push_image("fgs/cli", "v1", "v2", config());
+    assert!(run(&["deploy", dir_arg]).contains("updated (image sha256:"));
+    assert_eq!(info(&s, &deployed)["version"], "v2");
+}

@@ -54,6 +54,9 @@ pub struct Manifest {
     pub description: Option<String>,
     /// The code directory or .zip, relative to the manifest; default the manifest's directory.
     pub code: Option<PathBuf>,
+    /// A container image instead of code (`host[:port]/repo:tag`, docs/images.md): each deploy
+    /// pulls the tag again.
+    pub image: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Dependency names, newest version, or `name:version`.
@@ -171,6 +174,7 @@ pub(super) fn deploy(ctx: &Ctx, dir: &Path, unnamed: Unnamed) -> Result<Value> {
         timeout: m.timeout,
         env: m.env.clone().into_iter().collect(),
         description: m.description.clone(),
+        image: m.image.clone(),
     };
     let existing = match function::get(ctx, &reference) {
         Ok(f) => Some(f),
@@ -179,11 +183,18 @@ pub(super) fn deploy(ctx: &Ctx, dir: &Path, unnamed: Unnamed) -> Result<Value> {
     };
     let (f, what) = match existing {
         None => {
-            let f = function::create(ctx, &m.name, &m.package, &code_path, &config)?;
+            let code = m.image.is_none().then_some(code_path.as_path());
+            let f = function::create(ctx, &m.name, &m.package, code, &config)?;
             if !deps.is_empty() {
                 set_dependencies(ctx, &reference, &deps)?;
             }
             (f, "created".to_owned())
+        }
+        Some(_) if m.image.is_some() => {
+            // The config update pulls the image's tag again.
+            let f = function::update_config(ctx, &reference, &config, true)?;
+            let image = format!("image {}", s(&f["custom_image"], "digest"));
+            (f, format!("updated ({image})"))
         }
         Some(cur) => {
             let code = code::load(&code_path)?;

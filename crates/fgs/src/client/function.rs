@@ -65,17 +65,23 @@ pub struct ConfigFlags {
     /// Description.
     #[arg(long)]
     pub description: Option<String>,
+    /// A container image (`host[:port]/repo:tag`): an image function, `Custom Image` unless
+    /// `--runtime http` makes it an HTTP function (docs/images.md). `update` pulls the tag
+    /// again, so new instances run what it names now.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Function name: 1-60 letters, digits, `-` or `_`, starting with a letter.
     pub name: String,
-    /// Code: a directory (zipped with file modes kept, so `bootstrap` stays executable) or a .zip.
+    /// Code: a directory (zipped with file modes kept, so `bootstrap` stays executable) or a
+    /// .zip; not with `--image`.
     #[arg(
         long,
-        required_unless_present = "template",
-        conflicts_with = "template"
+        required_unless_present_any = ["template", "image"],
+        conflicts_with_all = ["template", "image"]
     )]
     pub code: Option<PathBuf>,
     /// Start from the server's built-in template ID (`GET /templates`): its code, settings and
@@ -159,17 +165,28 @@ pub(super) fn run(args: FunctionArgs) -> Result<Outcome> {
     match args.command {
         FunctionCommand::Create(a) => {
             let f = match (&a.code, &a.template) {
-                (Some(code), _) => create(&ctx, &a.name, &a.package, code, &a.config)?,
+                (Some(code), _) => create(&ctx, &a.name, &a.package, Some(code), &a.config)?,
                 (None, Some(id)) => {
                     super::template::create(&ctx, &a.name, &a.package, id, &a.config)?
                 }
-                (None, None) => anyhow::bail!("give --code DIR or --template ID"),
+                (None, None) if a.config.image.is_some() => {
+                    create(&ctx, &a.name, &a.package, None, &a.config)?
+                }
+                (None, None) => anyhow::bail!("give --code DIR, --image REF or --template ID"),
             };
-            let msg = format!(
-                "created {} ({} bytes of code)",
-                s(&f, "func_urn"),
-                text(&f, "code_size")
-            );
+            let msg = if a.config.image.is_some() {
+                format!(
+                    "created {} (image {})",
+                    s(&f, "func_urn"),
+                    s(&f["custom_image"], "digest")
+                )
+            } else {
+                format!(
+                    "created {} ({} bytes of code)",
+                    s(&f, "func_urn"),
+                    text(&f, "code_size")
+                )
+            };
             ctx.done(&f, msg);
         }
         FunctionCommand::Update(a) => {
@@ -246,6 +263,7 @@ impl ConfigFlags {
             && self.timeout.is_none()
             && self.env.is_empty()
             && self.description.is_none()
+            && self.image.is_none()
     }
 }
 
@@ -257,25 +275,37 @@ pub(super) fn env_json(vars: &[(String, String)]) -> String {
     Value::Object(m).to_string()
 }
 
+/// Creates a function from code (`code_path`) or, with `c.image`, from a container image.
 pub(super) fn create(
     ctx: &Ctx,
     name: &str,
     package: &str,
-    code_path: &std::path::Path,
+    code_path: Option<&std::path::Path>,
     c: &ConfigFlags,
 ) -> Result<Value> {
-    let code = code::load(code_path)?;
+    let default_runtime = if c.image.is_some() {
+        "Custom Image"
+    } else {
+        "Custom"
+    };
     let mut body = json!({
         "func_name": name,
         "package": package,
-        "runtime": c.runtime.as_deref().unwrap_or("Custom"),
+        "runtime": c.runtime.as_deref().unwrap_or(default_runtime),
         "handler": c.handler.as_deref().unwrap_or("bootstrap"),
         "memory_size": c.memory.unwrap_or(128),
         "timeout": c.timeout.unwrap_or(30),
-        "code_type": "zip",
-        "code_filename": code.filename,
-        "func_code": {"file": b64(&code.zip)},
     });
+    match (&c.image, code_path) {
+        (Some(image), _) => body["custom_image"] = json!({"enabled": true, "image": image}),
+        (None, Some(p)) => {
+            let code = code::load(p)?;
+            body["code_type"] = "zip".into();
+            body["code_filename"] = code.filename.into();
+            body["func_code"] = json!({"file": b64(&code.zip)});
+        }
+        (None, None) => anyhow::bail!("a function needs code or an image"),
+    }
     if !c.env.is_empty() {
         body["user_data"] = Value::String(env_json(&c.env));
     }
@@ -319,6 +349,10 @@ pub(super) fn update_config(
     });
     if let Some(d) = &c.description {
         body["description"] = Value::from(d.as_str());
+    }
+    if let Some(image) = &c.image {
+        // Named again, the tag is pulled again: new instances run what it names now.
+        body["custom_image"] = json!({"enabled": true, "image": image});
     }
     if replace_env || !c.env.is_empty() {
         let mut vars: Vec<(String, String)> = Vec::new();
