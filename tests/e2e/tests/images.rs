@@ -317,3 +317,44 @@ fn the_cli_creates_and_deploys_image_functions() {
     assert!(run(&["deploy", dir_arg]).contains("updated (image sha256:"));
     assert_eq!(info(&s, &deployed)["version"], "v2");
 }
+
+/// `fgs image import` of an OCI layout tar, for a machine without a registry: a function whose
+/// image names it runs it when the registry does not answer.
+#[test]
+fn an_imported_image_runs_without_a_registry() {
+    let Some((_reg, _)) = setup() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    images::write_layout(
+        layout.path(),
+        "v1",
+        &[images::base_layer("imported"), images::whiteout_layer()],
+        config(),
+    );
+    let tar_path = data.path().join("image.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    b.append_dir_all(".", layout.path()).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    // A registry address nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let name_ref = format!("127.0.0.1:{port}/offline/app:v1");
+    let data_dir = data.path().join("d");
+    let o = std::process::Command::new(fgs_e2e::fgs_bin())
+        .args(["image", "import"])
+        .arg(&tar_path)
+        .args(["--name", &name_ref, "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .expect("fgs image import");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("sha256:"));
+    let s = Server::start(ServerOpts {
+        data_dir: Some(data_dir),
+        ..ServerOpts::default()
+    }
+    .flag("--insecure-registry", format!("127.0.0.1:{port}")));
+    let name = unique("img");
+    create(&s, &name, json!({"custom_image": {"enabled": true, "image": name_ref}})).expect(200);
+    assert_eq!(info(&s, &name)["version"], "imported");
+}
