@@ -128,9 +128,16 @@ const PAGES = {
     const f = await api("GET", `/functions/${urn}/config`);
     let env = {};
     try { env = JSON.parse(f.user_data || "{}"); } catch {}
+    // An image function shows its image (docs/images.md) where a code function shows its code.
+    const img = f.custom_image && f.custom_image.enabled ? f.custom_image : null;
+    const code = img
+      ? [["Image", esc(img.image)], ["Image digest", `<span class="muted">${esc(img.digest)}</span>`],
+         ["Command / args", esc([img.command, img.args].filter(Boolean).join(" | ") || "the image's")],
+         ["Working dir", esc(img.working_dir || "the image's")], ["uid / gid", `${esc(img.uid)} / ${esc(img.gid)}`]]
+      : [["Code", `${esc(f.code_type)}, ${esc(f.code_size)} bytes`], ["Digest", `<span class="muted">${esc((f.digest || "").slice(0, 32))}…</span>`]];
     el.innerHTML = `<div class="card">${dl([
       ["URN", esc(f.func_urn)], ["Runtime", esc(f.runtime)], ["Handler", esc(f.handler)], ["Memory", esc(f.memory_size) + " MB"], ["CPU", esc(f.cpu) + " millicores"],
-      ["Timeout", esc(f.timeout) + " s"], ["Code", `${esc(f.code_type)}, ${esc(f.code_size)} bytes`], ["Digest", `<span class="muted">${esc((f.digest || "").slice(0, 32))}…</span>`],
+      ["Timeout", esc(f.timeout) + " s"], ...code,
       ["Initializer", esc(f.initializer_handler || "—")], ["Concurrency per instance", esc(f.strategy_config ? f.strategy_config.concurrent_num : "")],
       ["Max instances", esc(f.max_instance_num ?? "")], ["Reserved instances", esc(f.reserved_instance_count ?? 0)], ["Dependencies", esc((f.depend_version_list || []).join(", ") || "—")],
       ["Description", esc(f.description || "—")], ["Last modified", esc(f.last_modified)],
