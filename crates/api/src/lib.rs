@@ -17,6 +17,7 @@ pub mod auth;
 mod authn;
 #[cfg(test)]
 mod catalog_only;
+pub mod cluster_stats;
 mod code_files;
 mod console;
 mod dependencies;

@@ -114,14 +114,9 @@ pub async fn top(
     }
     let limit = q.num("limit", 10)?.clamp(1, 400) as usize;
     let mut by_function: BTreeMap<(String, String), Totals> = BTreeMap::new();
-    for s in fgs_metrics::global().all_series() {
-        if s.key.project != project {
-            continue;
-        }
-        let t = by_function
-            .entry((s.key.package.clone(), s.key.name.clone()))
-            .or_default();
-        for m in s.minutes(start, end) {
+    for (key, m) in crate::cluster_stats::minutes(&state, &project, start, end).await? {
+        let t = by_function.entry((key.package, key.name)).or_default();
+        {
             t.count += m.count;
             t.failures += m.function_errors + m.system_errors;
             t.function_errors += m.function_errors;

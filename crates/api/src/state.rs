@@ -36,6 +36,9 @@ pub struct AppState {
     /// This node's id in a cluster (`--nats`), the `node` label of its `/metrics`; `None` on
     /// a single node, whose series carry no such label.
     pub node: Option<String>,
+    /// This run's id in a cluster ([`crate::cluster_stats::run_id`]): the statistics API adds
+    /// every other run's counts from the store to this node's. `None` on a single node.
+    pub stats_run: Option<String>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1,10 +1,11 @@
 //! FunctionGraph's statistics (SPEC.md 2): `GET /functions/statistics` and
 //! `GET /functions/{urn}/statistics/{period}`, answered from the metrics registry's per-minute
-//! history (crates/metrics), so they agree with `GET /metrics`.
+//! history (crates/metrics), so they agree with `GET /metrics`; in a cluster, with every other
+//! node's counts added from the store (crates/api/src/cluster_stats.rs, docs/cluster.md).
 //!
 //! [FGS] What is kept: per function version, one bucket per minute with events, for the last
-//! 24 hours, and invocation and GB-s totals per UTC month; all in memory, so a restart starts
-//! them from zero (docs/metrics.md). A period of N minutes (1-1440) is answered in steps of
+//! 24 hours, and invocation and GB-s totals per UTC month; on a single node all in memory, so
+//! a restart starts them from zero (docs/metrics.md). A period of N minutes (1-1440) is answered in steps of
 //! `ceil(N / 60)` minutes, every step present (zeros included) so that charts need no gaps
 //! logic; each point's `timestamp` is the step's start in ms. `reserved_instance_num` and
 //! `concurrency_num` are not kept over time: they are one point, now: the configured reserved
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use fgs_core::Qualifier;
-use fgs_metrics::{month_of, Minute, Series};
+use fgs_metrics::{month_of, Minute};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -38,11 +39,17 @@ pub(crate) fn parse_period(s: Option<&str>, default: i64) -> ApiResult<i64> {
     }
 }
 
-/// The steps of the last `period` minutes, each merged from the series' minutes.
-fn steps(series: &[std::sync::Arc<Series>], period: i64, now: i64) -> Vec<Minute> {
-    let step = (period + 59) / 60 * MINUTE_MS;
+/// The window `[from, end)` of the last `period` minutes, the current one included.
+fn window(period: i64, now: i64) -> (i64, i64) {
     let end = now - now.rem_euclid(MINUTE_MS) + MINUTE_MS;
-    let from = end - period * MINUTE_MS;
+    (end - period * MINUTE_MS, end)
+}
+
+/// The steps of the last `period` minutes, each merged from the minutes given (of the
+/// window, [`window`]).
+fn steps<'a>(minutes: impl Iterator<Item = &'a Minute>, period: i64, now: i64) -> Vec<Minute> {
+    let step = (period + 59) / 60 * MINUTE_MS;
+    let (from, end) = window(period, now);
     let n = ((end - from) + step - 1) / step;
     let mut out: Vec<Minute> = (0..n)
         .map(|i| Minute {
@@ -50,12 +57,13 @@ fn steps(series: &[std::sync::Arc<Series>], period: i64, now: i64) -> Vec<Minute
             ..Minute::default()
         })
         .collect();
-    for s in series {
-        for m in s.minutes(from, end) {
-            let i = ((m.start_ms - from) / step) as usize;
-            if let Some(o) = out.get_mut(i) {
-                o.merge(&m);
-            }
+    for m in minutes {
+        if m.start_ms < from {
+            continue;
+        }
+        let i = ((m.start_ms - from) / step) as usize;
+        if let Some(o) = out.get_mut(i) {
+            o.merge(m);
         }
     }
     out
@@ -132,16 +140,17 @@ pub(crate) async fn function_body(
     let matches = |p: &str, pk: &str, n: &str, v: &str| {
         p == project && pk == r.package && n == r.name && version.as_deref().is_none_or(|x| x == v)
     };
-    let series: Vec<_> = fgs_metrics::global()
-        .all_series()
-        .into_iter()
-        .filter(|s| matches(&s.key.project, &s.key.package, &s.key.name, &s.key.version))
-        .collect();
     let now = now_ms();
+    let (from, end) = window(period, now);
+    let minutes = crate::cluster_stats::minutes(state, project, from, end).await?;
+    let mine = minutes
+        .iter()
+        .filter(|(k, _)| matches(&k.project, &k.package, &k.name, &k.version))
+        .map(|(_, m)| m);
     let (started, busy) = instances_now(state, &|k, v| matches(&k.project, &k.package, &k.name, v));
     let reserved = u64::from(rec.reserved.count);
     Ok((
-        body(&steps(&series, period, now), reserved, busy, now),
+        body(&steps(mine, period, now), reserved, busy, now),
         started,
     ))
 }
@@ -166,11 +175,6 @@ pub async fn project(
     Path(project): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let series: Vec<_> = fgs_metrics::global()
-        .all_series()
-        .into_iter()
-        .filter(|s| s.key.project == project)
-        .collect();
     let now = now_ms();
     if q.filter.as_deref() == Some("monthly_report") {
         let this = month_of(now);
@@ -181,12 +185,10 @@ pub async fn project(
             _ => (this, this),
         };
         let mut months: BTreeMap<i64, (u64, u64)> = (from..=to).map(|m| (m, (0, 0))).collect();
-        for s in &series {
-            for (m, n, mb_ms) in s.months(from, to) {
-                let e = months.entry(m).or_default();
-                e.0 += n;
-                e.1 += mb_ms;
-            }
+        for (m, n, mb_ms) in crate::cluster_stats::months(&state, &project, from, to).await? {
+            let e = months.entry(m).or_default();
+            e.0 += n;
+            e.1 += mb_ms;
         }
         let count: Vec<Value> = months
             .iter()
@@ -200,9 +202,11 @@ pub async fn project(
         return Ok(Json(json!({"count": count, "gbs": gbs, "gpu_gbs": []})));
     }
     let period = parse_period(q.period.as_deref(), 60)?;
+    let (from, end) = window(period, now);
+    let minutes = crate::cluster_stats::minutes(&state, &project, from, end).await?;
     let (reserved, busy) = instances_now(&state, &|k, _| k.project == project);
     Ok(Json(json!({
         "count": [], "gbs": [], "gpu_gbs": [],
-        "statistics": body(&steps(&series, period, now), reserved, busy, now),
+        "statistics": body(&steps(minutes.iter().map(|(_, m)| m), period, now), reserved, busy, now),
     })))
 }

@@ -408,6 +408,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         invoker.follow(feed.subscribe()),
         triggers.follow(store.clone(), feed.subscribe()),
     ];
+    // In a cluster, this node's statistics go to the store for the other nodes to read.
+    let stats_run = args
+        .cluster
+        .nats
+        .is_some()
+        .then(|| fgs_api::cluster_stats::run_id(&node_id, crate::membership::wall_ms()));
     let state = Arc::new(AppState {
         store: store.clone(),
         catalog: Catalog::new(store.clone(), feed),
@@ -423,6 +429,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         trigger_writes: tokio::sync::Mutex::new(()),
         metrics_public: args.metrics_public,
         node: args.cluster.nats.is_some().then(|| node_id.clone()),
+        stats_run: stats_run.clone(),
     });
 
     if args.demo {
@@ -490,6 +497,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     invoker.warm_all().await;
     // Scheduled changes of reserved instance counts (docs/api.md).
     let policies = tokio::spawn(fgs_api::reserved_policies::run(Arc::clone(&state)));
+    let stats_task = stats_run.clone().map(|run| {
+        tokio::spawn(fgs_api::cluster_stats::flush_forever(
+            store.clone(),
+            run,
+            fgs_api::cluster_stats::FLUSH_EVERY,
+        ))
+    });
     println!("listening on http://{addr}");
     if args.demo {
         demo::print_usage(addr, &args.data_dir);
@@ -526,6 +540,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // when this node is forgotten.
         if let Err(e) = store.slots().release_node_slots(&node_id).await {
             tracing::warn!(error = %e, "giving back this node's instance places failed");
+        }
+    }
+    if let (Some(task), Some(run)) = (stats_task, &stats_run) {
+        task.abort();
+        // The last seconds' counts, for the other nodes' statistics.
+        if let Err(e) = fgs_api::cluster_stats::flush(&store, run, i64::MIN).await {
+            tracing::warn!(error = %e, "writing this node's last statistics failed");
         }
     }
     // After the invoker: the last invocations' logs are queued by now.

@@ -16,7 +16,7 @@ use crate::traits::{
 };
 use crate::{
     AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
-    StoreError, TestEventRecord, TriggerRecord,
+    StatsStore, StoreError, TestEventRecord, TriggerRecord,
 };
 
 /// The metadata store. Cheap to clone (one reference count); clones share one backend.
@@ -37,6 +37,7 @@ struct Parts {
     blobs: Arc<dyn BlobStore>,
     nodes: Arc<dyn NodeStore>,
     slots: Arc<dyn SlotStore>,
+    stats: Arc<dyn StatsStore>,
 }
 
 /// Forwards `Store` methods to one concern's trait object.
@@ -73,6 +74,7 @@ impl Store {
             + BlobStore
             + NodeStore
             + SlotStore
+            + StatsStore
             + 'static,
     {
         Store {
@@ -86,7 +88,8 @@ impl Store {
                 queue: backend.clone(),
                 blobs: backend.clone(),
                 nodes: backend.clone(),
-                slots: backend,
+                slots: backend.clone(),
+                stats: backend,
             }),
         }
     }
@@ -124,6 +127,10 @@ impl Store {
     /// Places for instances across the nodes sharing the store (cluster-wide limits).
     pub fn slots(&self) -> &Arc<dyn SlotStore> {
         &self.parts.slots
+    }
+    /// The cluster's statistics: what each node counted, per minute.
+    pub fn stats(&self) -> &Arc<dyn StatsStore> {
+        &self.parts.stats
     }
 
     /// Whether any stored function's, version's or dependency version's code is the package

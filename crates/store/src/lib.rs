@@ -6,7 +6,8 @@
 //!
 //! Storage is a set of traits by concern ([`FunctionStore`], [`TriggerStore`], [`TestEventStore`],
 //! [`DependencyStore`], [`LogStore`], [`SettingStore`], [`AsyncQueue`], [`BlobStore`],
-//! [`NodeStore`], [`SlotStore`]: places for instances across a cluster); a backend implements all of them, and [`Store`] is the cheap-to-clone handle
+//! [`NodeStore`], [`SlotStore`]: places for instances across a cluster, [`StatsStore`]: what
+//! each node counted); a backend implements all of them, and [`Store`] is the cheap-to-clone handle
 //! callers hold, over trait objects, so the backend is chosen at start-up ([`StoreKind`]): SQLite
 //! in the data directory (a single node, the default) or PostgreSQL (`postgres://...`, shared by
 //! the nodes of a cluster). The [`conformance`] suite states what every backend must do; both
@@ -28,6 +29,7 @@ mod kind;
 mod postgres;
 mod queue;
 mod sqlite;
+mod stats;
 mod traits;
 
 pub use catalog::Catalog;
@@ -37,6 +39,7 @@ pub use handle::Store;
 pub use kind::StoreKind;
 pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
 pub use sqlite::logs::{InvocationLog, LogQuery};
+pub use stats::{StatMinute, StatMonth, StatsStore};
 pub use traits::{
     BlobStore, DependencyStore, FunctionStore, LogStore, NodeRecord, NodeStore, SettingStore,
     SlotClaim, SlotHolder, SlotStore, StoreFuture, TestEventStore, TriggerStore,

@@ -18,6 +18,7 @@ mod nodes;
 mod queue;
 mod records;
 mod slots;
+mod stats;
 #[cfg(test)]
 pub(crate) mod tests;
 mod triggers;

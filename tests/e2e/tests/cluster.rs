@@ -175,3 +175,68 @@ fn an_apig_route_from_a_answers_on_c_and_a_log_from_a_reads_on_b() {
     let log = logs["logs"][0]["log"].as_str().unwrap_or_default();
     assert!(log.contains(&format!("answering routed to {rid}")), "{logs}");
 }
+
+/// The sum of a statistics list's values.
+fn total(points: &Value) -> f64 {
+    points
+        .as_array()
+        .map_or(0.0, |a| a.iter().filter_map(|p| p["value"].as_f64()).sum())
+}
+
+/// The statistics API of any node counts the whole cluster: calls made on A, B and C (2, 3
+/// and 4) are counted by each node's statistics of the function, of the project and of the
+/// month, and by the report of top functions, once the nodes have written their counts
+/// (every 2 s); `/metrics` stays the node's own.
+#[test]
+fn statistics_read_on_any_node_count_the_calls_of_every_node() {
+    let Some(c) = Cluster::start(3) else { return };
+    let name = unique("stats");
+    c.node(0)
+        .post("/functions", &custom_zip_body(&name, &answering("counted")))
+        .expect(200);
+    for (i, calls) in [2, 3, 4].into_iter().enumerate() {
+        for _ in 0..calls {
+            assert_eq!(answer(c.node(i), &name), json!("counted"), "node {i}");
+        }
+    }
+    for i in 0..3 {
+        let s = c.node(i);
+        let counted = wait_until(Duration::from_secs(15), || {
+            total(&s.get(&format!("/functions/{name}/statistics/5")).json()["count"]) == 9.0
+        });
+        let st = s.get(&format!("/functions/{name}/statistics/5")).json();
+        assert!(counted, "node {i} counts 9 calls: {st}");
+        assert_eq!(total(&st["fail_count"]), 0.0, "{st}");
+        let project = s
+            .get("/functions/statistics?filter=monitor_data&period=5")
+            .json();
+        assert!(total(&project["statistics"]["count"]) >= 9.0, "{project}");
+        let month = s
+            .get("/functions/statistics?filter=monthly_report&option=0")
+            .json();
+        assert!(total(&month["count"]) >= 9.0, "{month}");
+        let top = s.get("/function/report?type=count&limit=400").json();
+        let ours = top["values"]
+            .as_array()
+            .and_then(|v| {
+                v.iter()
+                    .find(|e| e["key"].as_str().is_some_and(|k| k.ends_with(&format!(":{name}:latest"))))
+            })
+            .map(|e| e["value"].clone());
+        assert_eq!(ours, Some(json!(9)), "{top}");
+    }
+    // /metrics is each node's own: node 2 ran 4 of the 9.
+    let m = c.node(2).req("GET", "/metrics").send();
+    m.expect(200);
+    let line = m
+        .text()
+        .lines()
+        .find(|l| {
+            l.starts_with("fgs_invocations_total{")
+                && l.contains(&name)
+                && l.contains("outcome=\"success\"")
+        })
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(line.ends_with(" 4"), "node 2's own count: {line:?}");
+}

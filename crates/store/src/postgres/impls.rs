@@ -3,6 +3,7 @@
 
 use super::Postgres;
 use crate::traits::BlobStore;
+use crate::{StatMinute, StatMonth, StatsStore};
 
 crate::forward::forward_store_traits!(Postgres);
 
@@ -19,5 +20,39 @@ impl BlobStore for Postgres {
         before_ms: i64,
     ) -> StoreFuture<'a, usize> {
         Box::pin(Postgres::collect_blobs(self, used, before_ms))
+    }
+}
+
+impl StatsStore for Postgres {
+    fn put_stats<'a>(
+        &'a self,
+        run: &'a str,
+        minutes: Vec<StatMinute>,
+        months: Vec<StatMonth>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(Postgres::put_stats(self, run, minutes, months))
+    }
+    fn other_minutes<'a>(
+        &'a self,
+        except_run: &'a str,
+        project: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreFuture<'a, Vec<StatMinute>> {
+        Box::pin(Postgres::other_minutes(
+            self, except_run, project, from_ms, to_ms,
+        ))
+    }
+    fn other_months<'a>(
+        &'a self,
+        except_run: &'a str,
+        project: &'a str,
+        from: i64,
+        to: i64,
+    ) -> StoreFuture<'a, Vec<StatMonth>> {
+        Box::pin(Postgres::other_months(self, except_run, project, from, to))
+    }
+    fn purge_stats(&self, before_ms: i64) -> StoreFuture<'_, usize> {
+        Box::pin(Postgres::purge_stats(self, before_ms))
     }
 }

@@ -180,6 +180,39 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX instance_slots_by_version ON instance_slots (project, package, name, version);
     CREATE INDEX instance_slots_by_node ON instance_slots (node_id);
     "#,
+    // 5: the cluster's statistics: what each run of a node counted, per function version and
+    // minute (or month).
+    r#"
+    CREATE TABLE stat_minutes (
+        run             TEXT   NOT NULL,
+        project         TEXT   NOT NULL,
+        package         TEXT   NOT NULL,
+        name            TEXT   NOT NULL,
+        version         TEXT   NOT NULL,
+        start_ms        BIGINT NOT NULL,
+        count           BIGINT NOT NULL,
+        function_errors BIGINT NOT NULL,
+        system_errors   BIGINT NOT NULL,
+        rejected        BIGINT NOT NULL,
+        duration_sum_ms DOUBLE PRECISION NOT NULL,
+        duration_max_ms DOUBLE PRECISION NOT NULL,
+        duration_min_ms DOUBLE PRECISION NOT NULL,
+        mb_ms           BIGINT NOT NULL,
+        PRIMARY KEY (run, project, package, name, version, start_ms)
+    );
+    CREATE INDEX stat_minutes_by_project ON stat_minutes (project, start_ms);
+    CREATE TABLE stat_months (
+        run     TEXT   NOT NULL,
+        project TEXT   NOT NULL,
+        package TEXT   NOT NULL,
+        name    TEXT   NOT NULL,
+        version TEXT   NOT NULL,
+        month   BIGINT NOT NULL,
+        count   BIGINT NOT NULL,
+        mb_ms   BIGINT NOT NULL,
+        PRIMARY KEY (run, project, package, name, version, month)
+    );
+    "#,
 ];
 
 /// Brings the database to the newest schema, refusing one a newer fgs migrated further.

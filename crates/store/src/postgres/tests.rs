@@ -192,3 +192,95 @@ fn tls_and_urls_without_a_database_are_refused() {
     assert!(crate::error_chain(&err).contains("no database"), "{err:?}");
     assert!(parse_url("postgres://u@h:5432/db?sslmode=disable").is_ok());
 }
+
+fn minute(name: &str, start_ms: i64, count: u64) -> crate::StatMinute {
+    crate::StatMinute {
+        project: "p".into(),
+        package: "default".into(),
+        name: name.into(),
+        version: "latest".into(),
+        start_ms,
+        count,
+        function_errors: 1,
+        system_errors: 0,
+        rejected: 2,
+        duration_sum_ms: 1.5 * count as f64,
+        duration_max_ms: 3.0,
+        duration_min_ms: 0.5,
+        mb_ms: 128 * count,
+    }
+}
+
+/// Each run's rows replace its earlier rows of the same minute; a reader gets every other
+/// run's rows of its project and window; old minutes are purged, months stay.
+#[tokio::test]
+async fn statistics_of_runs_are_replaced_read_by_others_and_purged() {
+    let Some((_db, store)) = fresh_postgres().await else {
+        return;
+    };
+    let stats = store.stats();
+    let month = |run_count| crate::StatMonth {
+        project: "p".into(),
+        package: "default".into(),
+        name: "f".into(),
+        version: "latest".into(),
+        month: 24_311,
+        count: run_count,
+        mb_ms: 1000,
+    };
+    stats
+        .put_stats("a@1", vec![minute("f", 60_000, 3)], vec![month(3)])
+        .await
+        .expect("put a");
+    // The same minute again, grown: replaced, not added.
+    stats
+        .put_stats("a@1", vec![minute("f", 60_000, 5)], vec![month(5)])
+        .await
+        .expect("put a again");
+    let mut other = minute("f", 120_000, 7);
+    other.project = "q".into();
+    stats
+        .put_stats(
+            "b@1",
+            vec![minute("f", 60_000, 2), minute("g", 120_000, 4), other],
+            vec![month(2)],
+        )
+        .await
+        .expect("put b");
+
+    let seen_by_b = stats
+        .other_minutes("b@1", "p", 0, 180_000)
+        .await
+        .expect("read");
+    assert_eq!(seen_by_b, vec![minute("f", 60_000, 5)]);
+    let mut seen_by_c = stats
+        .other_minutes("c@1", "p", 60_000, 120_000)
+        .await
+        .expect("read");
+    seen_by_c.sort_by_key(|m| m.count);
+    assert_eq!(
+        seen_by_c,
+        vec![minute("f", 60_000, 2), minute("f", 60_000, 5)],
+        "the window's end is exclusive and another project is not read"
+    );
+    let months = stats
+        .other_months("c@1", "p", 24_311, 24_311)
+        .await
+        .expect("months");
+    assert_eq!(months.iter().map(|m| m.count).sum::<u64>(), 7);
+
+    assert_eq!(stats.purge_stats(120_000).await.expect("purge"), 2);
+    let left = stats
+        .other_minutes("c@1", "p", 0, 180_000)
+        .await
+        .expect("read");
+    assert_eq!(left, vec![minute("g", 120_000, 4)]);
+    assert_eq!(
+        stats
+            .other_months("c@1", "p", 0, i64::MAX)
+            .await
+            .expect("months")
+            .len(),
+        2
+    );
+}
