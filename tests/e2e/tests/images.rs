@@ -358,3 +358,36 @@ fn an_imported_image_runs_without_a_registry() {
     create(&s, &name, json!({"custom_image": {"enabled": true, "image": name_ref}})).expect(200);
     assert_eq!(info(&s, &name)["version"], "imported");
 }
+
+/// Images nothing uses any more are removed at the next start (docs/images.md), like code
+/// packages; the image of a function that remains stays.
+#[test]
+fn unused_images_are_collected_at_start() {
+    let Some((reg, s)) = setup() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let opts = || {
+        ServerOpts::default()
+            .data_dir(data.path())
+            .flag("--insecure-registry", reg.addr.clone())
+    };
+    drop(s);
+    let s = Server::start(opts());
+    let kept = reg.push_image("fgs/gc", "kept", "kept", config());
+    let gone = reg.push_image("fgs/gc", "gone", "gone", config());
+    create(&s, "keeps", json!({"custom_image": {"enabled": true, "image": kept}})).expect(200);
+    create(&s, "drops", json!({"custom_image": {"enabled": true, "image": gone}})).expect(200);
+    let digest = |name: &str| {
+        let f = s.get(&format!("/functions/{name}/config"));
+        f.expect(200);
+        f.json()["custom_image"]["digest"].as_str().unwrap().to_string()
+    };
+    let (kept_d, gone_d) = (digest("keeps"), digest("drops"));
+    let dir = |d: &str| data.path().join("images/images").join(&d["sha256:".len()..]);
+    assert!(dir(&kept_d).is_dir() && dir(&gone_d).is_dir());
+    s.delete("/functions/drops").expect(204);
+    drop(s);
+    let s = Server::start(opts());
+    assert!(!dir(&gone_d).exists(), "the unused image was collected");
+    assert!(dir(&kept_d).is_dir());
+    assert_eq!(info(&s, "keeps")["version"], "kept");
+}
