@@ -294,6 +294,7 @@ impl From<StoreError> for ApiError {
             | StoreError::SchemaTooNew { .. }
             | StoreError::Migrate { .. }
             | StoreError::Backend { .. }
+            | StoreError::AsyncExists { .. }
             | StoreError::Encode { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Task { .. }

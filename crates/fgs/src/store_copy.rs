@@ -34,21 +34,30 @@ struct Counts {
 }
 
 impl Counts {
-    /// Counts one write: done, or skipped because `--force` keeps what exists.
+    /// Counts one write: done, or skipped because `--force` keeps what exists. Only "already
+    /// there" is skipped: the store's typed refusals of a taken key, or PostgreSQL's unique
+    /// violation (SQLSTATE 23505) for records without one (triggers, dependency versions);
+    /// any other failure ends the copy.
     fn write(&mut self, what: &'static str, r: Result<(), StoreError>, force: bool) -> Result<()> {
         match r {
             Ok(()) => *self.copied.entry(what).or_default() += 1,
-            Err(
-                StoreError::FunctionExists { .. }
-                | StoreError::VersionExists { .. }
-                | StoreError::AliasExists { .. }
-                | StoreError::TestEventExists { .. }
-                | StoreError::Backend { .. },
-            ) if force => self.skipped += 1,
+            Err(e) if force && already_there(&e) => self.skipped += 1,
             Err(e) => return Err(e).with_context(|| format!("copying a {what}")),
         }
         Ok(())
     }
+}
+
+/// Whether a failed write says that its record is in the target already.
+fn already_there(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::FunctionExists { .. }
+            | StoreError::VersionExists { .. }
+            | StoreError::AliasExists { .. }
+            | StoreError::TestEventExists { .. }
+            | StoreError::AsyncExists { .. }
+    ) || e.is_unique_violation()
 }
 
 pub async fn run(args: CopyArgs) -> Result<()> {

@@ -77,6 +77,8 @@ pub enum StoreError {
     DependencyNotFound { id: String },
     #[error("dependency version {id} is used by function {function}")]
     DependencyInUse { id: String, function: String },
+    #[error("async invocation {request_id} is already queued")]
+    AsyncExists { request_id: String },
     #[error("database {op}")]
     Backend {
         op: &'static str,
@@ -155,4 +157,22 @@ pub enum StoreError {
         #[source]
         source: BackendError,
     },
+}
+
+impl StoreError {
+    /// Whether this is PostgreSQL refusing a row whose unique key is taken (SQLSTATE 23505):
+    /// the row is already there. Any other failure, of the statement or of the server, is not.
+    pub fn is_unique_violation(&self) -> bool {
+        let StoreError::Backend { source, .. } = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(e) = cause {
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+                return pg.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+            }
+            cause = e.source();
+        }
+        false
+    }
 }

@@ -185,9 +185,8 @@ impl Postgres {
                     package: r.package,
                     name: r.name,
                 },
-                Some(_) => StoreError::Backend {
-                    op: "insert async invocation",
-                    source: format!("request id {} is already queued", r.request_id).into(),
+                Some(_) => StoreError::AsyncExists {
+                    request_id: r.request_id,
                 },
             }));
         }

@@ -284,3 +284,57 @@ async fn statistics_of_runs_are_replaced_read_by_others_and_purged() {
         2
     );
 }
+
+/// `store copy --force` skips only what is already there: a taken unique key (SQLSTATE 23505)
+/// is told apart from any other failure, and a request id queued twice is `AsyncExists`.
+#[tokio::test]
+async fn a_taken_unique_key_is_told_apart_from_other_failures() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let pg = Postgres::open_config(db.config.clone(), "test")
+        .await
+        .expect("open");
+    let client = pg.client("test").await.expect("client");
+    let insert = "INSERT INTO nodes (node_id, advertise_url, started_ms, last_seen_ms)
+                  VALUES ('n1', 'http://a', 1, 1)";
+    client.execute(insert, &[]).await.expect("first insert");
+    let dup = client
+        .execute(insert, &[])
+        .await
+        .map_err(super::pg("insert node"))
+        .expect_err("the key is taken");
+    assert!(dup.is_unique_violation(), "{dup:?}");
+    let other = client
+        .execute("INSERT INTO nodes (node_id) VALUES ('n2')", &[])
+        .await
+        .map_err(super::pg("insert node"))
+        .expect_err("a NOT NULL column is missing");
+    assert!(!other.is_unique_violation(), "{other:?}");
+    assert!(!StoreError::FunctionNotFound {
+        project: "p".into(),
+        package: "default".into(),
+        name: "f".into(),
+    }
+    .is_unique_violation());
+    drop(client);
+
+    let store = Store::from_backend(Arc::new(pg));
+    let rec = crate::conformance::record("p", "default", "f", 1);
+    store
+        .create_function(rec.clone(), 10)
+        .await
+        .expect("create");
+    let row = crate::conformance::async_row("r1", &rec, 5);
+    let first = store
+        .queue()
+        .accept(vec![row.clone()])
+        .await
+        .expect("accept");
+    assert!(first[0].is_ok());
+    let again = store.queue().accept(vec![row]).await.expect("accept");
+    assert!(
+        matches!(&again[0], Err(StoreError::AsyncExists { request_id }) if request_id == "r1"),
+        "{again:?}"
+    );
+}
