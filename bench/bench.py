@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import urllib.request
 import shutil
 import signal
 import statistics
@@ -139,6 +140,11 @@ class Fgs:
         self.port = int(m.group(2))
         self.base = f"http://127.0.0.1:{self.port}"
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def egress(self):
+        """How instances get egress (`veth`, `pasta` or `none`), from /healthz."""
+        with urllib.request.urlopen(self.base + "/healthz", timeout=10) as r:
+            return json.load(r)["isolation"]["egress"]
 
     def api(self, method, path, body=None, headers=None):
         data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
@@ -478,21 +484,40 @@ def async_throughput(res, fgs, name, n):
           f"{failed} failed", file=sys.stderr)
 
 
+def kernel_kb():
+    """The kernel's own memory (slab, kernel stacks, page tables), from /proc/meminfo: what an
+    instance's namespaces, veth pair and cgroups cost, which no process's PSS shows."""
+    v = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, rest = line.split(":", 1)
+            v[k] = int(rest.split()[0])
+    return v.get("Slab", 0) + v.get("KernelStack", 0) + v.get("PageTables", 0)
+
+
 def memory(res, fgs, n):
-    """fgs's RSS before and after `n` reserved instances of the echo are up and idle."""
+    """fgs's RSS, the new processes' PSS and the kernel's memory before and after `n` reserved
+    instances of the echo are up and idle."""
     time.sleep(1)
     before = processes()
     fgs_before = status_kb(fgs.pid, "VmRSS")
+    kernel_before = kernel_kb()
+    if n > 400:
+        # Beyond the default max_instance_num (400), which reserved instances count against.
+        fgs.api("PUT", "/functions/echo/config-max-instance", {"max_instance_num": n})
+    t0 = time.time()
     fgs.api("PUT", "/functions/echo/reservedinstances", {"count": n, "idle_mode": False})
-    deadline = time.time() + 120
+    deadline = time.time() + 120 + n * 0.5
     while time.time() < deadline:
         now = processes()
         new = {p: v for p, v in now.items() if p not in before}
         if sum(1 for c, _ in new.values() if c == "bootstrap") >= n:
             break
         time.sleep(0.2)
+    up_s = time.time() - t0
     time.sleep(2)  # let the last starts settle
     now = processes()
+    kernel_after = kernel_kb()
     # Processes that started meanwhile and are of the instances (not a compiler of a neighbour).
     new = {p: v for p, v in now.items() if p not in before and v[0] in INSTANCE_COMMS}
     fgs_after = status_kb(fgs.pid, "VmRSS")
@@ -510,11 +535,16 @@ def memory(res, fgs, n):
                            for c, v in by_comm.items()},
          "other_processes_kb_per_instance":
              sum(v[1] for c, v in by_comm.items() if c != "bootstrap") / per / 1024,
+         # Other work on the machine moves this too: indicative, not exact.
+         "kernel_kb_per_instance": (kernel_after - kernel_before) / per,
+         "up_s": up_s,
+         "egress": fgs.egress(),
          "p50_ms": None, "p99_ms": None, "rps": None, "cpu_us": None,
          "rss_mb": fgs_after / 1024}
     res.append(r)
     print(f"  memory: fgs {fgs_before/1024:.1f} -> {fgs_after/1024:.1f} MB with {runtimes} "
-          f"instances ({r['fgs_kb_per_instance']:.0f} KB each); new processes {by_comm}",
+          f"instances ({r['fgs_kb_per_instance']:.0f} KB each, up in {up_s:.0f} s); new "
+          f"processes {by_comm}; kernel {r['kernel_kb_per_instance']:.0f} KB each",
           file=sys.stderr)
 
 
@@ -543,6 +573,9 @@ def main():
     ap.add_argument("--store", help="--store of the single fgs of every group but cluster: "
                     "an empty PostgreSQL database (postgres://USER@HOST:PORT/DB) to measure "
                     "fgs on PostgreSQL; default SQLite in the data dir")
+    ap.add_argument("--memory-instances", type=int,
+                    help="idle reserved instances of the memory group (default 100, 5 with "
+                    "--quick; at most 1000, the reservation limit)")
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="comma-separated groups to run, of: " + ", ".join(GROUPS))
     a = ap.parse_args()
@@ -692,7 +725,7 @@ def main():
             cold_starts(res, fgs, "no pre-warm", cold_fns, samples)
         if "memory" in only:
             fgs.create("echo", "Custom", "bootstrap", boot)
-            memory(res, fgs, 5 if quick else 100)
+            memory(res, fgs, a.memory_instances or (5 if quick else 100))
         fgs.stop()
     except Done:
         pass
@@ -755,11 +788,16 @@ def report(res):
                   f"calls measured, warm-ups besides)")
     for r in res:
         if r["scenario"].startswith("memory"):
+            beyond = (r["fgs_kb_per_instance"] + r["other_processes_kb_per_instance"]
+                      + r["kernel_kb_per_instance"])
             print(f"memory: fgs {r['fgs_rss_before_mb']:.1f} MB -> {r['fgs_rss_after_mb']:.1f} MB"
-                  f" with {r['instances']} idle instances = {r['fgs_kb_per_instance']:.0f} KB of"
+                  f" with {r['instances']} idle instances (egress {r['egress']}, up in "
+                  f"{r['up_s']:.0f} s) = {r['fgs_kb_per_instance']:.0f} KB of"
                   f" fgs per instance; other new processes "
                   f"{r['other_processes_kb_per_instance']:.0f} KB per instance "
-                  f"{json.dumps(r['new_processes'])}")
+                  f"{json.dumps(r['new_processes'])}; kernel "
+                  f"{r['kernel_kb_per_instance']:.0f} KB per instance; beyond the runtime "
+                  f"{beyond:.0f} KB per instance")
         if r["scenario"].startswith("cluster"):
             print(f"{r['scenario']}: async {r['async_succeeded']}/{r['async_events']} SUCCESS "
                   f"({r['async_per_s']:.0f}/s, {r['async_failed']} failed, "
