@@ -551,7 +551,8 @@ def memory(res, fgs, n):
 # ---------------------------------------------------------------- main
 
 
-GROUPS = ("peers", "warm", "extensions", "tracing", "async", "cold", "memory", "cluster", "queue")
+GROUPS = ("peers", "warm", "extensions", "tracing", "async", "cold", "memory", "cluster", "queue",
+          "image")
 
 
 class Done(Exception):
@@ -626,7 +627,10 @@ def main():
             import queues
             print("queue primitives: PostgreSQL against JetStream", file=sys.stderr)
             queues.run(res, a, 500 if quick else 5000)
-        if only <= {"cluster", "queue"}:
+        if "image" in only:
+            import images
+            images.run(res, a, tmp, samples, quick)
+        if only <= {"cluster", "queue", "image"}:
             raise Done
 
         # fgs with the default pre-warmed sandboxes.

@@ -7,20 +7,15 @@ after the tag was pushed again, and a missing image refused. Skipped without roo
 or a registry, unless FGS_TEST_REQUIRE_ENGINES=1.
 """
 
-import gzip
-import hashlib
-import io
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
 import urllib.request
-import re
 
 import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -35,51 +30,20 @@ from huaweicloudsdkfunctiongraph.v2 import (
     UpdateFunctionConfigRequestBody,
 )
 
-from test_sdk import AK, PROJECT, REPO, SK, fgs_bin, urn
-
-SRV_C = REPO / "tests" / "e2e" / "src" / "images" / "srv.c"
-
-
-def missing():
-    if os.geteuid() != 0:
-        return "an image function's root is an overlay: needs root"
-    for tool in ("gcc", "skopeo"):
-        if not shutil.which(tool):
-            return f"{tool} is not installed"
-    if not os.environ.get("FGS_TEST_REGISTRY") and not shutil.which("docker-registry"):
-        return "docker-registry is not installed and FGS_TEST_REGISTRY is unset"
-    return None
+import oci
+from test_sdk import AK, PROJECT, SK, fgs_bin, urn
 
 
 @pytest.fixture(scope="module")
 def registry():
-    why = missing()
+    why = oci.missing()
     if why:
         if os.environ.get("FGS_TEST_REQUIRE_ENGINES") == "1":
             pytest.fail(f"image tests cannot run: {why}")
         pytest.skip(why)
-    if os.environ.get("FGS_TEST_REGISTRY"):
-        yield os.environ["FGS_TEST_REGISTRY"]
-        return
-    d = tempfile.mkdtemp(prefix="fgs-sdk-registry-")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    addr = f"127.0.0.1:{s.getsockname()[1]}"
-    s.close()
-    cfg = os.path.join(d, "config.yml")
-    with open(cfg, "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: {addr}\n")
-    proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(tuple(addr.split(":")), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield addr
-    proc.kill()
-    proc.wait()
-    shutil.rmtree(d, ignore_errors=True)
+    reg = oci.Registry()
+    yield reg.addr
+    reg.stop()
 
 
 @pytest.fixture(scope="module")
@@ -123,66 +87,11 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def srv_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("srv") / "srv"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(out), str(SRV_C)], check=True)
-    return out.read_bytes()
-
-
-def layer(entries):
-    """A gzip layer of (path, bytes or None for a directory, mode); and its diff_id."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as t:
-        for path, data, mode in entries:
-            info = tarfile.TarInfo(path)
-            info.mode = mode
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                t.addfile(info)
-            else:
-                info.size = len(data)
-                t.addfile(info, io.BytesIO(data))
-    tar = raw.getvalue()
-    return gzip.compress(tar), "sha256:" + hashlib.sha256(tar).hexdigest()
+    return oci.server_binary(str(tmp_path_factory.mktemp("srv")))
 
 
 def push(registry, srv, repo, tag, version):
-    layers = [
-        layer([("bin", None, 0o755), ("bin/srv", srv, 0o755), ("etc", None, 0o755),
-               ("etc/version", version.encode(), 0o644), ("etc/gone", b"x", 0o644),
-               ("scratch", None, 0o777)]),
-        layer([("etc/.wh.gone", b"", 0o644)]),
-    ]
-    d = tempfile.mkdtemp(prefix="fgs-sdk-oci-")
-    blobs = os.path.join(d, "blobs", "sha256")
-    os.makedirs(blobs)
-
-    def put(b, media):
-        digest = hashlib.sha256(b).hexdigest()
-        with open(os.path.join(blobs, digest), "wb") as f:
-            f.write(b)
-        return {"mediaType": media, "digest": "sha256:" + digest, "size": len(b)}
-
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin", "FOO=from-image"], "Cmd": ["/bin/srv"]},
-        "rootfs": {"type": "layers", "diff_ids": [l[1] for l in layers]},
-    }).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": put(config, "application/vnd.oci.image.config.v1+json"),
-        "layers": [put(l[0], "application/vnd.oci.image.layer.v1.tar+gzip") for l in layers],
-    }).encode()
-    m = put(manifest, "application/vnd.oci.image.manifest.v1+json")
-    m["annotations"] = {"org.opencontainers.image.ref.name": tag}
-    with open(os.path.join(d, "index.json"), "w") as f:
-        json.dump({"schemaVersion": 2, "manifests": [m]}, f)
-    with open(os.path.join(d, "oci-layout"), "w") as f:
-        f.write('{"imageLayoutVersion":"1.0.0"}')
-    ref = f"{registry}/{repo}:{tag}"
-    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-                    f"oci:{d}:{tag}", f"docker://{ref}"], check=True)
-    shutil.rmtree(d, ignore_errors=True)
-    return ref
+    return oci.push(registry, oci.base_layers(srv, version), repo, tag)
 
 
 def invoke(client, name):
