@@ -298,20 +298,33 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
         let mut claimed: VecDeque<AsyncRow> = VecDeque::new();
         let batch = self.config.concurrency.max(1);
         let mut last_claim = tokio::time::Instant::now();
+        // Whether the queue may hold events due now that this node has not claimed: at start,
+        // after a full batch, and when woken. An event handed over in memory is not in the
+        // queue: claiming after each (a transaction and a query that find nothing) cost more
+        // round trips to a shared PostgreSQL than the event's own writes.
+        let mut look = true;
+        // When the queue's next event falls due, as learned after the last claim.
+        let mut due = tokio::time::Instant::now();
         loop {
             // Events claimed from the queue first (they may be retries that waited), then
-            // those handed over in memory, and the queue again when neither has any or every
-            // CLAIM_EVERY.
-            if claimed.is_empty() && (direct.is_empty() || last_claim.elapsed() >= CLAIM_EVERY) {
-                last_claim = tokio::time::Instant::now();
+            // those handed over in memory; the queue is looked at when it may have events
+            // (`look`, or the next one fell due), and at least every CLAIM_EVERY, for events
+            // other nodes stored.
+            let now_i = tokio::time::Instant::now();
+            if claimed.is_empty()
+                && (look || now_i >= due || now_i.duration_since(last_claim) >= CLAIM_EVERY)
+            {
+                last_claim = now_i;
                 let now = self.clock.now_ms();
                 let owner = &self.config.lease.owner;
+                look = false;
                 match self
                     .queue
                     .claim(owner, now, self.config.lease.until(now), batch)
                     .await
                 {
                     Ok(rows) => {
+                        look = rows.len() >= batch;
                         for row in &rows {
                             if let Some(lease) = &row.lease {
                                 self.held.hold(&row.request_id, lease);
@@ -321,21 +334,27 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     }
                     Err(e) => tracing::error!(error = %e, "claiming async events failed"),
                 }
+                let wait = match self.queue.next_due().await {
+                    Ok(Some(at)) => {
+                        Duration::from_millis((at - self.clock.now_ms()).clamp(1, 1000) as u64)
+                    }
+                    _ => Duration::from_secs(1),
+                };
+                due = tokio::time::Instant::now() + wait;
             }
             let row = match claimed.pop_front() {
                 Some(row) => row,
                 None => match direct.try_recv() {
                     Ok(row) => row,
                     Err(_) => {
-                        let wait = match self.queue.next_due().await {
-                            Ok(Some(due)) => Duration::from_millis(
-                                (due - self.clock.now_ms()).clamp(1, 1000) as u64,
-                            ),
-                            _ => Duration::from_secs(1),
-                        };
+                        let until = due.min(last_claim + CLAIM_EVERY);
                         tokio::select! {
                             Some(row) = direct.recv() => row,
-                            _ = tokio::time::timeout(wait, self.wake.notified()) => continue,
+                            _ = self.wake.notified() => {
+                                look = true;
+                                continue;
+                            }
+                            _ = tokio::time::sleep_until(until) => continue,
                         }
                     }
                 },
