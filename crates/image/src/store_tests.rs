@@ -11,9 +11,22 @@ use crate::unpack::tests::{layer, E};
 
 type Table = Arc<HashMap<String, Vec<u8>>>;
 
-/// Serves `table` (path -> body) at 127.0.0.1:PORT; `/v2/...` needs `Bearer t0k3n`, which
-/// `/token` hands out.
+/// How the test registry wants to be spoken to.
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    /// `Bearer t0k3n`, which `/token` hands out.
+    Bearer,
+    /// HTTP basic as `u` / `p:w`.
+    Basic,
+}
+
+/// Serves `table` (path -> body) at 127.0.0.1:PORT behind a bearer challenge.
 async fn registry(table: Table) -> String {
+    registry_with(table, Auth::Bearer).await
+}
+
+/// Serves `table` at 127.0.0.1:PORT; `/v2/...` needs the credentials `auth` says.
+async fn registry_with(table: Table, auth: Auth) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let realm = format!("http://{addr}/token");
@@ -33,9 +46,16 @@ async fn registry(table: Table) -> String {
                 }
                 let head = String::from_utf8_lossy(&buf).to_string();
                 let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-                let authed = head.contains("Bearer t0k3n");
+                // base64("u:p:w")
+                let authed = match auth {
+                    Auth::Bearer => head.contains("Bearer t0k3n"),
+                    Auth::Basic => head.contains("Basic dTpwOnc="),
+                };
                 let (status, extra, body) = if path.starts_with("/token") {
                     ("200 OK", String::new(), br#"{"token":"t0k3n"}"#.to_vec())
+                } else if !authed && auth == Auth::Basic {
+                    let c = "WWW-Authenticate: Basic realm=\"test\"\r\n".to_string();
+                    ("401 Unauthorized", c, b"{}".to_vec())
                 } else if !authed {
                     let c =
                         format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\n");
@@ -145,4 +165,25 @@ async fn missing_images_and_absent_registries_say_so() {
         .await
         .unwrap_err();
     assert!(matches!(e, ImageError::Unreachable { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn basic_auth_uses_the_registrys_credentials() {
+    let (table, digest) = image(None);
+    let addr = registry_with(Arc::new(table), Auth::Basic).await;
+    let r = Reference::parse(&format!("{addr}/fgs/app:v1")).unwrap();
+    // Without credentials the registry's refusal is the answer.
+    let (_dir, images) = store(&addr);
+    let e = images.pull(&r).await.unwrap_err();
+    assert!(matches!(e, ImageError::Registry { .. }), "{e}");
+    assert!(e.to_string().contains("401"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RegistryConfig {
+        insecure: vec![addr.clone()],
+        ..Default::default()
+    };
+    cfg.credentials
+        .insert(addr.clone(), ("u".to_string(), "p:w".to_string()));
+    let images = Images::open(&dir.path().join("images"), cfg).unwrap();
+    assert_eq!(images.pull(&r).await.unwrap().digest, digest);
 }
