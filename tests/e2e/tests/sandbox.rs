@@ -942,3 +942,37 @@ fn rootless_uses_a_delegated_cgroup_v2_subtree() {
         "left in the delegated cgroup: {leftovers:?}"
     );
 }
+
+/// An image function without root (docs/images.md): fgs as `nobody` pulls and unpacks the
+/// image itself, and the instance runs on an overlay mounted in its own user namespace, as
+/// uid 1003; another uid is refused at start.
+#[test]
+fn rootless_image_functions_run_as_1003() {
+    if fgs_e2e::images::available().is_err() {
+        eprintln!("skipped rootless image functions: gcc, skopeo or a registry is missing");
+        return;
+    }
+    let reg = fgs_e2e::images::Registry::start();
+    let Some(sb) = start_rootless("rootless image functions", &[("--insecure-registry", &reg.addr)])
+    else {
+        return;
+    };
+    let config = json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/srv"]});
+    let image = reg.push_image("fgs/rootless", "v1", "v1", config);
+    let s = sb.s();
+    for (name, uid) in [("img1003", "1003"), ("img1500", "1500")] {
+        s.post("/functions", &json!({"func_name": name, "runtime": "Custom Image", "handler": "-",
+            "memory_size": 128, "timeout": 10,
+            "custom_image": {"enabled": true, "image": image, "uid": uid, "gid": uid}}))
+            .expect(200);
+    }
+    let r = s.invoke("img1003", &json!({"op": "info"}));
+    r.expect(200);
+    let v = r.json();
+    assert_eq!((v["uid"].clone(), v["version"].clone()), (json!(1003), json!("v1")), "{v}");
+    assert_eq!(v["root_writable"], true, "the overlay's writable layer: {v}");
+    let r = s.invoke("img1500", &json!({"op": "info"}));
+    assert!(r.status >= 400 || r.header("x-is-func-err").as_deref() == Some("true"), "{}", r.text());
+    assert!(r.text().contains("1003"), "the refusal says which ids exist: {}", r.text());
+    sb.finish();
+}
