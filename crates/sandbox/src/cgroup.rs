@@ -307,7 +307,15 @@ impl InstanceCgroup {
     ) -> std::io::Result<InstanceCgroup> {
         let dirs = layout.instance_dirs(parent, id);
         for d in &dirs {
-            fs::create_dir(d)?;
+            match fs::create_dir(d) {
+                // Another fgs sharing the parent removes it at its stop when it is empty, which
+                // it is while this fgs starts: made again (with its controllers), once.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    layout.ensure_parent(parent)?;
+                    fs::create_dir(d)?;
+                }
+                other => other?,
+            }
         }
         let memory = match layout.memory() {
             Source::V1 => Some((
@@ -468,6 +476,22 @@ mod tests {
 34 30 0:30 / /sys/fs/cgroup/pids rw,nosuid - cgroup cgroup rw,pids
 35 30 0:31 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate
 ";
+
+    #[test]
+    fn a_parent_removed_by_another_fgs_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = CgroupLayout {
+            v1_memory: Some(dir.path().join("memory")),
+            v1_pids: Some(dir.path().join("pids")),
+            ..CgroupLayout::default()
+        };
+        layout.ensure_parent("fgs").unwrap();
+        // The other fgs's stop: the parent was empty.
+        fs::remove_dir(dir.path().join("memory/fgs")).unwrap();
+        InstanceCgroup::create(&layout, "fgs", "1-ab").unwrap();
+        assert!(dir.path().join("memory/fgs/1-ab").is_dir());
+        assert!(dir.path().join("pids/fgs/1-ab").is_dir());
+    }
 
     #[test]
     fn hybrid_layout() {
