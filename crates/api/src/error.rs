@@ -417,6 +417,8 @@ impl From<InvokeError> for ApiError {
                 e.to_string(),
             ),
             InvokeError::Platform(m) => ApiError::internal(m),
+            // Only callers that forward ask for it, and they handle it.
+            InvokeError::Elsewhere(..) => ApiError::internal(e.to_string()),
             InvokeError::Unavailable(..) => {
                 tracing::warn!(error = %e, "no instance place in the cluster");
                 ApiError::new(

@@ -1,6 +1,6 @@
 //! Sync invocation (SPEC.md 3): `POST /functions/{urn}/invocations`.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +8,7 @@ use base64::Engine;
 use bytes::Bytes;
 use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
 use fgs_core::urn::qualified_urn;
-use fgs_invoke::{InvokeOptions, Outcome};
+use fgs_invoke::{InvokeError, InvokeOptions, Outcome};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
@@ -46,10 +46,12 @@ pub fn event_body(body: Bytes) -> ApiResult<Bytes> {
 pub async fn invoke(
     State(state): State<SharedState>,
     Path((project, urn)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let r = function_ref(&project, &urn)?;
+    let raw = body.clone();
     if body.len() > SYNC_PAYLOAD_MAX {
         return Err(ApiError::too_large("the request payload", SYNC_PAYLOAD_MAX));
     }
@@ -79,12 +81,35 @@ pub async fn invoke(
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        // In a cluster, a call not forwarded yet may be (crate::forward).
+        forwardable: state.node.is_some() && !headers.contains_key(crate::forward::FORWARDED_BY),
         ..InvokeOptions::default()
     };
-    let outcome = state
+    let key = key_of(&project, &r);
+    let outcome = match state
         .invoker
-        .invoke(&key_of(&project, &r), &qualifier, body, opts)
-        .await?;
+        .invoke(&key, &qualifier, body.clone(), opts.clone())
+        .await
+    {
+        Err(InvokeError::Elsewhere(_, nodes)) => {
+            tracing::debug!(?nodes, "forwarding");
+            let node = state.node.as_deref().unwrap_or_default();
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+            // The node holding the most places first: the likeliest to have a free one.
+            match crate::forward::forward(&nodes[0], node, path, &headers, raw).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    tracing::warn!(error = %fgs_invoke::error_chain(&e), "serving here instead");
+                    let opts = InvokeOptions {
+                        forwardable: false,
+                        ..opts
+                    };
+                    state.invoker.invoke(&key, &qualifier, body, opts).await?
+                }
+            }
+        }
+        other => other?,
+    };
     Ok(respond(outcome, want_tail, v1))
 }
 

@@ -23,6 +23,7 @@ mod console;
 mod dependencies;
 pub mod error;
 mod export;
+pub mod forward;
 mod function_code;
 mod functions;
 mod invocation;

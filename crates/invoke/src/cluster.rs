@@ -180,13 +180,17 @@ impl Gate for VersionGate {
                         held: Arc::clone(&l.held),
                     }))
                 }
-                Ok(SlotClaim::Full(holders)) => Admission::Full(
-                    holders
-                        .into_iter()
-                        .filter(|h| h.node_id != l.node_id)
-                        .map(|h| h.advertise_url)
-                        .collect(),
-                ),
+                Ok(SlotClaim::Full(mut holders)) => {
+                    // The node holding the most places first: the likeliest to have one free.
+                    holders.sort_by_key(|h| std::cmp::Reverse(h.slots));
+                    Admission::Full(
+                        holders
+                            .into_iter()
+                            .filter(|h| h.node_id != l.node_id)
+                            .map(|h| h.advertise_url)
+                            .collect(),
+                    )
+                }
                 Ok(SlotClaim::NotLive) => {
                     Admission::Refused(format!("node {} is not live in the store yet", l.node_id))
                 }

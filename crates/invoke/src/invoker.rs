@@ -32,6 +32,10 @@ pub enum InvokeError {
     Throttled(String),
     #[error("instance start failed: {0}")]
     Platform(String),
+    /// The cluster's limit is reached and these nodes (advertise URLs) hold the instances: the
+    /// caller asked to be told ([`InvokeOptions::forwardable`]).
+    #[error("function {0} runs its instances on other nodes")]
+    Elsewhere(String, Vec<String>),
     /// No instance could start: the cluster's count of instances cannot be reached (why).
     #[error("function {0} cannot start an instance now: {1}")]
     Unavailable(String, String),
@@ -68,6 +72,10 @@ pub struct InvokeOptions {
     pub headers: Vec<(String, String)>,
     /// The caller's W3C `traceparent`: a traced invocation's span continues its trace.
     pub traceparent: Option<String>,
+    /// The caller can send the call to another node: when the cluster's limit is reached and
+    /// other nodes hold the instances, [`InvokeError::Elsewhere`] names them instead of the
+    /// call waiting here.
+    pub forwardable: bool,
 }
 
 /// What a caller sees of one invocation.
@@ -186,8 +194,15 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             // An async event can run on any node: when the cluster's limit is reached with the
             // instances elsewhere, it goes back to the queue for a node that has one, rather
             // than waiting here (docs/cluster.md).
-            let acquired = if opts.invoke_type == Some(InvokeType::Async) {
-                pool.acquire_or_full().await
+            // A sync call that can be forwarded is told where the instances are instead.
+            let acquired = if opts.invoke_type == Some(InvokeType::Async) || opts.forwardable {
+                match pool.acquire_or_full().await {
+                    Err(AcquireError::Full(at)) if opts.forwardable && !at.is_empty() => {
+                        return Err(InvokeError::Elsewhere(key.name.clone(), at));
+                    }
+                    Err(AcquireError::Full(_)) if opts.forwardable => pool.acquire().await,
+                    other => other,
+                }
             } else {
                 pool.acquire().await
             };

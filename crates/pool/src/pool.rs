@@ -267,6 +267,8 @@ impl<L: Launcher> Pool<L> {
                 let total = st.slots.len() + st.starting;
                 if !wait_when_full {
                     if let Some(elsewhere) = self.fresh_full_hint() {
+                        // Pass the turn on: this caller may have been woken for it.
+                        self.freed.notify_one();
                         return Err(AcquireError::Full(elsewhere));
                     }
                 }
@@ -285,7 +287,10 @@ impl<L: Launcher> Pool<L> {
                     Cold::Started(lease) => return Ok(lease),
                     Cold::Failed(e) => return Err(e),
                     Cold::Full(elsewhere) if !wait_when_full => {
-                        return Err(AcquireError::Full(elsewhere))
+                        // Callers queued behind this start (it counted against the limit)
+                        // try for themselves now.
+                        self.freed.notify_one();
+                        return Err(AcquireError::Full(elsewhere));
                     }
                     Cold::Full(_) => {}
                 }

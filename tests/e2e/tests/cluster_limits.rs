@@ -94,3 +94,69 @@ fn max_instance_num_one_never_runs_two_instances_in_the_cluster() {
         "two instances at once"
     );
 }
+
+/// p50 of `n` calls of `name` on node `s`, each answered by instance `pid`.
+fn p50(s: &fgs_e2e::Server, name: &str, pid: &str, n: usize) -> Duration {
+    let mut took: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let r = s.post(&format!("/functions/{name}/invocations"), &json!({}));
+            let d = t.elapsed();
+            r.expect(200);
+            assert_eq!(r.json(), json!(pid));
+            d
+        })
+        .collect();
+    took.sort();
+    took[n / 2]
+}
+
+/// `max_instance_num` 1 and the instance on node 0: calls on nodes 1 and 2 are forwarded
+/// to node 0 and answered by that instance, with the headers and log tail a call on node 0
+/// gets; none waits for the instance's idle timeout, and no second instance starts.
+#[test]
+fn a_call_where_the_limit_is_reached_is_served_by_the_node_holding_the_instance() {
+    let Some(c) = Cluster::start(3) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = unique("fwd");
+    let mut body = custom_zip_body(&name, &bootstrap_zip(RECORDING));
+    body["user_data"] = json!(user_data(&[
+        ("DIR", dir.path().to_str().expect("utf-8 path")),
+        ("PAUSE", "0"),
+    ]));
+    c.node(0).post("/functions", &body).expect(200);
+    c.node(0)
+        .put(
+            &format!("/functions/{name}/config-max-instance"),
+            &json!({"max_instance_num": 1}),
+        )
+        .expect(200);
+    let first = c
+        .node(0)
+        .post(&format!("/functions/{name}/invocations"), &json!({}));
+    first.expect(200);
+    let pid = first.json().as_str().expect("the instance's pid").to_owned();
+    for i in [1, 2] {
+        let node = c.node(i);
+        let r = node
+            .req("POST", &node.api(&format!("/functions/{name}/invocations")))
+            .json(&json!({}))
+            .header("X-Cff-Log-Type", "tail")
+            .send();
+        r.expect(200);
+        assert_eq!(r.json(), json!(pid), "node {i} answered by node 0's instance");
+        for h in [
+            "x-cff-request-id",
+            "x-cff-invoke-summary",
+            "x-cff-billing-duration",
+            "x-cff-function-log",
+            "x-is-func-err",
+        ] {
+            assert!(r.header(h).is_some(), "{h} missing on node {i}");
+        }
+    }
+    let local = p50(c.node(0), &name, &pid, 30);
+    let forwarded = p50(c.node(1), &name, &pid, 30);
+    eprintln!("warm p50 (debug build): local {local:?}, forwarded {forwarded:?}");
+    assert_eq!(lines(&dir.path().join("pids")), [pid], "one instance in all");
+}

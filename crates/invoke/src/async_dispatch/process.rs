@@ -82,6 +82,8 @@ impl<T: AsyncTarget> AsyncDispatcher<T> {
                     invoked_urn: invoked_urn.clone(),
                     headers: Vec::new(),
                     traceparent: None,
+                    // Another node's instances take it from the queue instead.
+                    forwardable: false,
                 },
             )
             .await;

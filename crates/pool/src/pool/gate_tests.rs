@@ -164,6 +164,27 @@ async fn a_caller_that_can_be_served_elsewhere_does_not_wait_for_a_full_limit() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn callers_queued_behind_a_start_that_found_the_limit_full_are_not_left_waiting() {
+    let (_shared, a, b) = two_nodes(1);
+    let _held = a.acquire().await.expect("start");
+    // Five at once on b: the first counts a start, the others queue behind it; the start
+    // finds the limit full, and every one of them hears so (the later ones from the hint).
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.acquire_or_full().await.map(|_| ()) })
+        })
+        .collect();
+    for c in calls {
+        let r = tokio::time::timeout(Duration::from_secs(5), c)
+            .await
+            .expect("not left waiting")
+            .expect("joins");
+        assert!(matches!(r, Err(AcquireError::Full(_))));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn unlimited_pools_never_ask_the_gate() {
     let (shared, a, _b) = two_nodes(-1);
     shared.refuse.store(true, Ordering::SeqCst);
