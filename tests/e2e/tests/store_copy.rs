@@ -1,6 +1,6 @@
 //! `fgs store copy`: a single SQLite node's data moved into a PostgreSQL store, then served from
-//! there by a node with a fresh data dir: functions, versions and aliases, a dependency, a test
-//! event, a timer and a pending async event (it runs there).
+//! there by a node with a fresh data dir: functions (Custom, Python, Node.js, HTTP), versions and
+//! aliases, a dependency, a test event, a timer and a pending async event (it runs there).
 
 use std::process::Command;
 use std::time::Duration;
@@ -68,13 +68,44 @@ fn a_single_node_moves_into_postgres_and_answers_as_before() {
             == "RUNNING"
     });
     assert!(running, "the event started");
+    // Functions of the built-in runtimes come along too, code and all.
+    let (py, node) = (unique("moved-py"), unique("moved-node"));
+    for (fname, runtime, file, code) in [
+        (&py, "Python3.10", "index.py", "def handler(event, context):\n    return {'lang': 'py', 'in': event}\n"),
+        (&node, "Node.js20.15", "index.js", "exports.handler = async (event) => ({lang: 'node', in: event});\n"),
+    ] {
+        let zip = zip_files(&[(file, code.as_bytes(), 0o644)]);
+        s.post(
+            "/functions",
+            &json!({"func_name": fname, "package": "default", "runtime": runtime,
+                    "handler": "index.handler", "memory_size": 128, "timeout": 30,
+                    "code_type": "zip", "code_filename": "code.zip",
+                    "func_code": {"file": b64(&zip)}}),
+        )
+        .expect(200);
+    }
+    // And an HTTP function (the fixture server of runtimes::, answering 201 with x-answer).
+    let web = unique("moved-web");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/http_fn");
+    let server_py = std::fs::read(fixture.join("server.py")).expect("the HTTP fixture");
+    let zip = zip_files(&[
+        ("bootstrap", b"exec /usr/bin/python3 -u server.py\n", 0o644),
+        ("server.py", &server_py, 0o644),
+    ]);
+    s.post(
+        "/functions",
+        &json!({"func_name": web, "runtime": "http", "handler": "bootstrap",
+                "memory_size": 128, "timeout": 10, "code_type": "zip",
+                "code_filename": "web.zip", "func_code": {"file": b64(&zip)}}),
+    )
+    .expect(200);
     let alias_before = s.get(&format!("/functions/{name}/aliases/live")).json();
     s.kill9();
 
     let out = copy(&data, &db.url, false);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(said.contains("functions: 1"), "{said}");
+    assert!(said.contains("functions: 4"), "{said}");
     assert!(said.contains("pending async events: 1"), "{said}");
     // Once there is data, a second copy is refused unless forced.
     let again = copy(&data, &db.url, false);
@@ -87,13 +118,26 @@ fn a_single_node_moves_into_postgres_and_answers_as_before() {
     let forced = copy(&data, &db.url, true);
     assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
     assert!(String::from_utf8_lossy(&forced.stdout).contains("kept as they were"));
-    assert_eq!(db.query("SELECT COUNT(*) FROM functions"), "1");
+    assert_eq!(db.query("SELECT COUNT(*) FROM functions"), "4");
 
     // A node on PostgreSQL with an empty data dir answers as the SQLite node did.
     let p = Server::start(ServerOpts::default().postgres(&db.url));
     let r = p.invoke(&urn, &json!({"after": "copy"}));
     r.expect(200);
     assert_eq!(r.json()["after"], "copy");
+    for (fname, lang) in [(&py, "py"), (&node, "node")] {
+        let r = p.invoke(&p.urn(fname), &json!({"after": "copy"}));
+        r.expect(200);
+        assert_eq!(r.json()["lang"], lang, "{}", r.text());
+        assert_eq!(r.json()["in"]["after"], "copy", "{}", r.text());
+    }
+    let ev = json!({"httpMethod": "POST", "path": "/echo", "headers": {},
+        "queryStringParameters": {}, "body": "{}", "isBase64Encoded": false,
+        "pathParameters": {}, "requestContext": {}});
+    let r = p.invoke(&p.urn(&web), &ev);
+    r.expect_ok();
+    assert_eq!(r.json()["statusCode"], 201, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-answer"], "42", "{}", r.text());
     let v1 = format!("{}:default:{name}:v1", p.cred.project_id);
     p.invoke(&v1, &json!({})).expect(200);
     assert_eq!(
