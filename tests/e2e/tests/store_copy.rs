@@ -1,6 +1,7 @@
 //! `fgs store copy`: a single SQLite node's data moved into a PostgreSQL store, then served from
 //! there by a node with a fresh data dir: functions (Custom, Python, Node.js, HTTP), versions and
-//! aliases, a dependency, a test event, a timer and a pending async event (it runs there).
+//! aliases, a dependency, a test event, timers (an active one fires there) and a pending async
+//! event (it runs there).
 
 use std::process::Command;
 use std::time::Duration;
@@ -100,6 +101,16 @@ fn a_single_node_moves_into_postgres_and_answers_as_before() {
     )
     .expect(200);
     let alias_before = s.get(&format!("/functions/{name}/aliases/live")).json();
+    // A timer that fires there: created last, so that the node is killed long before its
+    // first firing (3 s) and the copy carries its plan, not an event of it.
+    let py_urn = s.urn(&py);
+    s.post(
+        &format!("/triggers/{py_urn}"),
+        &json!({"trigger_type_code": "TIMER", "trigger_status": "ACTIVE",
+                "event_data": {"name": "every3s", "schedule_type": "Cron",
+                               "schedule": "@every 3s", "user_event": "tick"}}),
+    )
+    .expect(201);
     s.kill9();
 
     let out = copy(&data, &db.url, false);
@@ -153,6 +164,16 @@ fn a_single_node_moves_into_postgres_and_answers_as_before() {
         triggers.as_array().map(Vec::len),
         Some(1),
         "the timer came along: {triggers}"
+    );
+    // The timer fires on the new store: its events run the Python function.
+    let ticked = wait_until(Duration::from_secs(20), || {
+        let l = p.get(&format!("/functions/{py}/async-invocations?status=SUCCESS"));
+        l.status == 200 && l.json()["count"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        ticked,
+        "the copied timer fired on PostgreSQL: {}",
+        p.get(&format!("/functions/{py}/async-invocations")).text()
     );
     // The pending event runs on the new store (its 3 s sleep included).
     let ran = wait_until(Duration::from_secs(40), || {
