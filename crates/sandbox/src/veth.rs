@@ -486,23 +486,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn addresses_given_back_are_used_again() {
-        let b = Bridge {
-            name: "t".into(),
+    /// A bridge value that made nothing on the host (its drop removes nothing), or None where
+    /// there is no netlink (a restricted build sandbox): nothing to test with there.
+    fn unmade_bridge(name: &str, subnet: &str) -> Option<Bridge> {
+        Some(Bridge {
+            name: name.into(),
             index: 0,
-            subnet: "10.9.0.0/29".parse().unwrap(),
+            subnet: subnet.parse().unwrap(),
             nft: PathBuf::new(),
             forward_was_on: true,
-            nl: Mutex::new(match Netlink::open() {
-                Ok(nl) => nl,
-                // No netlink here (a restricted build sandbox): nothing to test with.
-                Err(_) => return,
-            }),
+            nl: Mutex::new(Netlink::open().ok()?),
             addrs: Mutex::new(Addrs::default()),
             next_link: AtomicU32::new(0),
-            // Nothing was made: the drop has nothing to remove.
             closed: AtomicBool::new(true),
+        })
+    }
+
+    #[test]
+    fn addresses_given_back_are_used_again() {
+        let Some(b) = unmade_bridge("t", "10.9.0.0/29") else {
+            return;
         };
         let taken: Vec<u32> = (0..4).map(|_| b.take_addr().unwrap()).collect();
         assert_eq!(taken, [0, 1, 2, 3]);
@@ -525,19 +528,8 @@ mod tests {
 
     #[test]
     fn the_table_masquerades_maps_the_host_and_keeps_instances_apart() {
-        let b = Bridge {
-            name: "fgs3".into(),
-            index: 0,
-            subnet: "10.203.0.0/16".parse().unwrap(),
-            nft: PathBuf::new(),
-            forward_was_on: true,
-            nl: Mutex::new(match Netlink::open() {
-                Ok(nl) => nl,
-                Err(_) => return,
-            }),
-            addrs: Mutex::new(Addrs::default()),
-            next_link: AtomicU32::new(0),
-            closed: AtomicBool::new(true),
+        let Some(b) = unmade_bridge("fgs3", "10.203.0.0/16") else {
+            return;
         };
         let s = b.table_script();
         assert!(
