@@ -26,33 +26,6 @@ pub fn run_id(node: &str, started_ms: i64) -> String {
     format!("{node}@{started_ms}")
 }
 
-fn row(key: &SeriesKey, m: &Minute) -> StatMinute {
-    StatMinute {
-        project: key.project.clone(),
-        package: key.package.clone(),
-        name: key.name.clone(),
-        version: key.version.clone(),
-        start_ms: m.start_ms,
-        count: m.count,
-        function_errors: m.function_errors,
-        system_errors: m.system_errors,
-        rejected: m.rejected,
-        duration_sum_ms: m.duration_sum_ms,
-        duration_max_ms: m.duration_max_ms,
-        duration_min_ms: m.duration_min_ms,
-        mb_ms: m.mb_ms,
-    }
-}
-
-fn key_of(r: &StatMinute) -> SeriesKey {
-    SeriesKey {
-        project: r.project.clone(),
-        package: r.package.clone(),
-        name: r.name.clone(),
-        version: r.version.clone(),
-    }
-}
-
 /// What this node counted since `since_ms` (the minutes that started then or later, and the
 /// current and previous months of the series that had them), as store rows.
 fn snapshot(since_ms: i64, now: i64) -> (Vec<StatMinute>, Vec<StatMonth>) {
@@ -63,15 +36,16 @@ fn snapshot(since_ms: i64, now: i64) -> (Vec<StatMinute>, Vec<StatMonth>) {
         if changed.is_empty() {
             continue;
         }
-        minutes.extend(changed.iter().map(|m| row(&s.key, m)));
+        // Stored as counted: the store's row is the metrics' own minute.
+        minutes.extend(changed.into_iter().map(|minute| StatMinute {
+            key: s.key.clone(),
+            minute,
+        }));
         months.extend(
             s.months(this - 1, this)
                 .into_iter()
                 .map(|(month, count, mb_ms)| StatMonth {
-                    project: s.key.project.clone(),
-                    package: s.key.package.clone(),
-                    name: s.key.name.clone(),
-                    version: s.key.version.clone(),
+                    key: s.key.clone(),
                     month,
                     count,
                     mb_ms,
@@ -137,22 +111,7 @@ pub(crate) async fn minutes(
             .stats()
             .other_minutes(run, project, from_ms, to_ms)
             .await?;
-        out.extend(others.iter().map(|r| {
-            (
-                key_of(r),
-                Minute {
-                    start_ms: r.start_ms,
-                    count: r.count,
-                    function_errors: r.function_errors,
-                    system_errors: r.system_errors,
-                    rejected: r.rejected,
-                    duration_sum_ms: r.duration_sum_ms,
-                    duration_max_ms: r.duration_max_ms,
-                    duration_min_ms: r.duration_min_ms,
-                    mb_ms: r.mb_ms,
-                },
-            )
-        }));
+        out.extend(others.into_iter().map(|r| (r.key, r.minute)));
     }
     Ok(out)
 }
@@ -187,30 +146,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_minute_survives_the_round_trip_through_a_row() {
-        let key = SeriesKey {
-            project: "p".into(),
-            package: "default".into(),
-            name: "f".into(),
-            version: "latest".into(),
-        };
-        let m = Minute {
-            start_ms: 120_000,
-            count: 3,
-            function_errors: 1,
-            system_errors: 1,
-            rejected: 2,
-            duration_sum_ms: 4.5,
-            duration_max_ms: 3.0,
-            duration_min_ms: 0.5,
-            mb_ms: 384,
-        };
-        let r = row(&key, &m);
-        assert_eq!(key_of(&r), key);
-        assert_eq!(
-            (r.start_ms, r.count, r.rejected, r.mb_ms),
-            (120_000, 3, 2, 384)
-        );
+    fn a_run_is_its_node_and_its_start() {
         assert_eq!(run_id("node-1", 42), "node-1@42");
     }
 
@@ -227,11 +163,17 @@ mod tests {
         );
         let now = now_ms();
         let (minutes, months) = snapshot(now - now.rem_euclid(MINUTE_MS), now);
-        let mine: Vec<_> = minutes.iter().filter(|m| m.project == "snap-p").collect();
+        let mine: Vec<_> = minutes
+            .iter()
+            .filter(|m| m.key.project == "snap-p")
+            .collect();
         assert_eq!(mine.len(), 1);
-        assert!(mine[0].count >= 1);
-        assert!(months.iter().any(|m| m.project == "snap-p"));
+        assert!(mine[0].minute.count >= 1);
+        // The row is the series' minute and key as the metrics hold them, field for field.
+        let live = s.minutes(now - now.rem_euclid(MINUTE_MS), i64::MAX);
+        assert_eq!((&mine[0].key, &mine[0].minute), (&s.key, &live[0]));
+        assert!(months.iter().any(|m| m.key.project == "snap-p"));
         let (later, _) = snapshot(now + 2 * MINUTE_MS, now);
-        assert!(later.iter().all(|m| m.project != "snap-p"));
+        assert!(later.iter().all(|m| m.key.project != "snap-p"));
     }
 }

@@ -1,5 +1,5 @@
-//! Domain types of fgs: functions, URNs in all their shortened forms, runtimes, limits and the
-//! validation of everything a user may send. This crate does no I/O of any kind: it is the shared
+//! Domain types of fgs: functions, URNs in all their shortened forms, runtimes, limits, the
+//! statistics' per-minute counts and the validation of everything a user may send. This crate does no I/O of any kind: it is the shared
 //! vocabulary of the other crates, and its parsers are safe to feed hostile input.
 //!
 //! Wire codes (`FSS.xxxx`) are not known here: errors are typed, and `fgs-api` maps them.
@@ -13,6 +13,7 @@ pub mod function;
 pub mod image;
 pub mod limits;
 pub mod runtime;
+pub mod stats;
 pub mod tags;
 pub mod trigger;
 pub mod urn;

@@ -5,48 +5,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use fgs_core::stats::Minute;
+
 use crate::outcome::Outcome;
 
 /// 24 hours of minutes.
 pub const MINUTES_KEPT: i64 = 24 * 60;
-
-/// What happened in one minute.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Minute {
-    /// Start of the minute, ms since the epoch.
-    pub start_ms: i64,
-    /// Invocations that ran (successes and function errors).
-    pub count: u64,
-    pub function_errors: u64,
-    pub system_errors: u64,
-    /// Refused with 429.
-    pub rejected: u64,
-    pub duration_sum_ms: f64,
-    pub duration_max_ms: f64,
-    pub duration_min_ms: f64,
-    /// Billed milliseconds times memory MB.
-    pub mb_ms: u64,
-}
-
-impl Minute {
-    /// Adds another minute's events into this one (for steps longer than a minute).
-    pub fn merge(&mut self, o: &Minute) {
-        if o.count > 0 {
-            self.duration_min_ms = if self.count == 0 {
-                o.duration_min_ms
-            } else {
-                self.duration_min_ms.min(o.duration_min_ms)
-            };
-            self.duration_max_ms = self.duration_max_ms.max(o.duration_max_ms);
-        }
-        self.count += o.count;
-        self.function_errors += o.function_errors;
-        self.system_errors += o.system_errors;
-        self.rejected += o.rejected;
-        self.duration_sum_ms += o.duration_sum_ms;
-        self.mb_ms += o.mb_ms;
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct History {

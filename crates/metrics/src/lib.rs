@@ -1,6 +1,7 @@
 //! What fgs counts about itself: the metric names (one module, [`names`]), the process-wide
 //! [`Registry`] the hot path records into, the Prometheus text encoding of it, and the per-minute
-//! history the FunctionGraph statistics endpoints answer from. It knows no HTTP, no SQL and no
+//! history the FunctionGraph statistics endpoints answer from (its `Minute` and `SeriesKey` are
+//! fgs-core's, the same types a cluster's store keeps). It knows no HTTP, no SQL and no
 //! processes: other crates call its recording functions where events happen, and `fgs-api` reads
 //! it back. Recording is atomics on a series interned once per function version, plus one short
 //! uncontended lock of that series' minute ring; no lock is ever held across an await.
@@ -19,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 
 pub use encode::{encode, Gauges, InstanceGauge};
-pub use history::{month_of, Minute, MINUTES_KEPT};
+pub use fgs_core::stats::Minute;
+pub use history::{month_of, MINUTES_KEPT};
 pub use outcome::Outcome;
 pub use series::{Series, SeriesKey, DURATION_BUCKETS};
 

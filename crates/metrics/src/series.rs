@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::history::{History, Minute};
+use fgs_core::stats::Minute;
+pub use fgs_core::stats::SeriesKey;
+
+use crate::history::History;
 use crate::outcome::Outcome;
 
 /// Upper bounds (seconds) of the duration and cold-start histogram buckets: from a warm
@@ -13,15 +16,6 @@ use crate::outcome::Outcome;
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
-
-/// The labels of one function version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
-    pub project: String,
-    pub package: String,
-    pub name: String,
-    pub version: String,
-}
 
 /// A Prometheus histogram: cumulative counts are made at encode time from per-bucket counts.
 #[derive(Default)]

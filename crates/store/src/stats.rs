@@ -10,35 +10,22 @@
 
 use std::fmt::Debug;
 
+use fgs_core::stats::{Minute, SeriesKey};
+
 use crate::traits::StoreFuture;
 
-/// What one run counted in one minute for one function version.
+/// What one run counted in one minute for one function version: the metrics' own minute,
+/// stored as it was counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatMinute {
-    pub project: String,
-    pub package: String,
-    pub name: String,
-    pub version: String,
-    /// Start of the minute, ms since the epoch.
-    pub start_ms: i64,
-    pub count: u64,
-    pub function_errors: u64,
-    pub system_errors: u64,
-    pub rejected: u64,
-    pub duration_sum_ms: f64,
-    pub duration_max_ms: f64,
-    pub duration_min_ms: f64,
-    /// Billed milliseconds times memory MB.
-    pub mb_ms: u64,
+    pub key: SeriesKey,
+    pub minute: Minute,
 }
 
 /// What one run counted in one UTC month (`year * 12 + month - 1`) for one function version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatMonth {
-    pub project: String,
-    pub package: String,
-    pub name: String,
-    pub version: String,
+    pub key: SeriesKey,
     pub month: i64,
     pub count: u64,
     pub mb_ms: u64,
@@ -87,19 +74,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::Store::open(&dir.path().join("fgs.db")).expect("open");
         let row = StatMinute {
-            project: "p".into(),
-            package: "default".into(),
-            name: "f".into(),
-            version: "latest".into(),
-            start_ms: 0,
-            count: 1,
-            function_errors: 0,
-            system_errors: 0,
-            rejected: 0,
-            duration_sum_ms: 1.0,
-            duration_max_ms: 1.0,
-            duration_min_ms: 1.0,
-            mb_ms: 128,
+            key: SeriesKey {
+                project: "p".into(),
+                package: "default".into(),
+                name: "f".into(),
+                version: "latest".into(),
+            },
+            minute: Minute {
+                start_ms: 0,
+                count: 1,
+                function_errors: 0,
+                system_errors: 0,
+                rejected: 0,
+                duration_sum_ms: 1.0,
+                duration_max_ms: 1.0,
+                duration_min_ms: 1.0,
+                mb_ms: 128,
+            },
         };
         store
             .stats()

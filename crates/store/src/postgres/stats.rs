@@ -4,11 +4,25 @@
 //! node's next flush of that minute.
 
 use super::{int, pg, Postgres};
+use fgs_core::stats::{Minute, SeriesKey};
+use tokio_postgres::Row;
+
 use crate::{StatMinute, StatMonth, StoreError};
 
 /// A count read back: never negative in practice.
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// The function version of a row whose first four columns are project, package, name and
+/// version.
+fn series_key(r: &Row) -> SeriesKey {
+    SeriesKey {
+        project: r.get(0),
+        package: r.get(1),
+        name: r.get(2),
+        version: r.get(3),
+    }
 }
 
 impl Postgres {
@@ -26,11 +40,16 @@ impl Postgres {
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .await
             .map_err(pg("relax commit"))?;
-        let text = |f: fn(&StatMinute) -> &str| minutes.iter().map(f).collect::<Vec<&str>>();
-        let num =
-            |f: fn(&StatMinute) -> u64| minutes.iter().map(|m| int(f(m))).collect::<Vec<i64>>();
-        let real = |f: fn(&StatMinute) -> f64| minutes.iter().map(f).collect::<Vec<f64>>();
-        let starts: Vec<i64> = minutes.iter().map(|m| m.start_ms).collect();
+        let text =
+            |f: fn(&SeriesKey) -> &str| minutes.iter().map(|m| f(&m.key)).collect::<Vec<_>>();
+        let num = |f: fn(&Minute) -> u64| {
+            minutes
+                .iter()
+                .map(|m| int(f(&m.minute)))
+                .collect::<Vec<i64>>()
+        };
+        let real = |f: fn(&Minute) -> f64| minutes.iter().map(|m| f(&m.minute)).collect::<Vec<_>>();
+        let starts: Vec<i64> = minutes.iter().map(|m| m.minute.start_ms).collect();
         tx.execute(
             "INSERT INTO stat_minutes (run, project, package, name, version, start_ms, count,
                function_errors, system_errors, rejected, duration_sum_ms, duration_max_ms,
@@ -46,10 +65,10 @@ impl Postgres {
                duration_min_ms = excluded.duration_min_ms, mb_ms = excluded.mb_ms",
             &[
                 &run,
-                &text(|m| &m.project),
-                &text(|m| &m.package),
-                &text(|m| &m.name),
-                &text(|m| &m.version),
+                &text(|k| &k.project),
+                &text(|k| &k.package),
+                &text(|k| &k.name),
+                &text(|k| &k.version),
                 &starts,
                 &num(|m| m.count),
                 &num(|m| m.function_errors),
@@ -63,7 +82,8 @@ impl Postgres {
         )
         .await
         .map_err(pg("store statistics minutes"))?;
-        let mtext = |f: fn(&StatMonth) -> &str| months.iter().map(f).collect::<Vec<&str>>();
+        let mtext =
+            |f: fn(&SeriesKey) -> &str| months.iter().map(|m| f(&m.key)).collect::<Vec<_>>();
         let month: Vec<i64> = months.iter().map(|m| m.month).collect();
         let counts: Vec<i64> = months.iter().map(|m| int(m.count)).collect();
         let mb: Vec<i64> = months.iter().map(|m| int(m.mb_ms)).collect();
@@ -75,10 +95,10 @@ impl Postgres {
                count = excluded.count, mb_ms = excluded.mb_ms",
             &[
                 &run,
-                &mtext(|m| &m.project),
-                &mtext(|m| &m.package),
-                &mtext(|m| &m.name),
-                &mtext(|m| &m.version),
+                &mtext(|k| &k.project),
+                &mtext(|k| &k.package),
+                &mtext(|k| &k.name),
+                &mtext(|k| &k.version),
                 &month,
                 &counts,
                 &mb,
@@ -111,19 +131,18 @@ impl Postgres {
         Ok(rows
             .iter()
             .map(|r| StatMinute {
-                project: r.get(0),
-                package: r.get(1),
-                name: r.get(2),
-                version: r.get(3),
-                start_ms: r.get(4),
-                count: count(r.get(5)),
-                function_errors: count(r.get(6)),
-                system_errors: count(r.get(7)),
-                rejected: count(r.get(8)),
-                duration_sum_ms: r.get(9),
-                duration_max_ms: r.get(10),
-                duration_min_ms: r.get(11),
-                mb_ms: count(r.get(12)),
+                key: series_key(r),
+                minute: Minute {
+                    start_ms: r.get(4),
+                    count: count(r.get(5)),
+                    function_errors: count(r.get(6)),
+                    system_errors: count(r.get(7)),
+                    rejected: count(r.get(8)),
+                    duration_sum_ms: r.get(9),
+                    duration_max_ms: r.get(10),
+                    duration_min_ms: r.get(11),
+                    mb_ms: count(r.get(12)),
+                },
             })
             .collect())
     }
@@ -147,10 +166,7 @@ impl Postgres {
         Ok(rows
             .iter()
             .map(|r| StatMonth {
-                project: r.get(0),
-                package: r.get(1),
-                name: r.get(2),
-                version: r.get(3),
+                key: series_key(r),
                 month: r.get(4),
                 count: count(r.get(5)),
                 mb_ms: count(r.get(6)),

@@ -193,21 +193,29 @@ fn tls_and_urls_without_a_database_are_refused() {
     assert!(parse_url("postgres://u@h:5432/db?sslmode=disable").is_ok());
 }
 
-fn minute(name: &str, start_ms: i64, count: u64) -> crate::StatMinute {
-    crate::StatMinute {
+fn series(name: &str) -> fgs_core::stats::SeriesKey {
+    fgs_core::stats::SeriesKey {
         project: "p".into(),
         package: "default".into(),
         name: name.into(),
         version: "latest".into(),
-        start_ms,
-        count,
-        function_errors: 1,
-        system_errors: 0,
-        rejected: 2,
-        duration_sum_ms: 1.5 * count as f64,
-        duration_max_ms: 3.0,
-        duration_min_ms: 0.5,
-        mb_ms: 128 * count,
+    }
+}
+
+fn minute(name: &str, start_ms: i64, count: u64) -> crate::StatMinute {
+    crate::StatMinute {
+        key: series(name),
+        minute: fgs_core::stats::Minute {
+            start_ms,
+            count,
+            function_errors: 1,
+            system_errors: 0,
+            rejected: 2,
+            duration_sum_ms: 1.5 * count as f64,
+            duration_max_ms: 3.0,
+            duration_min_ms: 0.5,
+            mb_ms: 128 * count,
+        },
     }
 }
 
@@ -220,10 +228,7 @@ async fn statistics_of_runs_are_replaced_read_by_others_and_purged() {
     };
     let stats = store.stats();
     let month = |run_count| crate::StatMonth {
-        project: "p".into(),
-        package: "default".into(),
-        name: "f".into(),
-        version: "latest".into(),
+        key: series("f"),
         month: 24_311,
         count: run_count,
         mb_ms: 1000,
@@ -238,7 +243,7 @@ async fn statistics_of_runs_are_replaced_read_by_others_and_purged() {
         .await
         .expect("put a again");
     let mut other = minute("f", 120_000, 7);
-    other.project = "q".into();
+    other.key.project = "q".into();
     stats
         .put_stats(
             "b@1",
@@ -257,7 +262,7 @@ async fn statistics_of_runs_are_replaced_read_by_others_and_purged() {
         .other_minutes("c@1", "p", 60_000, 120_000)
         .await
         .expect("read");
-    seen_by_c.sort_by_key(|m| m.count);
+    seen_by_c.sort_by_key(|m| m.minute.count);
     assert_eq!(
         seen_by_c,
         vec![minute("f", 60_000, 2), minute("f", 60_000, 5)],
