@@ -1,7 +1,8 @@
 //! Membership: the node heartbeats into the store every `--heartbeat-interval`, and forgets the
 //! nodes silent for longer than `--node-timeout` (dead: their leases run out on their own). A
 //! single node on SQLite heartbeats its one row the same way. In a cluster, each heartbeat that
-//! lands keeps the node's instance places valid ([`ClusterLimits`], its fence).
+//! lands keeps the node's instance places valid ([`ClusterLimits`], its fence) and reads the
+//! live nodes, over which the reserved instances are spread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,14 @@ pub async fn heartbeat(
             continue;
         }
         if let Some(limits) = &limits {
+            // The live nodes first, then the fence opens: reserved instances started once it
+            // is open are this node's share among them.
+            match store.nodes().live_nodes(now, timeout).await {
+                Ok(live) => {
+                    limits.set_members(live.into_iter().map(|n| n.node_id).collect());
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the live nodes failed"),
+            }
             if let Err(e) = limits.heartbeat_landed(sent).await {
                 tracing::warn!(error = %e, "giving back this node's instance places failed");
             }

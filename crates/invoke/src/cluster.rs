@@ -10,6 +10,10 @@
 //! successful heartbeat it gives back every place it may still hold in the store and claims
 //! anew. A node starts fenced: its first heartbeat also clears what a previous run under the
 //! same node id left.
+//!
+//! Reserved instances are that many in the cluster: each node keeps its share of a version's
+//! reserved count ([`spread`]), computed from the live nodes as its heartbeats last saw them
+//! ([`ClusterLimits::set_members`]); a fenced node keeps none.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,6 +96,15 @@ pub struct ClusterLimits {
     now_ms: fn() -> i64,
     /// Places claimed and not yet dropped: instances holding them run or are stopping.
     held: Arc<AtomicUsize>,
+    /// The live nodes as this node's heartbeats last saw them.
+    members: Mutex<Members>,
+}
+
+/// The live node ids, sorted, and how many times they changed.
+#[derive(Debug, Default)]
+struct Members {
+    ids: Arc<[String]>,
+    generation: u64,
 }
 
 impl ClusterLimits {
@@ -105,7 +118,59 @@ impl ClusterLimits {
             fence: Fence::new(silence / 2),
             now_ms: crate::now_ms,
             held: Arc::new(AtomicUsize::new(0)),
+            members: Mutex::new(Members::default()),
         }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().expect("members lock is never poisoned")
+    }
+
+    /// The live nodes, as a heartbeat of this node that just landed read them (this node is
+    /// among them: it is live). Returns whether they changed: the reserved instances' shares
+    /// are then computed again.
+    pub fn set_members(&self, mut ids: Vec<String>) -> bool {
+        if !ids.contains(&self.node_id) {
+            ids.push(self.node_id.clone());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut m = self.members();
+        if *m.ids == *ids {
+            return false;
+        }
+        tracing::info!(nodes = ?ids, "live nodes changed: reserved instances are spread again");
+        m.ids = ids.into();
+        m.generation += 1;
+        true
+    }
+
+    /// Forgets the live nodes: this node fenced itself, and keeps no reserved instance until a
+    /// heartbeat lands again.
+    pub fn forget_members(&self) {
+        let mut m = self.members();
+        if !m.ids.is_empty() {
+            m.ids = Arc::from(Vec::new());
+            m.generation += 1;
+        }
+    }
+
+    /// Grows with every change of the live nodes.
+    pub fn members_generation(&self) -> u64 {
+        self.members().generation
+    }
+
+    /// How many of a version's `count` reserved instances this node keeps.
+    pub fn reserved_share(&self, function: &FunctionKey, version: &str, count: u32) -> u32 {
+        if count == 0 {
+            return 0;
+        }
+        let ids = Arc::clone(&self.members().ids);
+        spread::share(&self.node_id, &ids, function, version, count)
     }
 
     pub fn fence(&self) -> &Fence {
@@ -232,6 +297,8 @@ impl Drop for Place {
         });
     }
 }
+
+mod spread;
 
 #[cfg(test)]
 mod tests;

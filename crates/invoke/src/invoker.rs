@@ -355,6 +355,12 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
     /// ahead.
     fn function_changed(self: &Arc<Self>, key: Option<&FunctionKey>) {
         self.resolver.forget(key);
+        self.pools_in_line(key);
+    }
+
+    /// Brings the pools of a function (`None`: of every function) in line with what its
+    /// resolutions say now, and starts the reserved instances that are missing.
+    fn pools_in_line(self: &Arc<Self>, key: Option<&FunctionKey>) {
         let versions = self.pools.forget(key);
         let this = Arc::clone(self);
         let key = key.cloned();
@@ -368,7 +374,12 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                     Ok(r) => {
                         this.pools.pool_for(&r);
                     }
-                    Err(_) => this.pools.retire(&k, &version),
+                    Err(
+                        ResolveError::FunctionNotFound(_) | ResolveError::VersionNotFound { .. },
+                    ) => this.pools.retire(&k, &version),
+                    // The store cannot say now (unreachable): the pool stays as it is, and
+                    // the next call resolves anew.
+                    Err(e) => tracing::warn!(error = %e, "bringing a pool in line"),
                 }
             }
             match key {
@@ -408,7 +419,8 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
 
     /// Counts instances against the cluster's limits (`fgs serve` with `--nats`); set before
     /// the first invocation. Watches `limits`' fence, ending the instances that hold places
-    /// when the node fences itself; the task runs until dropped.
+    /// when the node fences itself, and the live nodes, spreading the reserved instances again
+    /// when they change; the task runs until dropped.
     pub fn set_cluster_limits(
         self: &Arc<Self>,
         limits: Arc<crate::cluster::ClusterLimits>,
@@ -419,6 +431,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut members = limits.members_generation();
             loop {
                 tick.tick().await;
                 let Some(me) = me.upgrade() else { return };
@@ -427,6 +440,14 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                         "no heartbeat landed for half the node timeout: fencing this node"
                     );
                     me.pools.fence();
+                    limits.forget_members();
+                }
+                // The live nodes changed: each pool keeps its new share of the reserved
+                // instances. The resolutions stay cached: only the shares changed.
+                let now = limits.members_generation();
+                if now != members {
+                    members = now;
+                    me.pools_in_line(None);
                 }
             }
         })

@@ -1,6 +1,7 @@
 //! The pool registry: one pool per function version, made from the version's instance template;
 //! a pool whose instances would now start differently is retired and replaced, one whose limits
-//! changed keeps its instances.
+//! changed keeps its instances. In a cluster, a pool's reserved count is this node's share of
+//! the version's ([`ClusterLimits::reserved_share`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,9 +72,14 @@ impl<I: Instances> PoolRegistry<I> {
 
     fn limits(&self, r: &ResolvedFunction) -> Limits {
         let rec = &r.record;
+        // In a cluster, the reserved count is the cluster's: this node keeps its share.
+        let reserved = match self.cluster.get() {
+            Some(c) => c.reserved_share(&r.key(), &r.version, rec.reserved.count),
+            None => rec.reserved.count,
+        };
         Limits {
             max_instances: rec.spec.max_instance_num,
-            reserved: rec.reserved.count,
+            reserved,
             concurrency: rec.spec.strategy_config.concurrent_num.max(1),
             queue_limit: self.config.queue_limit,
             idle_timeout: self.config.idle_timeout,

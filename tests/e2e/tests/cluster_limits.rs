@@ -160,3 +160,133 @@ fn a_call_where_the_limit_is_reached_is_served_by_the_node_holding_the_instance(
     eprintln!("warm p50 (debug build): local {local:?}, forwarded {forwarded:?}");
     assert_eq!(lines(&dir.path().join("pids")), [pid], "one instance in all");
 }
+
+/// The parent and the state of process `pid` (`/proc/<pid>/stat`), if it exists.
+fn parent_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((rest.next()?.parse().ok()?, state))
+}
+
+/// Whether `pid` runs (not a zombie) under process `ancestor`.
+fn runs_under(pid: u32, ancestor: u32) -> bool {
+    let Some((mut p, state)) = parent_and_state(pid) else {
+        return false;
+    };
+    if state == 'Z' {
+        return false;
+    }
+    for _ in 0..32 {
+        if p == ancestor {
+            return true;
+        }
+        match parent_and_state(p) {
+            Some((pp, _)) if p > 1 => p = pp,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// How many instances (pids the function wrote to `pids`) run under each node's process.
+fn instances_under(pids: &Path, nodes: &[u32]) -> Vec<usize> {
+    let pids: Vec<u32> = lines(pids).iter().filter_map(|l| l.parse().ok()).collect();
+    nodes
+        .iter()
+        .map(|&n| pids.iter().filter(|&&p| runs_under(p, n)).count())
+        .collect()
+}
+
+/// Polls `f` every 100 ms until it holds; how long that took, or `None` past `limit`.
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// What node `s` reports of the function's instances: started there now, and reserved.
+fn reported(s: &fgs_e2e::Server, name: &str) -> (f64, f64) {
+    let r = s.get(&format!("/functions/{name}/instancereports"));
+    r.expect(200);
+    let v = r.json();
+    let value = |k: &str| v[k][0]["value"].as_f64().unwrap_or(-1.0);
+    (value("instance_num"), value("reserved_instance_num"))
+}
+
+/// For 4 s (past the 3 s idle timeout: the instances are kept as reserved, not left over),
+/// the nodes `nodes` run exactly `want` instances, at most one each, and say so in the API.
+fn holds_steady(c: &Cluster, at: &[usize], nodes: &[u32], pids: &Path, name: &str, want: usize) {
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        let counts = instances_under(pids, nodes);
+        assert_eq!(counts.iter().sum::<usize>(), want, "{counts:?}");
+        assert!(counts.iter().all(|&n| n <= 1), "spread: {counts:?}");
+    }
+    let counts = instances_under(pids, nodes);
+    for (&i, &n) in at.iter().zip(&counts) {
+        let (started, reserved) = reported(c.node(i), name);
+        assert_eq!(started, n as f64, "node {i} reports its own instances");
+        assert_eq!(reserved, 2.0, "node {i} reports the cluster's reserved count");
+    }
+}
+
+/// Reserved count 2 on three nodes: two instances in the cluster, on two nodes; after a
+/// `kill -9` of a node holding one, two again on the two others within the node timeout.
+#[test]
+fn reserved_instances_are_that_many_in_the_cluster_and_restart_elsewhere_when_a_node_dies() {
+    let Some(nats) = nats_url() else { return };
+    let Some(mut c) = Cluster::start_on(3, &nats, |o| {
+        o.idle_timeout("3s")
+            .flag("--heartbeat-interval", "500ms")
+            .flag("--node-timeout", "5s")
+    }) else {
+        return;
+    };
+    // Nodes started at once see each other from their next heartbeat on.
+    std::thread::sleep(Duration::from_secs(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pids");
+    let name = unique("rsv");
+    let mut body = custom_zip_body(&name, &bootstrap_zip(RECORDING));
+    body["user_data"] = json!(user_data(&[
+        ("DIR", dir.path().to_str().expect("utf-8 path")),
+        ("PAUSE", "0"),
+    ]));
+    c.node(0).post("/functions", &body).expect(200);
+    c.node(1)
+        .put(
+            &format!("/functions/{name}/reservedinstances"),
+            &json!({"count": 2}),
+        )
+        .expect(200);
+    let nodes: Vec<u32> = (0..3).map(|i| c.node(i).pid()).collect();
+    let took = wait_until(Duration::from_secs(30), || {
+        instances_under(&pids, &nodes).iter().sum::<usize>() == 2
+    })
+    .unwrap_or_else(|| panic!("two instances: {:?}", instances_under(&pids, &nodes)));
+    eprintln!("2 reserved instances in the cluster {took:?} after the count was set");
+    holds_steady(&c, &[0, 1, 2], &nodes, &pids, &name, 2);
+
+    let counts = instances_under(&pids, &nodes);
+    let holder = counts.iter().position(|&n| n == 1).expect("a node holds one");
+    c.kill9(holder);
+    let at: Vec<usize> = (0..3).filter(|&i| i != holder).collect();
+    let survivors: Vec<u32> = at.iter().map(|&i| nodes[i]).collect();
+    let took = wait_until(Duration::from_secs(20), || {
+        instances_under(&pids, &survivors).iter().sum::<usize>() == 2
+    })
+    .unwrap_or_else(|| panic!("two again: {:?}", instances_under(&pids, &survivors)));
+    eprintln!("node {holder} killed: 2 reserved instances on the others {took:?} later (node timeout 5 s)");
+    assert!(
+        took < Duration::from_secs(9),
+        "within the node timeout and a few heartbeats: {took:?}"
+    );
+    holds_steady(&c, &at, &survivors, &pids, &name, 2);
+}

@@ -94,7 +94,18 @@ impl FunctionSource for Arc<FakeSource> {
     }
 
     async fn reserved(&self) -> Result<Vec<FunctionKey>, ResolveError> {
-        Ok(Vec::new())
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|((k, q), r)| match (q, r) {
+                (Qualifier::Latest, Resolution::Function(f)) if f.record.reserved.count > 0 => {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect())
     }
 }
 
@@ -275,5 +286,6 @@ impl Setup {
 }
 
 mod pools_and_outcomes;
+mod reserved_spread;
 mod resolution;
 mod tracing;
