@@ -130,6 +130,17 @@ impl Cluster {
         extra: impl Fn(ServerOpts) -> ServerOpts + Send + Sync + 'static,
     ) -> Option<Cluster> {
         let db = TestDatabase::create()?;
+        Some(Cluster::start_with(db, n, nats, extra))
+    }
+
+    /// `n` nodes on `db` as it is (e.g. what `fgs store copy` wrote into it) and NATS at
+    /// `nats`, each given `extra` flags on top of the cluster's.
+    pub fn start_with(
+        db: TestDatabase,
+        n: usize,
+        nats: &str,
+        extra: impl Fn(ServerOpts) -> ServerOpts + Send + Sync + 'static,
+    ) -> Cluster {
         let (store, nats_url) = (db.url.clone(), nats.to_owned());
         let opts = Box::new(move |i: usize| {
             let o = extra(
@@ -155,12 +166,12 @@ impl Cluster {
                 .map(|h| Some(h.join().expect("a node started")))
                 .collect()
         });
-        Some(Cluster {
+        Cluster {
             db,
             nats: nats.to_owned(),
             nodes,
             opts,
-        })
+        }
     }
 
     /// Node `i`; panics if it was killed.
