@@ -66,6 +66,9 @@ struct Slot<W> {
     shard: usize,
     /// Its place in the shared limit, given back after it stopped.
     ticket: Option<Ticket>,
+    /// It takes no more events and stops once idle: it got no place when the pool's shared
+    /// limit came ([`Pool::adopt_untracked`]).
+    doomed: bool,
 }
 
 struct State<W> {
@@ -89,6 +92,8 @@ pub struct Pool<L: Launcher> {
     /// The last time the shared limit was found full, and where the instances were: for
     /// [`FULL_HINT`] callers that can be served elsewhere go there without asking again.
     full_hint: std::sync::Mutex<Option<(Instant, Vec<String>)>>,
+    /// Whether instances without a place are claiming theirs now (adopt.rs).
+    adopting: AtomicBool,
 }
 
 /// How long a full shared limit is taken as still full by callers that can be served
@@ -180,6 +185,7 @@ impl<L: Launcher> Pool<L> {
             gate,
             fences: AtomicU64::new(0),
             full_hint: std::sync::Mutex::new(None),
+            adopting: AtomicBool::new(false),
         })
     }
 
@@ -195,10 +201,12 @@ impl<L: Launcher> Pool<L> {
         self.lock().limits
     }
 
-    /// Changes the limits in place; waiters re-check them.
+    /// Changes the limits in place; waiters re-check them. Instances started while the pool
+    /// had no shared limit claim their places once it has one ([`Pool::adopt_untracked`]).
     pub fn set_limits(self: &Arc<Self>, limits: Limits) {
         self.lock().limits = limits;
         self.freed.notify_waiters();
+        self.adopt_untracked();
         self.ensure_reserved();
     }
 
@@ -253,7 +261,7 @@ impl<L: Launcher> Pool<L> {
                 if let Some(slot) = st
                     .slots
                     .iter_mut()
-                    .filter(|s| s.in_flight < conc && s.worker.is_healthy())
+                    .filter(|s| s.in_flight < conc && !s.doomed && s.worker.is_healthy())
                     .max_by_key(|s| (s.in_flight, s.shard == here))
                 {
                     slot.in_flight += 1;
@@ -373,6 +381,8 @@ impl<L: Launcher> Pool<L> {
                 let worker = Arc::new(w);
                 let id = st.next_id;
                 st.next_id += 1;
+                // Started without a place while the shared limit came: it claims one now.
+                let untracked = ticket.is_none() && self.needs_places(&st);
                 st.slots.push(Slot {
                     id,
                     worker: Arc::clone(&worker),
@@ -380,7 +390,12 @@ impl<L: Launcher> Pool<L> {
                     last_used: Instant::now(),
                     shard: shard::current(),
                     ticket,
+                    doomed: false,
                 });
+                drop(st);
+                if untracked {
+                    self.adopt_untracked();
+                }
                 Cold::Started(Lease {
                     pool: Arc::clone(self),
                     slot: id,
@@ -405,7 +420,7 @@ impl<L: Launcher> Pool<L> {
             let slot = &mut st.slots[i];
             slot.in_flight -= 1;
             slot.last_used = Instant::now();
-            if slot.in_flight == 0 && (retired || !slot.worker.is_healthy()) {
+            if slot.in_flight == 0 && (retired || slot.doomed || !slot.worker.is_healthy()) {
                 let s = st.slots.swap_remove(i);
                 spawn_stop(s.worker, s.ticket);
             }
@@ -426,7 +441,7 @@ impl<L: Launcher> Pool<L> {
             if s.in_flight > 0 {
                 return true;
             }
-            if !s.worker.is_healthy() {
+            if s.doomed || !s.worker.is_healthy() {
                 return false;
             }
             if keep_idle > 0 {
@@ -448,7 +463,12 @@ impl<L: Launcher> Pool<L> {
         }
         let missing = {
             let mut st = self.lock();
-            let have = st.slots.iter().filter(|s| s.worker.is_healthy()).count() + st.starting;
+            let have = st
+                .slots
+                .iter()
+                .filter(|s| !s.doomed && s.worker.is_healthy())
+                .count()
+                + st.starting;
             let want = st.limits.reserved as usize;
             let room = if st.limits.max_instances < 0 {
                 usize::MAX
@@ -520,6 +540,8 @@ impl<L: Launcher> Pool<L> {
         while stops.join_next().await.is_some() {}
     }
 }
+
+mod adopt;
 
 #[cfg(test)]
 mod tests;

@@ -290,3 +290,54 @@ fn reserved_instances_are_that_many_in_the_cluster_and_restart_elsewhere_when_a_
     );
     holds_steady(&c, &at, &survivors, &pids, &name, 2);
 }
+
+/// `max_instance_num` from -1 (unlimited) to 1 while an instance runs on each of three nodes:
+/// the instances claim places, the two that get none stop (they are idle), and one instance
+/// is left in the cluster, which then serves the calls of every node.
+#[test]
+fn a_limit_set_on_an_unlimited_function_counts_the_instances_already_running() {
+    let Some(c) = Cluster::start(3) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pids");
+    let name = unique("unl");
+    let mut body = custom_zip_body(&name, &bootstrap_zip(RECORDING));
+    body["user_data"] = json!(user_data(&[
+        ("DIR", dir.path().to_str().expect("utf-8 path")),
+        ("PAUSE", "0"),
+    ]));
+    c.node(0).post("/functions", &body).expect(200);
+    let max = |n: i64| {
+        c.node(0)
+            .put(
+                &format!("/functions/{name}/config-max-instance"),
+                &json!({"max_instance_num": n}),
+            )
+            .expect(200);
+    };
+    max(-1);
+    for i in 0..3 {
+        c.node(i)
+            .post(&format!("/functions/{name}/invocations"), &json!({}))
+            .expect(200);
+    }
+    let nodes: Vec<u32> = (0..3).map(|i| c.node(i).pid()).collect();
+    assert_eq!(instances_under(&pids, &nodes), [1, 1, 1], "one per node");
+
+    max(1);
+    let took = wait_until(Duration::from_secs(10), || {
+        instances_under(&pids, &nodes).iter().sum::<usize>() == 1
+    })
+    .unwrap_or_else(|| panic!("one left: {:?}", instances_under(&pids, &nodes)));
+    eprintln!("limit 1 set on 3 running instances: 1 left {took:?} later");
+    for i in 0..3 {
+        let r = c
+            .node(i)
+            .post(&format!("/functions/{name}/invocations"), &json!({}));
+        assert_eq!(r.status, 200, "call on node {i}: {}", r.text());
+        assert_eq!(
+            instances_under(&pids, &nodes).iter().sum::<usize>(),
+            1,
+            "no instance started past the limit"
+        );
+    }
+}

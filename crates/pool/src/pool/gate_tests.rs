@@ -233,3 +233,87 @@ async fn a_fence_ends_every_instance_and_gives_places_back_after_they_stopped() 
     let again = a.acquire().await.expect("a new start asks the gate again");
     assert!(again.cold);
 }
+
+#[tokio::test(start_paused = true)]
+async fn instances_started_without_a_limit_claim_places_when_one_comes_and_the_rest_stop() {
+    let (shared, a, b) = two_nodes(-1);
+    // Unlimited: three instances on a (two busy, one idle) and one idle on b, no place held.
+    let busy = [
+        a.acquire().await.expect("start"),
+        a.acquire().await.expect("start"),
+    ];
+    drop(a.acquire().await.expect("start"));
+    drop(b.acquire().await.expect("start"));
+    assert_eq!((a.stats().instances, b.stats().instances), (3, 1));
+    assert_eq!(*shared.held.lock().expect("lock"), 0);
+
+    // The limit becomes 2 on both nodes (the change reaches them in turn).
+    a.set_limits(limits(2));
+    b.set_limits(limits(2));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        *shared.held.lock().expect("lock"),
+        2,
+        "the busy instances claimed the two places"
+    );
+    assert_eq!(*shared.most.lock().expect("lock"), 2, "never more");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        (a.stats().instances, b.stats().instances),
+        (2, 0),
+        "the idle ones without a place stopped"
+    );
+    assert_eq!(a.launcher().stopped.load(Ordering::SeqCst), 1);
+    assert_eq!(b.launcher().stopped.load(Ordering::SeqCst), 1);
+
+    // b starts none past the limit: its caller waits for a place.
+    let waiter = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.acquire().await.map(|l| l.cold) }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiter.is_finished(), "no third instance");
+    drop(busy);
+    a.reclaim_idle(Instant::now() + Duration::from_secs(61));
+    let cold = waiter
+        .await
+        .expect("joins")
+        .expect("b starts once a place is back");
+    assert!(cold);
+    assert_eq!(*shared.most.lock().expect("lock"), 2, "never more");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_instance_that_gets_no_place_finishes_its_event_takes_no_other_and_stops() {
+    let (shared, a, b) = two_nodes(-1);
+    let on_b = b.acquire().await.expect("start");
+    let on_a = a.acquire().await.expect("start");
+    // b's instance claims the one place first; a's, busy, gets none.
+    b.set_limits(limits(1));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    a.set_limits(limits(1));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(*shared.held.lock().expect("lock"), 1);
+    assert_eq!(a.stats().instances, 1, "busy: it finishes its event");
+    let next = tokio::spawn({
+        let a = Arc::clone(&a);
+        async move { a.acquire().await.map(|l| l.cold) }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        !next.is_finished(),
+        "the doomed instance takes no other event"
+    );
+    drop(on_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        a.launcher().stopped.load(Ordering::SeqCst),
+        1,
+        "it stopped once idle"
+    );
+    assert!(!next.is_finished(), "and no instance starts past the limit");
+    drop(on_b);
+    b.reclaim_idle(Instant::now() + Duration::from_secs(61));
+    assert!(next.await.expect("joins").expect("a place came back"));
+    assert_eq!(*shared.most.lock().expect("lock"), 1);
+}
