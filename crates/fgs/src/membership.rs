@@ -102,13 +102,6 @@ mod tests {
             None,
             clock,
         ));
-        // The store runs on blocking threads: give each beat real time to land.
-        async fn settle() {
-            for _ in 0..100 {
-                tokio::task::yield_now().await;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
         settle().await;
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(2)).await;
@@ -132,6 +125,74 @@ mod tests {
                 .len()
                 == 1,
             "the silent node was forgotten"
+        );
+        task.abort();
+    }
+
+    /// The store runs on blocking threads: give each beat real time to land.
+    async fn settle() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_heartbeat_that_lands_tells_the_cluster_which_nodes_are_live() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("fgs.db")).expect("open");
+        let start = tokio::time::Instant::now();
+        let clock = move || 1_000_000 + millis(start.elapsed());
+        // Another node beat once, just now, and then dies.
+        store
+            .nodes()
+            .heartbeat("other", "http://other", clock())
+            .await
+            .expect("beat");
+        let limits = Arc::new(ClusterLimits::new(
+            Arc::clone(store.slots()),
+            "me".into(),
+            Duration::from_secs(10),
+        ));
+        let f = fgs_store::FunctionKey {
+            project: "p".into(),
+            package: "default".into(),
+            name: "f".into(),
+        };
+        assert_eq!(
+            limits.reserved_share(&f, "latest", 2),
+            0,
+            "no live nodes known before a heartbeat landed"
+        );
+        let args = MembershipArgs {
+            heartbeat_interval: Duration::from_secs(2),
+            node_timeout: Duration::from_secs(10),
+        };
+        let task = tokio::spawn(heartbeat(
+            store.clone(),
+            "me".into(),
+            "http://me".into(),
+            args,
+            Some(Arc::clone(&limits)),
+            clock,
+        ));
+        settle().await;
+        assert!(limits.fence().open(), "the first beat opens the fence");
+        assert_eq!(limits.reserved_share(&f, "latest", 2), 1, "one of two");
+        let seen = limits.members_generation();
+        // 10 s on, the other node is still live; past 10 s of silence it is not.
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            settle().await;
+        }
+        assert_eq!(limits.members_generation(), seen, "nothing changed yet");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        assert!(limits.members_generation() > seen);
+        assert_eq!(
+            limits.reserved_share(&f, "latest", 2),
+            2,
+            "alone, this node keeps both"
         );
         task.abort();
     }

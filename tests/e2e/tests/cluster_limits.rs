@@ -284,8 +284,9 @@ fn reserved_instances_are_that_many_in_the_cluster_and_restart_elsewhere_when_a_
     })
     .unwrap_or_else(|| panic!("two again: {:?}", instances_under(&pids, &survivors)));
     eprintln!("node {holder} killed: 2 reserved instances on the others {took:?} later (node timeout 5 s)");
+    // The node timeout, a heartbeat to notice, and a cold start on a loaded machine.
     assert!(
-        took < Duration::from_secs(9),
+        took < Duration::from_secs(10),
         "within the node timeout and a few heartbeats: {took:?}"
     );
     holds_steady(&c, &at, &survivors, &pids, &name, 2);
