@@ -15,10 +15,9 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nix::time::{clock_gettime, ClockId};
 use tokio::runtime::{Builder, Runtime};
 
-/// A poll round that took this much of the thread's own cpu ran some work.
+/// A poll round of the shard's own tasks and I/O that took this long ran some work.
 const WORK: Duration = Duration::from_micros(5);
 
 thread_local! {
@@ -86,14 +85,37 @@ fn unparked() {
     }
 }
 
-fn thread_cpu() -> Duration {
-    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
+/// When a polling shard goes to sleep: `window` after the last round that did work.
+struct Window {
+    window: Duration,
+    until: Instant,
+}
+
+impl Window {
+    fn new(now: Instant, window: Duration) -> Self {
+        Window {
+            window,
+            until: now + window,
+        }
+    }
+
+    /// Whether to poll again after a round that ended at `now` and took `took` of the thread's
+    /// time: a round that ran work opens a new window.
+    fn again(&mut self, now: Instant, took: Duration) -> bool {
+        if took > WORK {
+            self.until = now + self.window;
+        }
+        now < self.until
+    }
 }
 
 /// Each time the shard's thread wakes up, keeps it polling for I/O (never sleeping) until it
 /// has done no work of its own for `window`. Every round first offers the cpu to any other
-/// thread that wants it, so the runtimes and clients sharing the cpu are not held up; rounds in
-/// which other threads ran do not count as work, so a busy neighbour does not keep it polling.
+/// thread that wants it, so the runtimes and clients sharing the cpu are not held up. Only the
+/// round itself is timed, not the offer, so time other threads ran does not count as work and
+/// a busy neighbour does not keep the shard polling. It is timed with the monotonic clock
+/// (vDSO, no system call); the thread's cpu clock was one system call per round, 2 per
+/// invocation at 64 connections (bench/README.md "Throughput").
 async fn poll_after_work(window: Duration) {
     loop {
         let mut registered = false;
@@ -106,21 +128,17 @@ async fn poll_after_work(window: Duration) {
             Poll::Pending
         })
         .await;
-        let mut cpu = thread_cpu();
-        let mut until = Instant::now() + window;
+        let mut w = Window::new(Instant::now(), window);
         loop {
             std::thread::yield_now();
-            // Back to the scheduler, which polls the I/O driver without blocking before it
-            // polls this task again.
+            let start = Instant::now();
+            // Back to the scheduler, which polls the I/O driver without blocking and runs what
+            // it woke before it polls this task again.
             tokio::task::yield_now().await;
-            let now_cpu = thread_cpu();
             let now = Instant::now();
-            if now_cpu - cpu > WORK {
-                until = now + window;
-            } else if now >= until {
+            if !w.again(now, now - start) {
                 break;
             }
-            cpu = now_cpu;
         }
     }
 }
@@ -128,6 +146,25 @@ async fn poll_after_work(window: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_closes_after_rounds_without_work_and_reopens_with_work() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut w = Window::new(t0, us(50));
+        // Idle rounds keep polling until the window has passed.
+        assert!(w.again(t0 + us(10), us(1)));
+        assert!(w.again(t0 + us(49), us(2)));
+        assert!(!w.again(t0 + us(50), us(1)));
+        // A round that ran work opens a new window from its end.
+        let mut w = Window::new(t0, us(50));
+        assert!(w.again(t0 + us(40), us(20)));
+        assert!(w.again(t0 + us(89), us(1)));
+        assert!(!w.again(t0 + us(90), us(1)));
+        // Exactly the threshold is not work.
+        let mut w = Window::new(t0, us(50));
+        assert!(!w.again(t0 + us(60), WORK));
+    }
 
     #[test]
     fn tasks_spread_over_the_shards_and_the_shards_stop_with_main() {
