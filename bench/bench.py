@@ -802,7 +802,14 @@ def report(res):
                   f"{json.dumps(r['new_processes'])}; kernel "
                   f"{r['kernel_kb_per_instance']:.0f} KB per instance; beyond the runtime "
                   f"{beyond:.0f} KB per instance")
-        if r["scenario"].startswith("cluster"):
+        if r["scenario"] == "cluster forwarding":
+            print(f"cluster forwarding (1 conn, max_instance_num 1, its instance on node 0): p50 "
+                  f"{r['local_p50_ms']:.3f} ms on node 0, {r['forwarded_p50_ms']:.3f} ms through "
+                  f"node 1 (+{r['added_p50_ms']:.3f} ms, median of {r['rounds']} paired rounds); "
+                  f"p99 {r['local_p99_ms']:.3f} / {r['forwarded_p99_ms']:.3f} ms; node 1's cpu "
+                  f"{r['forwarding_node_cpu_us_per_call']:.1f} us per forwarded call; node 0 ran "
+                  f"{r['ran_on_node0']:.0f} calls, node 1 {r['ran_on_node1']:.0f}")
+        elif r["scenario"].startswith("cluster"):
             print(f"{r['scenario']}: async {r['async_succeeded']}/{r['async_events']} SUCCESS "
                   f"({r['async_per_s']:.0f}/s, {r['async_failed']} failed, "
                   f"{r['async_refused']} refused); a code update answered on the last node, "

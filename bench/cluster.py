@@ -3,8 +3,11 @@ one PostgreSQL database and one NATS (`--postgres URL`, `--nats URL`; bench/run 
 throwaway ones). Measured per cluster size: warm sync p50 at 1 connection on one node;
 throughput of 64 connections spread evenly over the nodes; async events/s end to end (none
 lost); time from a code update answered on one node to the new code answering on another
-(median of rounds). Calls are not forwarded between nodes (fgs does not do that yet): each
-call runs on the node it reached.
+(median of rounds). Those calls run on the node they reached (no limit is reached, so
+nothing is forwarded). On 3 nodes, forwarding's cost: a function with `max_instance_num` 1
+whose one instance lives on node 0, called at 1 connection on node 0 (local) and on node 1
+(every call forwarded to node 0), in interleaved rounds; node 0's and node 1's own
+`/metrics` show that node 0 served every call.
 
 Each node has its own data dir; code packages come from PostgreSQL.
 """
@@ -23,6 +26,7 @@ import urllib.parse
 import __main__ as bench
 
 UPDATE_ROUNDS = 7
+FORWARD_ROUNDS = 3
 
 ANSWERING = """#!/bin/sh
 API="http://${RUNTIME_API_ADDR}/v1/runtime/invocation"
@@ -133,6 +137,57 @@ def update_latency(nodes, tmp):
     return statistics.median(took)
 
 
+def invocations(node, name):
+    """Invocations of `name` this node ran, by its own `/metrics` (every outcome)."""
+    conn = bench.http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
+    conn.request("GET", "/metrics", headers={"X-Auth-Token": bench.TOKEN})
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("fgs_invocations_total{") and f'function="{name}"' in line)
+
+
+def forwarding(nodes, boot, secs, rounds, tmp):
+    """Warm sync calls at 1 connection to a function whose one instance (`max_instance_num`
+    1) is on node 0: on node 0 (local) and on node 1 (forwarded to node 0), `rounds`
+    interleaved pairs; the median p50 and p99 of each, and how many calls each node ran."""
+    local_node, far = nodes[0], nodes[1]
+    local_node.create("fwd", "Custom", "bootstrap", boot)
+    local_node.api("PUT", "/functions/fwd/config-max-instance", {"max_instance_num": 1})
+    # The first call starts the one instance, on node 0.
+    if answer(local_node, "fwd") != b"{}":
+        raise RuntimeError("the forwarding row's function does not answer")
+    url = lambda s: f"{s.base}/v2/{bench.PROJECT}/fgs/functions/fwd/invocations"
+    token = {"X-Auth-Token": bench.TOKEN, "Content-Type": "application/json"}
+    before = [invocations(s, "fwd") for s in (local_node, far)]
+    local, fwd = [], []
+    for _ in range(rounds):
+        bench.settle()
+        local.append(bench.wrk(url(local_node), 1, secs, token, [local_node.pid], tmp=tmp))
+        bench.settle()
+        fwd.append(bench.wrk(url(far), 1, secs, token, [far.pid, local_node.pid], tmp=tmp))
+    ran = [invocations(s, "fwd") - b for s, b in zip((local_node, far), before)]
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    far_cpu = statistics.median(r["cpu_us_per_call"][str(far.pid)] for r in fwd)
+    return {
+        "scenario": "cluster forwarding", "conns": 1, "nodes": len(nodes), "rounds": rounds,
+        "p50_ms": med(fwd, "p50_ms"), "p99_ms": med(fwd, "p99_ms"), "rps": med(fwd, "rps"),
+        "cpu_us": None, "rss_mb": None,
+        "local_p50_ms": med(local, "p50_ms"), "local_p99_ms": med(local, "p99_ms"),
+        "forwarded_p50_ms": med(fwd, "p50_ms"), "forwarded_p99_ms": med(fwd, "p99_ms"),
+        "added_p50_ms": statistics.median(f["p50_ms"] - l["p50_ms"]
+                                          for l, f in zip(local, fwd)),
+        "forwarding_node_cpu_us_per_call": far_cpu,
+        "rounds_local": local, "rounds_forwarded": fwd,
+        "ran_on_node0": ran[0], "ran_on_node1": ran[1],
+        "calls_measured": sum(r["requests"] for r in local + fwd),
+        # Forwarding not happening (node 1 ran calls, or node 0 fewer than were measured;
+        # wrk's warm-ups add to node 0's) is an error of the row.
+        "errors": sum(r["errors"] for r in local + fwd) + int(ran[1] > 0)
+        + int(ran[0] < sum(r["requests"] for r in local + fwd)),
+    }
+
+
 def run(res, a, tmp, echo, secs, quick):
     if not (a.postgres and a.nats):
         print("cluster: skipped (no --postgres and --nats)", file=sys.stderr)
@@ -154,6 +209,14 @@ def run(res, a, tmp, echo, secs, quick):
             n, done, failed, refused, asecs = async_spread(nodes, "noop",
                                                            300 if quick else 3000)
             upd = update_latency(nodes, tmp)
+            if size > 1:
+                f = forwarding(nodes, boot, secs, 1 if quick else FORWARD_ROUNDS, tmp)
+                res.append(f)
+                print(f"  forwarding: p50 {f['local_p50_ms']:.3f} ms local, "
+                      f"{f['forwarded_p50_ms']:.3f} ms forwarded (+{f['added_p50_ms']:.3f} ms, "
+                      f"median of {f['rounds']} paired rounds); p99 {f['local_p99_ms']:.3f} / "
+                      f"{f['forwarded_p99_ms']:.3f} ms; node 0 ran {f['ran_on_node0']:.0f} "
+                      f"calls, node 1 {f['ran_on_node1']:.0f}", file=sys.stderr)
             row = {"scenario": f"cluster {size} node(s)", "conns": 64, "nodes": size,
                    "p50_ms": p50, "p99_ms": r["p99_ms"], "rps": rps, "cpu_us": None,
                    "rss_mb": None, "async_events": n, "async_succeeded": done,
