@@ -37,9 +37,10 @@ TOKEN = "bench-token-" + os.urandom(8).hex()
 AK, SK = "BENCHAK" + os.urandom(4).hex().upper(), os.urandom(16).hex()
 PROJECT = "bench" + os.urandom(8).hex()
 EVENT = b'{"hello":"world","n":42}'
-# Process names an instance is made of: the runtime, the sandbox shim (fgs re-exec'd), the
-# egress helper.
-INSTANCE_COMMS = {"bootstrap", "fgs", "passt", "passt.avx2", "pasta", "pasta.avx2"}
+# Process names an instance is made of: the runtime, the sandbox shim and init (fgs re-exec'd
+# while it sets up, `fgs-shim` and `fgs-init` once the runtime runs), the egress helper.
+INSTANCE_COMMS = {"bootstrap", "fgs", "fgs-shim", "fgs-init", "passt", "passt.avx2", "pasta",
+                  "pasta.avx2"}
 
 
 # ---------------------------------------------------------------- processes and /proc

@@ -39,6 +39,9 @@ pub(crate) struct ShimConfig {
     /// before it starts pasta.
     #[serde(default)]
     pub pasta_pid_file: Option<PathBuf>,
+    /// fgs passed the `fgs-init` program at [`crate::tiny::TINY_FD`].
+    #[serde(default)]
+    pub tiny: bool,
 }
 
 /// A user namespace with one uid and one gid: the host ids of the unprivileged user fgs runs as,

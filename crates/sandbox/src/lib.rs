@@ -15,7 +15,9 @@
 //! fd 3 with no code until [`Running::specialize`] attaches a function's trees, sets its limits
 //! and hands it its message.
 //! The privileged set-up runs in `fgs __sandbox-exec` ([`shim_main`]), a single-threaded re-exec
-//! of the binary, never in the async server.
+//! of the binary, never in the async server. Once the runtime runs, what stays of the sandbox
+//! (the namespace's init and the shim waiting for it) is `fgs-init`, a 2 KB program of its own
+//! that `build.rs` compiles and fgs embeds (`src/tiny.rs`).
 
 mod cgroup;
 mod config;
@@ -32,6 +34,7 @@ mod shim;
 mod spec;
 mod subnet;
 mod sys;
+mod tiny;
 mod veth;
 
 pub use cgroup::Source as CgroupSource;

@@ -82,6 +82,7 @@ pub(crate) fn prepare_isolated(sb: &Arc<Host>) -> Result<Prepared, SandboxError>
     let (ours, theirs) = ctl::pair().map_err(|e| SandboxError::Shim(e.into()))?;
     let (reader, writer) = std::io::pipe().map_err(SandboxError::Pipe)?;
     let writer2 = writer.try_clone().map_err(SandboxError::Pipe)?;
+    let tiny = crate::tiny::memfd();
     let config = ShimConfig {
         cgroup_procs: guard
             .0
@@ -103,6 +104,7 @@ pub(crate) fn prepare_isolated(sb: &Arc<Host>) -> Result<Prepared, SandboxError>
             .pasta
             .is_some()
             .then(|| crate::egress::pid_file(&sb.cfg.run_dir, &id)),
+        tiny: tiny.is_some(),
     };
     let mut cmd = std::process::Command::new(&sb.exe);
     cmd.arg("__sandbox-exec")
@@ -112,17 +114,25 @@ pub(crate) fn prepare_isolated(sb: &Arc<Host>) -> Result<Prepared, SandboxError>
         .stdout(Stdio::from(writer))
         .stderr(Stdio::from(writer2));
     let fd = theirs.as_raw_fd();
+    let tiny_fd = tiny.map(|t| t.as_raw_fd());
     // SAFETY: the closure runs between fork and exec and only calls dup2/fcntl, which are
     // async-signal-safe; it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
-            if fd == SHIM_CTL_FD {
-                // Already in place: only clear close-on-exec.
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+            // Copies above both targets first: either source may sit at the other's target.
+            let moved = |fd: i32| match libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) {
+                n if n < 0 => Err(std::io::Error::last_os_error()),
+                n => Ok(n),
+            };
+            let (ctl, program) = (moved(fd)?, tiny_fd.map(moved).transpose()?);
+            // dup2 leaves the targets without close-on-exec, as the shim needs them.
+            if libc::dup2(ctl, SHIM_CTL_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(p) = program {
+                if libc::dup2(p, crate::tiny::TINY_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if libc::dup2(fd, SHIM_CTL_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });

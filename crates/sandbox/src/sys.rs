@@ -20,6 +20,10 @@ impl PidFd {
         Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
     }
 
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// Sends `sig`; a process that is gone is not an error.
     pub(crate) fn signal(&self, sig: Signal) {
         // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, no flags.

@@ -18,12 +18,15 @@ use super::{root, seccomp, Ctx, ShimResult};
 use crate::ctl::{self, Reply, SpawnMsg};
 
 /// Runs as the namespace's init; never returns.
-/// `hold`: a held runtime's pipe (read, write), see hold.rs.
+/// `hold`: a held runtime's pipe (read, write), see hold.rs. `tiny`: the fgs-init program,
+/// which takes over once the runtime runs.
 pub(super) fn run(
     ctl: &OwnedFd,
     spawn: &SpawnMsg,
     programs: &[BpfProgram],
     hold: Option<(OwnedFd, OwnedFd)>,
+    tiny: Option<&OwnedFd>,
+    root_dir: &std::path::Path,
 ) -> ! {
     // If the shim dies (fgs killed it), the namespace goes with it.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -63,6 +66,13 @@ pub(super) fn run(
     // closes its own.
     drop(hold);
     let _ = ctl::send(ctl.as_fd(), &Reply::Started, None);
+    if let Some(program) = tiny {
+        // The same loop as `reap`, in a few pages instead of a copy of fgs. Every signal stays
+        // blocked across the exec, and one that came meanwhile (the runtime's SIGCHLD, fgs's
+        // SIGTERM) stays pending for it.
+        let e = crate::tiny::exec(program.as_fd(), "init", runtime.as_raw(), None, root_dir);
+        eprintln!("fgs-sandbox: exec of fgs-init: {e}");
+    }
     reap(runtime, &all)
 }
 

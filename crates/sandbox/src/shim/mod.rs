@@ -32,6 +32,7 @@ use nix::unistd::{fork, ForkResult};
 
 use crate::ctl::{self, Reply, Request, ShimConfig, SpawnMsg, SHIM_CTL_FD};
 use crate::sys::PidFd;
+use crate::tiny::TINY_FD;
 
 pub(crate) type ShimResult<T> = Result<T, String>;
 
@@ -84,6 +85,19 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         .ok_or_else(|| "missing the shim configuration argument".to_string())?;
     let cfg: ShimConfig =
         serde_json::from_str(&arg).ctx(|| "parsing the shim configuration".into())?;
+    let tiny = if cfg.tiny {
+        // Only the shim and the init exec it; the runtime must never inherit it.
+        nix::fcntl::fcntl(
+            TINY_FD,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .ctx(|| "fcntl of the fgs-init program".into())?;
+        // SAFETY: fgs passed the program's memfd at TINY_FD (`cfg.tiny` says so); nothing
+        // else in this process owns it.
+        Some(unsafe { OwnedFd::from_raw_fd(TINY_FD) })
+    } else {
+        None
+    };
 
     let pid = std::process::id().to_string();
     for f in &cfg.cgroup_procs {
@@ -162,7 +176,7 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
     // SAFETY: this process is single-threaded (the shim never starts threads), so the child may
     // run arbitrary code after fork.
     match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => init::run(ctl, &spawn, &programs, hold),
+        ForkResult::Child => init::run(ctl, &spawn, &programs, hold, tiny.as_ref(), &cfg.root_dir),
         ForkResult::Parent { child } => {
             let hold = hold.map(|(read, write)| {
                 drop(read);
@@ -185,6 +199,27 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
                     end_pasta(pasta.as_ref());
                 }
                 served?;
+            } else if let Some(program) = &tiny {
+                // Nothing of fgs's code is needed any more: waiting for the init and ending
+                // pasta is all that is left, and a few pages of fgs-init do it.
+                let e = match &pasta {
+                    Some(p) => nix::fcntl::fcntl(
+                        p.as_raw_fd(),
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                    )
+                    .map_err(std::io::Error::from)
+                    .err()
+                    .unwrap_or_else(|| {
+                        let (pid, fd) = (child.as_raw(), Some(p.as_raw_fd()));
+                        crate::tiny::exec(program.as_fd(), "wait", pid, fd, &cfg.root_dir)
+                    }),
+                    None => {
+                        let pid = child.as_raw();
+                        crate::tiny::exec(program.as_fd(), "wait", pid, None, &cfg.root_dir)
+                    }
+                };
+                // Written to the instance's output; this process goes on as it was.
+                eprintln!("fgs-sandbox: exec of fgs-init: {e}");
             }
             let status = loop {
                 match waitpid(child, None) {
