@@ -1,8 +1,9 @@
 //! Egress as root through veth pairs on fgs's bridge (issue 19, docs/sandbox.md): an address
 //! outside the host (a server in a network namespace this test makes, joined to the host by a
 //! veth pair of its own and a route, never the internet), with `passt` out of fgs's reach;
-//! instances of two functions that cannot reach each other; and nothing left after a stop or a
-//! `kill -9` and the next start. Needs root; without it the tests say so and pass.
+//! instances of two functions that cannot reach each other; nothing left after a stop or a
+//! `kill -9` and the next start; and the fallback to pasta when `nft` is missing. Needs root;
+//! without it the tests say so and pass.
 //!
 //! The fixture is sandbox.rs's Custom runtime in sh + curl that runs the event's script.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use fgs_e2e::{json, wait_until};
 
-use crate::sandbox::{healthz, start, start_env};
+use crate::sandbox::{healthz, start, start_env, start_program};
 
 /// What of the veth egress of the fgs with pid `pid` and bridge `bridge` is left on the host:
 /// its veths (named `fgs<pid in hex>.<n>`), a bridge naming it as owner, and the bridge's
@@ -167,6 +168,75 @@ fn an_outside_address_is_reached_without_passt() {
     let ((ip, ip_len), (net, len)) = (parse(&own), parse(subnet));
     assert_eq!(ip_len, len, "{own} in {subnet}");
     assert_eq!(ip >> (32 - len), net >> (32 - len), "{own} in {subnet}");
+    drop(outside);
+    sb.finish();
+}
+
+/// As root without `nft` (Debian's `nftables` not installed), fgs says so, falls back to pasta,
+/// and instances still reach an outside address and `host.fgs.internal`. fgs runs in a mount
+/// namespace of its own where `/usr/sbin` (and `/sbin`, its symlink) is an empty tmpfs: no `nft`
+/// at any path fgs looks for it.
+#[test]
+fn without_nft_egress_falls_back_to_pasta() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let test = "pasta fallback without nft";
+    let pasta = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("pasta"))
+            .find(|p| p.exists() && !p.starts_with("/usr/sbin"))
+    });
+    if pasta.is_none() {
+        eprintln!("skipped {test}: pasta is not installed (Debian's passt)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wrapper = dir.path().join("fgs-without-nft");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --mount --propagation private /bin/sh -c \
+             'mount -t tmpfs -o size=64k,mode=0755 fgs-no-nft /usr/sbin && exec \"$0\" \"$@\"' \
+             '{}' \"$@\"\n",
+            fgs_e2e::fgs_bin().display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some(sb) = start_program(test, &[], &[], Some(wrapper)) else {
+        return;
+    };
+    let iso = healthz(sb.s())["isolation"].clone();
+    assert_eq!(iso["egress"], "pasta", "{iso}");
+    assert!(iso["bridge"].is_null(), "{iso}");
+    let warned = iso["warnings"]
+        .as_array()
+        .is_some_and(|w| w.iter().any(|w| w.as_str().is_some_and(|w| w.contains("nft is not installed"))));
+    assert!(warned, "the fallback is said: {iso}");
+    let outside = Outside::new();
+    sb.create("egress", json!({}));
+    let out = sb.ok(
+        "egress",
+        &format!("curl -sS -m 5 http://{}:8080/", outside.addr),
+    );
+    // pasta turns the instance's flows into the host's own sockets.
+    assert_eq!(out, outside.host.to_string(), "from the host's address");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a host server");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nhost",
+            );
+        }
+    });
+    let out = sb.ok(
+        "egress",
+        &format!("curl -sS -m 5 http://host.fgs.internal:{port}/"),
+    );
+    assert_eq!(out, "host");
     drop(outside);
     sb.finish();
 }

@@ -62,6 +62,17 @@ pub(crate) fn start_env(
     extra: &[(&str, &str)],
     env: &[(&str, &str)],
 ) -> Option<Sandboxed> {
+    start_program(test, extra, env, None)
+}
+
+/// [`start_env`], running `program` with fgs's arguments instead of fgs (a wrapper that starts
+/// it).
+pub(crate) fn start_program(
+    test: &str,
+    extra: &[(&str, &str)],
+    env: &[(&str, &str)],
+    program: Option<PathBuf>,
+) -> Option<Sandboxed> {
     if !is_root() {
         eprintln!("skipped {test}: the sandbox needs root (namespaces and cgroups)");
         return None;
@@ -81,6 +92,7 @@ pub(crate) fn start_env(
     for (k, v) in env {
         opts = opts.env(k, *v);
     }
+    opts.program = program;
     let server = Server::start(opts.clone());
     let iso = healthz(&server)["isolation"].clone();
     assert_eq!(
