@@ -1,12 +1,11 @@
 //! HTTP functions (`runtime: "http"`, SPEC.md 4): the function's `bootstrap` starts a web server
-//! on 127.0.0.1:8000 inside the instance, and fgs itself plays the runtime. Once the server
-//! accepts, the instance is ready; each event becomes one HTTP request (an APIG event as the
-//! request it describes, with the `X-CFF-*` headers) and the response becomes the function's
-//! result `{"statusCode","headers","body","isBase64Encoded"}`. `concurrent_num` requests run at
-//! once, each on its own kept-alive connection.
+//! on 127.0.0.1:8000 inside the instance, and fgs itself plays the runtime
+//! ([`crate::fn_server`]). Once the server accepts, the instance is ready; each event becomes one
+//! HTTP request (an APIG event as the request it describes, with the `X-CFF-*` headers) and the
+//! response becomes the function's result `{"statusCode","headers","body","isBase64Encoded"}`.
+//! `concurrent_num` requests run at once, each on its own kept-alive connection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -14,19 +13,12 @@ use fgs_core::func_error::codes;
 use fgs_core::limits::SYNC_PAYLOAD_MAX;
 use fgs_core::FunctionError;
 use fgs_sandbox::ProcessHandle;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
 
 use crate::config::Request;
-use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
-
-/// SPEC.md 4: the port an HTTP function's server listens on.
-pub(crate) const PORT: u16 = 8000;
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
-/// How often the start polls for the server; a Node.js or Python server binds within ~50-150 ms.
-pub(crate) const POLL: Duration = Duration::from_millis(10);
+use crate::fn_server::{self, exchange, gone, Conn, Outgoing, Step, PORT};
+use crate::runtime_api::ApiState;
 
 /// Which `X-CFF-*` headers every request carries, and from which variable of the function's
 /// environment (SPEC.md 4).
@@ -38,8 +30,6 @@ const CFF_HEADERS: &[(&str, &str)] = &[
     ("X-CFF-Project-Id", "RUNTIME_PROJECT_ID"),
     ("X-CFF-Package", "RUNTIME_PACKAGE"),
 ];
-
-pub(crate) type Conn = SendRequest<Full<Bytes>>;
 
 /// The `X-CFF-*` headers every request of the instance carries, from its environment.
 pub(crate) fn cff_headers(env: &[(String, String)]) -> Vec<(String, String)> {
@@ -53,161 +43,36 @@ pub(crate) fn cff_headers(env: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
-    let p = process.clone();
-    // The sandbox makes the socket inside the instance's network namespace, which blocks.
-    let std_stream = tokio::task::spawn_blocking(move || p.connect(PORT, CONNECT_TIMEOUT))
-        .await
-        .map_err(std::io::Error::other)??;
-    std_stream.set_nonblocking(true)?;
-    let _ = std_stream.set_nodelay(true);
-    let stream = tokio::net::TcpStream::from_std(std_stream)?;
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(send)
-}
-
-/// Serves the instance's events until its queue closes. Marks the instance ready when the
-/// function's server first accepts a connection; `Instance::start` owns the deadline.
+/// Serves the instance's events until its queue closes: each is forwarded to the server as
+/// the request it describes.
 pub(crate) async fn drive(
     api: Arc<ApiState>,
     process: ProcessHandle,
     concurrency: usize,
     env: Vec<(String, String)>,
 ) {
-    let first = loop {
-        match connect(&process).await {
-            Ok(c) => break c,
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
+    let forward = Forward {
+        fixed: cff_headers(&env),
     };
-    api.start.send_if_modified(|s| {
-        if *s == StartState::Starting {
-            *s = StartState::Ready;
-            true
-        } else {
-            false
-        }
-    });
-    let fixed = Arc::new(cff_headers(&env));
-    let mut workers = Vec::with_capacity(concurrency);
-    let mut first = Some(first);
-    for _ in 0..concurrency.max(1) {
-        workers.push(tokio::spawn(worker(
-            Arc::clone(&api),
-            process.clone(),
-            first.take(),
-            Arc::clone(&fixed),
-        )));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
+    fn_server::run(api, process, concurrency, forward).await;
 }
 
-async fn worker(
-    api: Arc<ApiState>,
-    process: ProcessHandle,
-    mut conn: Option<Conn>,
-    fixed: Arc<Vec<(String, String)>>,
-) {
-    loop {
-        let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply, .. }) = pending else {
-            return;
-        };
-        api.output.begin(&request.request_id);
-        let result = forward(&process, &mut conn, &request, &fixed).await;
-        let _ = reply.send(match result {
-            Ok(b) => RuntimeReply::Response(b),
-            Err(e) => RuntimeReply::Error(e),
-        });
-    }
+/// An HTTP function's step: the event as an HTTP request, the response as the result.
+struct Forward {
+    /// The `X-CFF-*` headers of every request.
+    fixed: Vec<(String, String)>,
 }
 
-pub(crate) fn gone(why: impl std::fmt::Display) -> FunctionError {
-    FunctionError::new(
-        codes::RUNTIME_EXITED,
-        "RuntimeExited",
-        format!("the function's HTTP server on 127.0.0.1:{PORT} failed: {why}"),
-    )
-}
-
-async fn forward(
-    process: &ProcessHandle,
-    conn: &mut Option<Conn>,
-    request: &Request,
-    fixed: &[(String, String)],
-) -> Result<Bytes, FunctionError> {
-    let req = to_http(request, fixed)
-        .map_err(|e| FunctionError::new(codes::FUNCTION_RAISED, "InvalidEvent", e))?;
-    from_http(exchange(process, conn, req).await?).await
-}
-
-/// Sends `req` on the kept connection (or a new one) and returns the response's head.
-pub(crate) async fn exchange(
-    process: &ProcessHandle,
-    conn: &mut Option<Conn>,
-    req: Outgoing,
-) -> Result<http::Response<hyper::body::Incoming>, FunctionError> {
-    // A kept-alive connection the server closed is retried once on a fresh one; a request
-    // that failed on a fresh connection is the server's failure.
-    let mut req = Some(req);
-    loop {
-        let (mut c, reused) = match conn.take() {
-            Some(c) => (c, true),
-            None => (connect(process).await.map_err(gone)?, false),
-        };
-        if c.ready().await.is_err() {
-            if reused {
-                continue;
-            }
-            return Err(gone("the connection closed"));
-        }
-        let r = req.take().expect("a request is sent once");
-        let retry = r.clone_for_retry();
-        match c.send_request(r.into_request()).await {
-            Ok(resp) => {
-                *conn = Some(c);
-                return Ok(resp);
-            }
-            Err(e) if reused && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) => {
-                req = Some(retry);
-            }
-            Err(e) => return Err(gone(e)),
-        }
-    }
-}
-
-/// An HTTP request that can be built again for a retry.
-pub(crate) struct Outgoing {
-    pub method: http::Method,
-    pub uri: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-}
-
-impl Outgoing {
-    fn clone_for_retry(&self) -> Outgoing {
-        Outgoing {
-            method: self.method.clone(),
-            uri: self.uri.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-        }
-    }
-
-    fn into_request(self) -> http::Request<Full<Bytes>> {
-        let mut b = http::Request::builder().method(self.method).uri(self.uri);
-        for (k, v) in &self.headers {
-            b = b.header(k, v);
-        }
-        b.body(Full::new(self.body))
-            .expect("names and values were checked when they were collected")
+impl Step for Forward {
+    async fn call(
+        &self,
+        process: &ProcessHandle,
+        conn: &mut Option<Conn>,
+        request: &Request,
+    ) -> Result<Bytes, FunctionError> {
+        let req = to_http(request, &self.fixed)
+            .map_err(|e| FunctionError::new(codes::FUNCTION_RAISED, "InvalidEvent", e))?;
+        from_http(exchange(process, conn, req).await?).await
     }
 }
 
@@ -395,6 +260,7 @@ async fn from_http(resp: http::Response<hyper::body::Incoming>) -> Result<Bytes,
 mod tests {
     use super::*;
     use crate::config::InvokeType;
+    use std::time::Duration;
 
     fn req(body: &str) -> Request {
         Request {

@@ -1,9 +1,9 @@
 //! Image functions (FunctionGraph's `Custom Image`): the image's own process serves HTTP on
 //! port 8000 inside the instance, and fgs plays the platform, as for HTTP functions
-//! ([`crate::http_fn`]). The instance is ready once the port accepts; an initializer is
-//! `POST /init`, once, before that; each event of an event function is `POST /invoke` with the
-//! event as the body and the `X-CFF-*` headers, and its response body is the result (a non-2xx
-//! answer is a function error). An HTTP function from an image is driven by `http_fn` itself.
+//! ([`crate::fn_server`] runs both). The instance is ready once the port accepts; an initializer
+//! is `POST /init`, once, before that; each event of an event function is `POST /invoke` with
+//! the event as the body and the `X-CFF-*` headers, and its response body is the result (a
+//! non-2xx answer is a function error). An HTTP function from an image is driven by `http_fn`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +18,9 @@ use http_body_util::{BodyExt, Limited};
 use crate::adapters::Launch;
 use crate::config::{Hook, ImageRun, Request};
 use crate::error::StartError;
-use crate::http_fn::{self, Conn, Outgoing, PORT};
-use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
+use crate::fn_server::{self, exchange, gone, Conn, Outgoing, Step, PORT};
+use crate::http_fn;
+use crate::runtime_api::ApiState;
 
 /// Where a program without a `/` is looked for when the image sets no `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -116,25 +117,40 @@ pub(crate) async fn drive(
     env: Vec<(String, String)>,
     initializer: Option<Hook>,
 ) {
-    let mut first = loop {
-        match http_fn::connect(&process).await {
-            Ok(c) => break Some(c),
-            Err(_) => tokio::time::sleep(http_fn::POLL).await,
-        }
+    let invoke = Invoke {
+        fixed: http_fn::cff_headers(&env),
+        initializer,
     };
-    let fixed = Arc::new(http_fn::cff_headers(&env));
-    if let Some(hook) = initializer {
+    fn_server::run(api, process, concurrency, invoke).await;
+}
+
+/// An image function's step: `POST /init` once before the instance is ready, then
+/// `POST /invoke` per event.
+struct Invoke {
+    /// The `X-CFF-*` headers of every request.
+    fixed: Vec<(String, String)>,
+    initializer: Option<Hook>,
+}
+
+impl Step for Invoke {
+    async fn prepare(
+        &self,
+        process: &ProcessHandle,
+        conn: &mut Option<Conn>,
+    ) -> Result<(), FunctionError> {
+        let Some(hook) = &self.initializer else {
+            return Ok(());
+        };
         let id = uuid::Uuid::new_v4().to_string();
-        let req = outgoing("/init", &id, &fixed, Bytes::new());
-        let r = tokio::time::timeout(hook.timeout, call(&process, &mut first, req)).await;
-        let failed = match r {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(FunctionError::new(
+        let req = outgoing("/init", &id, &self.fixed, Bytes::new());
+        match tokio::time::timeout(hook.timeout, call(process, conn, req)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(FunctionError::new(
                 codes::INIT_FAILED,
                 "InitializerFailed",
                 format!("POST /init failed: {}", e.message),
             )),
-            Err(_) => Some(FunctionError::new(
+            Err(_) => Err(FunctionError::new(
                 codes::INIT_TIMEOUT,
                 "InitializerTimeout",
                 format!(
@@ -142,52 +158,16 @@ pub(crate) async fn drive(
                     hook.timeout.as_secs_f64()
                 ),
             )),
-        };
-        if let Some(e) = failed {
-            api.start.send_replace(StartState::InitFailed(e));
-            return;
         }
     }
-    api.start.send_if_modified(|s| {
-        if *s == StartState::Starting {
-            *s = StartState::Ready;
-            true
-        } else {
-            false
-        }
-    });
-    let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency.max(1) {
-        workers.push(tokio::spawn(worker(
-            Arc::clone(&api),
-            process.clone(),
-            first.take(),
-            Arc::clone(&fixed),
-        )));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-}
 
-async fn worker(
-    api: Arc<ApiState>,
-    process: ProcessHandle,
-    mut conn: Option<Conn>,
-    fixed: Arc<Vec<(String, String)>>,
-) {
-    loop {
-        let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply, .. }) = pending else {
-            return;
-        };
-        api.output.begin(&request.request_id);
-        let req = event(&request, &fixed);
-        let result = call(&process, &mut conn, req).await;
-        let _ = reply.send(match result {
-            Ok(b) => RuntimeReply::Response(b),
-            Err(e) => RuntimeReply::Error(e),
-        });
+    async fn call(
+        &self,
+        process: &ProcessHandle,
+        conn: &mut Option<Conn>,
+        request: &Request,
+    ) -> Result<Bytes, FunctionError> {
+        call(process, conn, event(request, &self.fixed)).await
     }
 }
 
@@ -234,7 +214,7 @@ async fn call(
     conn: &mut Option<Conn>,
     req: Outgoing,
 ) -> Result<Bytes, FunctionError> {
-    let resp = http_fn::exchange(process, conn, req).await?;
+    let resp = exchange(process, conn, req).await?;
     let status = resp.status();
     let body = match Limited::new(resp.into_body(), SYNC_PAYLOAD_MAX)
         .collect()
@@ -248,7 +228,7 @@ async fn call(
                 format!("response body exceeds the limit of {SYNC_PAYLOAD_MAX} bytes"),
             ))
         }
-        Err(e) => return Err(http_fn::gone(e)),
+        Err(e) => return Err(gone(e)),
     };
     if status.is_success() {
         return Ok(body);

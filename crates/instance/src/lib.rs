@@ -11,6 +11,7 @@ mod config;
 mod environment;
 mod error;
 mod extensions;
+mod fn_server;
 mod go_fn;
 mod gob;
 mod http_fn;
