@@ -22,8 +22,14 @@ use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
 /// SPEC.md 4: the port the function's server listens on.
 pub(crate) const PORT: u16 = 8000;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
-/// How often the start polls for the server; a Node.js or Python server binds within ~50-150 ms.
-const POLL: Duration = Duration::from_millis(10);
+/// The wait after the first refused connection. A small native server listens within a few
+/// milliseconds of its exec, often before the first attempt; a short first wait catches it
+/// soon after, where a fixed 10 ms poll cost a cold start up to 11 ms (bench/README.md).
+const FIRST_RETRY: Duration = Duration::from_micros(500);
+/// The longest wait between attempts: a Node.js or Python server binds within ~50-150 ms, and
+/// each attempt costs a thread hop into the instance's network namespace (~0.2 ms), so the
+/// waits grow to this and stay there.
+const MAX_RETRY: Duration = Duration::from_millis(4);
 
 pub(crate) type Conn = SendRequest<Full<Bytes>>;
 
@@ -107,13 +113,55 @@ async fn worker<S: Step>(
     }
 }
 
-/// The first connection to the server, once it accepts.
+/// The first connection to the server, once it accepts: tried at once, then again after each
+/// wait of [`Backoff`] (a refused connection is answered at once, so a try costs no waiting).
 async fn listening(process: &ProcessHandle) -> Conn {
+    let started = tokio::time::Instant::now();
+    let (conn, attempts) = retry(Backoff::default(), || connect(process)).await;
+    tracing::debug!(
+        attempts,
+        waited_us = started.elapsed().as_micros() as u64,
+        "the function's server accepts on port {PORT}"
+    );
+    conn
+}
+
+/// The waits between connection attempts: [`FIRST_RETRY`], doubling up to [`MAX_RETRY`].
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST_RETRY }
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let wait = self.next;
+        self.next = (wait * 2).min(MAX_RETRY);
+        Some(wait)
+    }
+}
+
+/// Runs `attempt` until it succeeds, sleeping the next of `waits` after each failure; returns
+/// the success and how many attempts it took.
+async fn retry<T, E, F, Fut>(mut waits: Backoff, mut attempt: F) -> (T, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempts = 1;
     loop {
-        match connect(process).await {
-            Ok(c) => return c,
-            Err(_) => tokio::time::sleep(POLL).await,
+        if let Ok(t) = attempt().await {
+            return (t, attempts);
         }
+        let wait = waits.next().unwrap_or(MAX_RETRY);
+        tokio::time::sleep(wait).await;
+        attempts += 1;
     }
 }
 
@@ -203,5 +251,62 @@ impl Outgoing {
         }
         b.body(Full::new(self.body))
             .expect("names and values were checked when they were collected")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn ms(v: f64) -> Duration {
+        Duration::from_secs_f64(v / 1000.0)
+    }
+
+    #[test]
+    fn the_waits_double_from_half_a_millisecond_up_to_four() {
+        let waits: Vec<Duration> = Backoff::default().take(7).collect();
+        assert_eq!(
+            waits,
+            [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0].map(ms).to_vec(),
+            "{waits:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_attempts_are_retried_after_each_wait() {
+        let start = tokio::time::Instant::now();
+        let at = RefCell::new(Vec::new());
+        let (value, attempts) = retry(Backoff::default(), || {
+            at.borrow_mut().push(start.elapsed());
+            let n = at.borrow().len();
+            async move {
+                if n < 7 {
+                    Err("refused")
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!((value, attempts), (7, 7));
+        // Each attempt comes one wait after the one before: 0.5, 1, 2, 4, 4, 4 ms. Tokio's
+        // timer fires on millisecond ticks, so a wait may end up to 1 ms late, never early.
+        let at = at.into_inner();
+        let expected = [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5].map(ms);
+        for (got, want) in at.iter().zip(expected) {
+            assert!(
+                *got >= want && *got <= want + ms(1.0),
+                "attempts at {at:?}, expected about {expected:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_already_listening_costs_no_wait() {
+        let start = tokio::time::Instant::now();
+        let (_, attempts) = retry(Backoff::default(), || async { Ok::<_, ()>(()) }).await;
+        assert_eq!(attempts, 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }
