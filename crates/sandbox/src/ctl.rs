@@ -126,6 +126,10 @@ pub(crate) enum Reply {
     /// The sandbox's init process runs, with this pid in fgs's pid namespace.
     Init {
         pid: i32,
+        /// fgs is the init's parent (`CLONE_PARENT`): fgs reaps it and takes the instance's
+        /// exit status from it, and the shim exits once fgs closes the control socket.
+        #[serde(default)]
+        parented: bool,
     },
     /// The runtime process was started.
     Started,

@@ -378,12 +378,18 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
     if let Err(e) = ctl::send(shim.ctl.as_fd(), &Request::Spawn(Box::new(msg)), None) {
         return fail(shim, format!("sending the exec spec: {e}"));
     }
-    let (mut init, mut started) = (None, false);
+    let (mut init, mut started, mut parented) = (None, false, false);
     while init.is_none() || !started {
         match ctl::recv::<Reply>(shim.ctl.as_fd()) {
-            Ok(Some((Reply::Init { pid }, _))) => init = Some(pid),
+            Ok(Some((Reply::Init { pid, parented: p }, _))) => {
+                init = Some(pid);
+                parented = p;
+            }
             Ok(Some((Reply::Started, _))) => started = true,
-            Ok(Some((Reply::Failed { error }, _))) => return fail(shim, error),
+            Ok(Some((Reply::Failed { error }, _))) => {
+                end_parented_init(init.filter(|_| parented));
+                return fail(shim, error);
+            }
             Ok(Some((
                 Reply::Ready
                 | Reply::Connected { .. }
@@ -391,19 +397,29 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
                 | Reply::Specialized,
                 _,
             ))) => {}
-            Ok(None) => return fail(shim, "the sandbox shim exited during set-up".into()),
-            Err(e) => return fail(shim, format!("reading from the shim: {e}")),
+            Ok(None) => {
+                end_parented_init(init.filter(|_| parented));
+                return fail(shim, "the sandbox shim exited during set-up".into());
+            }
+            Err(e) => {
+                end_parented_init(init.filter(|_| parented));
+                return fail(shim, format!("reading from the shim: {e}"));
+            }
         }
     }
     let init = init.expect("loop ends with the init's pid");
     let pid = shim.child.id();
+    // The init's namespace is the shim's, and the init outlives a shim that fgs parents it for.
     let (init_fd, shim_fd, netns) = match (
         PidFd::open(init),
         PidFd::open(pid as i32),
-        std::fs::File::open(format!("/proc/{pid}/ns/net")),
+        std::fs::File::open(format!("/proc/{init}/ns/net")),
     ) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, OwnedFd::from(c)),
-        _ => return fail(shim, "the sandbox ended during start".into()),
+        _ => {
+            end_parented_init(Some(init).filter(|_| parented));
+            return fail(shim, "the sandbox ended during start".into());
+        }
     };
     let rootless = shim.sandbox.rootless;
     let Shim {
@@ -420,13 +436,24 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
         (Some(ctl), None)
     };
     // Rootless, the shim connects into the namespace for fgs (see `ProcessHandle::connect`).
-    let broker = rootless.then(|| Mutex::new(Broker { ctl, seq: 0 }));
+    let broker = if rootless {
+        Some(Mutex::new(Broker { ctl, seq: 0 }))
+    } else {
+        drop(ctl);
+        None
+    };
+    let mut child = child;
+    if parented && held.is_none() {
+        // Its control socket just closed: the shim exits at once, and no zombie of it stays.
+        let _ = child.wait();
+    }
     let handle = ProcessHandle {
         inner: Arc::new(HandleInner {
             pid,
             kind: Kind::Isolated {
                 init: init_fd,
                 shim: shim_fd,
+                parented,
                 cgroup,
                 netns: Mutex::new(Some(netns)),
                 broker,
@@ -514,6 +541,8 @@ enum Kind {
     Isolated {
         init: PidFd,
         shim: PidFd,
+        /// fgs is the init's parent: the instance's status is the init's, and fgs reaps it.
+        parented: bool,
         cgroup: Option<InstanceCgroup>,
         netns: Mutex<Option<OwnedFd>>,
         /// Rootless: the control socket to the shim, which makes connections for fgs.
@@ -795,6 +824,15 @@ impl Running {
         match ctl::recv::<Reply>(held.ctl.as_fd()) {
             Ok(Some((Reply::Specialized, _))) => {
                 SPECIALIZED.fetch_add(1, Ordering::Relaxed);
+                let parented = matches!(
+                    self.handle.inner.kind,
+                    Kind::Isolated { parented: true, .. }
+                );
+                drop(held);
+                if let Some(child) = self.child.as_mut().filter(|_| parented) {
+                    // As at spawn: its control socket closed, the shim exits at once.
+                    let _ = child.wait();
+                }
                 Ok(())
             }
             Ok(Some((Reply::Failed { error }, _))) => Err(SandboxError::Setup(error)),
@@ -811,10 +849,30 @@ impl Running {
         self.output.take()
     }
 
-    /// Waits for the runtime's main process to exit (in a sandbox, the shim exits as it did).
+    /// Waits for the runtime's main process to exit (in a sandbox, the init, and the shim when
+    /// it is the init's parent, exit as it did).
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(s) = self.status {
             return Ok(s);
+        }
+        if let Kind::Isolated {
+            init,
+            parented: true,
+            ..
+        } = &self.handle.inner.kind
+        {
+            let fd = init.try_clone()?;
+            // SAFETY: the AsyncFd owns `fd`, an open pidfd that stays open and the same until
+            // the AsyncFd drops it.
+            let afd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+            .map_err(std::io::Error::from)?;
+            // A pidfd becomes readable when its process exits.
+            let _ = afd.readable().await?;
+            let status = reap_init(init)?;
+            self.status = Some(status);
+            return Ok(status);
         }
         let child = self.child.as_mut().expect("the child is kept until drop");
         let fd: OwnedFd = PidFd::open(child.id() as i32)?.into();
@@ -864,6 +922,39 @@ impl Drop for Running {
                 egress: self.cleanup.take(),
             });
         }
+    }
+}
+
+/// Kills and reaps an init fgs is the parent of, on a spawn that failed after it was forked: no
+/// zombie of it may stay in fgs. Its pid cannot name another process while it is unreaped.
+fn end_parented_init(init: Option<i32>) {
+    let Some(pid) = init.map(Pid::from_raw) else {
+        return;
+    };
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
+}
+
+/// Reaps an init fgs is the parent of and gives the instance's status as the shim did: the
+/// init exits 128+N for a runtime killed by signal N, which is reported as that signal.
+fn reap_init(init: &PidFd) -> std::io::Result<ExitStatus> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        return match waitid(Id::PIDFd(init.as_fd()), WaitPidFlag::WEXITED) {
+            Ok(WaitStatus::Exited(_, code)) if (129..=128 + 64).contains(&code) => {
+                Ok(ExitStatus::from_raw(code - 128))
+            }
+            Ok(WaitStatus::Exited(_, code)) => Ok(ExitStatus::from_raw((code & 0xff) << 8)),
+            Ok(WaitStatus::Signaled(_, sig, core)) => Ok(ExitStatus::from_raw(
+                sig as i32 | if core { 0x80 } else { 0 },
+            )),
+            Ok(other) => Err(std::io::Error::other(format!(
+                "unexpected init status: {other:?}"
+            ))),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => Err(e.into()),
+        };
     }
 }
 
@@ -936,8 +1027,22 @@ impl Teardown {
                 egress,
             } => {
                 handle.kill();
-                if !reaped {
-                    let _ = child.wait();
+                match &handle.inner.kind {
+                    Kind::Isolated {
+                        init,
+                        parented: true,
+                        ..
+                    } => {
+                        // The shim exited at spawn's end or dies now; the init is fgs's to reap.
+                        let _ = child.wait();
+                        if !reaped {
+                            let _ = reap_init(init);
+                        }
+                    }
+                    _ if !reaped => {
+                        let _ = child.wait();
+                    }
+                    _ => {}
                 }
                 handle.release();
                 drop(egress);

@@ -24,6 +24,14 @@ impl PidFd {
         self.0.as_raw_fd()
     }
 
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+
+    pub(crate) fn try_clone(&self) -> std::io::Result<OwnedFd> {
+        self.0.try_clone()
+    }
+
     /// Sends `sig`; a process that is gone is not an error.
     pub(crate) fn signal(&self, sig: Signal) {
         // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, no flags.

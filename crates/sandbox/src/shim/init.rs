@@ -19,7 +19,7 @@ use crate::ctl::{self, Reply, SpawnMsg};
 
 /// Runs as the namespace's init; never returns.
 /// `hold`: a held runtime's pipe (read, write), see hold.rs. `tiny`: the fgs-init program,
-/// which takes over once the runtime runs.
+/// which takes over once the runtime runs. `shim_is_parent`: false when fgs is (`Reply::Init`).
 pub(super) fn run(
     ctl: &OwnedFd,
     spawn: &SpawnMsg,
@@ -27,9 +27,13 @@ pub(super) fn run(
     hold: Option<(OwnedFd, OwnedFd)>,
     tiny: Option<&OwnedFd>,
     root_dir: &std::path::Path,
+    shim_is_parent: bool,
 ) -> ! {
-    // If the shim dies (fgs killed it), the namespace goes with it.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if shim_is_parent {
+        // If the shim dies (fgs killed it), the namespace goes with it. Not when fgs is the
+        // parent: the death signal follows the thread that forked, and fgs's threads come and go.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
     let all = SigSet::all();
     let setup = root::finish(spawn.image_root.is_none()).and_then(|()| {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).ctx(|| "sigprocmask".into())

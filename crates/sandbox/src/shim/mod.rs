@@ -173,10 +173,28 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         None
     };
 
-    // SAFETY: this process is single-threaded (the shim never starts threads), so the child may
-    // run arbitrary code after fork.
-    match unsafe { fork() }.ctx(|| "fork".into())? {
-        ForkResult::Child => init::run(ctl, &spawn, &programs, hold, tiny.as_ref(), &cfg.root_dir),
+    // As root without pasta nothing needs the shim once the runtime runs: the init becomes
+    // fgs's child, which waits for it, and the shim exits (one process per idle sandbox, not
+    // two). Rootless the shim serves connections for the instance's life, and it ends a pasta
+    // whose fgs was killed, so the init stays its child there.
+    let parented = cfg.user_ns.is_none() && pasta.is_none();
+    let forked = if parented {
+        fork_to_parent()
+    } else {
+        // SAFETY: this process is single-threaded (the shim never starts threads), so the child
+        // may run arbitrary code after fork.
+        unsafe { fork() }
+    };
+    match forked.ctx(|| "fork".into())? {
+        ForkResult::Child => init::run(
+            ctl,
+            &spawn,
+            &programs,
+            hold,
+            tiny.as_ref(),
+            &cfg.root_dir,
+            !parented,
+        ),
         ForkResult::Parent { child } => {
             let hold = hold.map(|(read, write)| {
                 drop(read);
@@ -186,12 +204,19 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
                 ctl.as_fd(),
                 &Reply::Init {
                     pid: child.as_raw(),
+                    parented,
                 },
                 None,
             )
             .ctx(|| "reporting the init".into())?;
             if let Some(pipe) = hold {
                 hold::serve(ctl, pipe, child)?;
+            }
+            if parented {
+                // fgs opens what it needs of the instance through this process's pid before
+                // it closes its end: stay until then.
+                while let Ok(Some(_)) = ctl::recv::<Request>(ctl.as_fd()) {}
+                return Ok(0);
             }
             if cfg.user_ns.is_some() {
                 let served = broker::serve(ctl, child, pasta.as_ref());
@@ -249,6 +274,31 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
                 Err(e) => Err(format!("waiting for the init: {e}")),
             }
         }
+    }
+}
+
+/// `fork`, except that the child's parent is this process's parent (fgs), which is then told
+/// when it exits and reaps it. The child is still pid 1 of the namespace this process unshared.
+fn fork_to_parent() -> nix::Result<ForkResult> {
+    // SAFETY: clone without CLONE_VM and without a new stack duplicates the calling process as
+    // fork does; this process is single-threaded, so the child may run arbitrary code. The exit
+    // signal with CLONE_PARENT is this process's own (SIGCHLD: std spawned it with fork).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match r {
+        -1 => Err(nix::errno::Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: nix::unistd::Pid::from_raw(pid as i32),
+        }),
     }
 }
 
