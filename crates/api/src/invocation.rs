@@ -2,8 +2,8 @@
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
 use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
@@ -147,27 +147,41 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
     } else {
         payload
     };
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    let mut set = |name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
-    };
-    set(CONTENT_TYPE, "application/json");
-    set(X_CFF_REQUEST_ID, &o.request_id);
-    set(X_CFF_INVOKE_SUMMARY, &summary);
-    set(X_CFF_BILLING_DURATION, &o.billed_ms.to_string());
-    set(X_FUNC_ERR_CODE, &err_code.to_string());
-    set(
+    // The headers are built in a map sized for all of them and `content-length` (which axum
+    // adds), so that it never grows; values known in advance are static, numbers are formatted
+    // straight into their value and the summary's string becomes its value without a copy.
+    let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&o.request_id) {
+        h.insert(X_CFF_REQUEST_ID, v);
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(summary)) {
+        h.insert(X_CFF_INVOKE_SUMMARY, v);
+    }
+    h.insert(X_CFF_BILLING_DURATION, HeaderValue::from(o.billed_ms));
+    h.insert(
+        X_FUNC_ERR_CODE,
+        match err_code {
+            0 => HeaderValue::from_static("0"),
+            c => HeaderValue::from(c),
+        },
+    );
+    h.insert(
         X_IS_FUNC_ERR,
-        if o.result.is_err() { "true" } else { "false" },
+        HeaderValue::from_static(if o.result.is_err() { "true" } else { "false" }),
     );
     if want_tail {
-        set(X_CFF_FUNCTION_LOG, &log_b64);
+        if let Ok(v) = HeaderValue::from_str(&log_b64) {
+            h.insert(X_CFF_FUNCTION_LOG, v);
+        }
     }
+    let mut resp = Response::new(axum::body::Body::from(body));
+    *resp.headers_mut() = h;
     resp
 }
+
+/// The response's headers at most: the six above, the log's tail and `content-length`.
+const RESPONSE_HEADERS: usize = 8;
 
 // Header names built once, not parsed on each response.
 const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
@@ -190,6 +204,57 @@ struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(result: Result<Bytes, fgs_core::FunctionError>) -> Outcome {
+        Outcome {
+            request_id: "01a24149-46f6-77bb-8ddf-a9a12d58353b".into(),
+            result,
+            log: b"START\nEND\n".to_vec(),
+            duration: std::time::Duration::from_micros(3_931),
+            billed_ms: 4,
+            memory_size_mb: 128,
+            memory_used_mb: 0.7384,
+            cold: false,
+            version: "latest".into(),
+        }
+    }
+
+    fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+        r.headers()[name].to_str().unwrap()
+    }
+
+    #[test]
+    fn a_result_answers_with_its_body_and_the_summary_headers() {
+        let r = respond(outcome(Ok(Bytes::from_static(b"{\"a\":1}"))), false, false);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers().len(), 6, "{:?}", r.headers());
+        assert_eq!(header(&r, "content-type"), "application/json");
+        assert_eq!(
+            header(&r, "x-cff-request-id"),
+            "01a24149-46f6-77bb-8ddf-a9a12d58353b"
+        );
+        assert_eq!(
+            header(&r, "x-cff-invoke-summary"),
+            r#"{"duration":3.931,"billingDuration":4,"memorySize":128,"memoryUsed":0.738}"#
+        );
+        assert_eq!(header(&r, "x-cff-billing-duration"), "4");
+        assert_eq!(header(&r, "x-func-err-code"), "0");
+        assert_eq!(header(&r, "x-is-func-err"), "false");
+        // Room for axum's content-length without growing the map.
+        assert!(r.headers().capacity() >= RESPONSE_HEADERS);
+    }
+
+    #[test]
+    fn a_function_error_answers_200_with_its_code_and_the_log_tail_on_request() {
+        let e = fgs_core::FunctionError::timeout(3);
+        let code = e.code;
+        let r = respond(outcome(Err(e)), true, false);
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-func-err-code"), code.to_string());
+        assert_eq!(header(&r, "x-is-func-err"), "true");
+        let tail = base64::engine::general_purpose::STANDARD.encode(b"START\nEND\n");
+        assert_eq!(header(&r, "x-cff-function-log"), tail);
+    }
 
     #[test]
     fn tail_cuts_at_a_line() {
