@@ -239,11 +239,14 @@ impl Gate for VersionGate {
             match claim {
                 Ok(SlotClaim::Granted(id)) => {
                     l.held.fetch_add(1, Ordering::AcqRel);
-                    Admission::Granted(Ticket::new(Place {
-                        store: Arc::clone(&l.store),
+                    Admission::Granted(Ticket::new(
                         id,
-                        held: Arc::clone(&l.held),
-                    }))
+                        Place {
+                            store: Arc::clone(&l.store),
+                            id,
+                            held: Arc::clone(&l.held),
+                        },
+                    ))
                 }
                 Ok(SlotClaim::Full(mut holders)) => {
                     // The node holding the most places first: the likeliest to have one free.
@@ -265,6 +268,31 @@ impl Gate for VersionGate {
                 )),
             }
         })
+    }
+
+    fn past_limit(
+        &self,
+        limit: u32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<i64>, String>> + Send + '_>>
+    {
+        Box::pin(self.places_past(limit))
+    }
+}
+
+impl VersionGate {
+    async fn places_past(&self, limit: u32) -> Result<Vec<i64>, String> {
+        let l = &self.limits;
+        let places = l
+            .store
+            .version_slots(&self.function, &self.version, (l.now_ms)(), l.silence_ms)
+            .await
+            .map_err(|e| format!("listing instance places: {}", crate::error_chain(&e)))?;
+        Ok(places
+            .into_iter()
+            .skip(limit as usize)
+            .filter(|p| p.node_id == l.node_id)
+            .map(|p| p.slot_id)
+            .collect())
     }
 }
 

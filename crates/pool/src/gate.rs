@@ -13,12 +13,23 @@ pub const GATE_RETRY: Duration = Duration::from_millis(100);
 
 /// A place for one instance in a shared limit. Dropping it gives the place back (the value it
 /// wraps does that in its own `Drop`); the pool drops it once its instance has stopped.
-pub struct Ticket(#[allow(dead_code)] Box<dyn Send + Sync>);
+pub struct Ticket {
+    /// The place's id in the shared count: [`Gate::past_limit`] names places by it.
+    id: i64,
+    _place: Box<dyn Send + Sync>,
+}
 
 impl Ticket {
-    /// A ticket whose place is given back when `place` is dropped.
-    pub fn new(place: impl Send + Sync + 'static) -> Ticket {
-        Ticket(Box::new(place))
+    /// A ticket for place `id`, given back when `place` is dropped.
+    pub fn new(id: i64, place: impl Send + Sync + 'static) -> Ticket {
+        Ticket {
+            id,
+            _place: Box::new(place),
+        }
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
     }
 }
 
@@ -44,4 +55,12 @@ pub enum Admission {
 pub trait Gate: Send + Sync + 'static {
     /// Asks for a place for one more instance under `limit`.
     fn admit(&self, limit: u32) -> Pin<Box<dyn Future<Output = Admission> + Send + '_>>;
+    /// The ids of this node's places that a limit of `limit` no longer covers: the places of
+    /// every live node, in claim order, keep the first `limit`; this node's ones ranked at or
+    /// past it are listed. Each node reads the same order, so each gives back its own share
+    /// without asking the others. `Err` says why the places could not be read.
+    fn past_limit(
+        &self,
+        limit: u32,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<i64>, String>> + Send + '_>>;
 }

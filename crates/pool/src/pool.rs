@@ -67,7 +67,7 @@ struct Slot<W> {
     /// Its place in the shared limit, given back after it stopped.
     ticket: Option<Ticket>,
     /// It takes no more events and stops once idle: it got no place when the pool's shared
-    /// limit came ([`Pool::adopt_untracked`]).
+    /// limit came ([`Pool::adopt_untracked`]), or it is past a lowered limit (lower.rs).
     doomed: bool,
 }
 
@@ -202,11 +202,13 @@ impl<L: Launcher> Pool<L> {
     }
 
     /// Changes the limits in place; waiters re-check them. Instances started while the pool
-    /// had no shared limit claim their places once it has one ([`Pool::adopt_untracked`]).
+    /// had no shared limit claim their places once it has one ([`Pool::adopt_untracked`]);
+    /// instances past a lowered limit stop once idle (lower.rs).
     pub fn set_limits(self: &Arc<Self>, limits: Limits) {
-        self.lock().limits = limits;
+        let before = std::mem::replace(&mut self.lock().limits, limits).max_instances;
         self.freed.notify_waiters();
         self.adopt_untracked();
+        self.hold_new_limit(before);
         self.ensure_reserved();
     }
 
@@ -396,6 +398,10 @@ impl<L: Launcher> Pool<L> {
                 if untracked {
                     self.adopt_untracked();
                 }
+                if self.gate.is_none() {
+                    // Admitted under a limit lowered since: the instances past it go.
+                    self.trim_to_limit();
+                }
                 Cold::Started(Lease {
                     pool: Arc::clone(self),
                     slot: id,
@@ -542,9 +548,13 @@ impl<L: Launcher> Pool<L> {
 }
 
 mod adopt;
+mod lower;
 
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod gate_tests;
+
+#[cfg(test)]
+mod lower_tests;

@@ -122,7 +122,8 @@ macro_rules! conformance_suite {
             nodes_heartbeat_live_and_forgotten,
             slots_hold_a_limit_across_nodes_and_come_back,
             slots_of_dead_nodes_count_for_nobody,
-            slots_concurrent_claims_never_exceed_the_limit
+            slots_concurrent_claims_never_exceed_the_limit,
+            slots_of_a_version_are_listed_in_claim_order
         );
     };
     (@required $fresh:expr; $($t:ident),* $(,)?) => {

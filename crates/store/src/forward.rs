@@ -392,6 +392,17 @@ macro_rules! forward_store_traits {
                     self, node_id, function, version, limit, now_ms, silence_ms,
                 ))
             }
+            fn version_slots<'a>(
+                &'a self,
+                function: &'a $crate::FunctionKey,
+                version: &'a str,
+                now_ms: i64,
+                silence_ms: i64,
+            ) -> StoreFuture<'a, Vec<$crate::SlotPlace>> {
+                Box::pin($backend::version_slots(
+                    self, function, version, now_ms, silence_ms,
+                ))
+            }
             fn release_slot(&self, slot_id: i64) -> StoreFuture<'_, ()> {
                 Box::pin($backend::release_slot(self, slot_id))
             }

@@ -42,7 +42,7 @@ pub use sqlite::logs::{InvocationLog, LogQuery};
 pub use stats::{StatMinute, StatMonth, StatsStore};
 pub use traits::{
     BlobStore, DependencyStore, FunctionStore, LogStore, NodeRecord, NodeStore, SettingStore,
-    SlotClaim, SlotHolder, SlotStore, StoreFuture, TestEventStore, TriggerStore,
+    SlotClaim, SlotHolder, SlotPlace, SlotStore, StoreFuture, TestEventStore, TriggerStore,
 };
 
 use fgs_core::FunctionRecord;

@@ -288,6 +288,14 @@ pub struct SlotHolder {
     pub slots: u32,
 }
 
+/// A place held for an instance by a live node ([`SlotStore::version_slots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotPlace {
+    /// The id [`SlotClaim::Granted`] gave: places are claimed in the order of their ids.
+    pub slot_id: i64,
+    pub node_id: String,
+}
+
 /// What a claim of a place for one more instance got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotClaim {
@@ -318,6 +326,16 @@ pub trait SlotStore: Send + Sync + Debug {
         now_ms: i64,
         silence_ms: i64,
     ) -> StoreFuture<'a, SlotClaim>;
+    /// The places of `function` version `version` that live nodes hold, in claim order (by
+    /// id): a lowered limit keeps the first ones, and every node reading them ranks its own
+    /// places the same way.
+    fn version_slots<'a>(
+        &'a self,
+        function: &'a crate::FunctionKey,
+        version: &'a str,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> StoreFuture<'a, Vec<SlotPlace>>;
     /// Gives a place back; a place already gone is no error.
     fn release_slot(&self, slot_id: i64) -> StoreFuture<'_, ()>;
     /// Gives back every place of `node_id` (a node starting, or one that fenced itself and

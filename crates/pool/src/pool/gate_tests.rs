@@ -1,6 +1,6 @@
 //! Pools sharing a limit through a gate, as the pools of one function version on several nodes.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::gate::{Admission, Gate, Ticket};
 
-struct Fake {
+pub(super) struct Fake {
     stopped: Arc<AtomicUsize>,
 }
 
@@ -25,8 +25,8 @@ impl Worker for Fake {
 }
 
 #[derive(Default)]
-struct Starts {
-    stopped: Arc<AtomicUsize>,
+pub(super) struct Starts {
+    pub(super) stopped: Arc<AtomicUsize>,
 }
 
 impl Launcher for Starts {
@@ -42,39 +42,76 @@ impl Launcher for Starts {
 
 /// A shared count: the store's places of one function version, in memory.
 #[derive(Default)]
-struct Shared {
-    held: Arc<Mutex<u32>>,
+pub(super) struct Shared {
+    pub(super) held: Arc<Mutex<u32>>,
     most: Arc<Mutex<u32>>,
     refuse: AtomicBool,
+    /// The places held, in claim order: (id, node).
+    places: Arc<Mutex<Vec<(i64, &'static str)>>>,
+    next: AtomicI64,
 }
 
-struct Place(Arc<Mutex<u32>>);
+struct Place {
+    held: Arc<Mutex<u32>>,
+    places: Arc<Mutex<Vec<(i64, &'static str)>>>,
+    id: i64,
+}
 
 impl Drop for Place {
     fn drop(&mut self) {
-        *self.0.lock().expect("lock") -= 1;
+        *self.held.lock().expect("lock") -= 1;
+        self.places.lock().expect("lock").retain(|p| p.0 != self.id);
     }
 }
 
-impl Gate for Shared {
+/// One node's gate to the shared count.
+struct NodeGate {
+    shared: Arc<Shared>,
+    node: &'static str,
+}
+
+impl Gate for NodeGate {
     fn admit(&self, limit: u32) -> std::pin::Pin<Box<dyn Future<Output = Admission> + Send + '_>> {
         Box::pin(async move {
-            if self.refuse.load(Ordering::SeqCst) {
+            let s = &self.shared;
+            if s.refuse.load(Ordering::SeqCst) {
                 return Admission::Refused("fenced".into());
             }
-            let mut held = self.held.lock().expect("lock");
+            let mut held = s.held.lock().expect("lock");
             if *held >= limit {
                 return Admission::Full(vec!["http://a".into()]);
             }
             *held += 1;
-            let mut most = self.most.lock().expect("lock");
+            let mut most = s.most.lock().expect("lock");
             *most = (*most).max(*held);
-            Admission::Granted(Ticket::new(Place(Arc::clone(&self.held))))
+            let id = s.next.fetch_add(1, Ordering::SeqCst);
+            s.places.lock().expect("lock").push((id, self.node));
+            let place = Place {
+                held: Arc::clone(&s.held),
+                places: Arc::clone(&s.places),
+                id,
+            };
+            Admission::Granted(Ticket::new(id, place))
+        })
+    }
+
+    fn past_limit(
+        &self,
+        limit: u32,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<i64>, String>> + Send + '_>> {
+        Box::pin(async move {
+            let places = self.shared.places.lock().expect("lock");
+            Ok(places
+                .iter()
+                .skip(limit as usize)
+                .filter(|p| p.1 == self.node)
+                .map(|p| p.0)
+                .collect())
         })
     }
 }
 
-fn limits(max: i32) -> Limits {
+pub(super) fn limits(max: i32) -> Limits {
     Limits {
         max_instances: max,
         reserved: 0,
@@ -84,11 +121,17 @@ fn limits(max: i32) -> Limits {
     }
 }
 
-fn two_nodes(max: i32) -> (Arc<Shared>, Arc<Pool<Starts>>, Arc<Pool<Starts>>) {
+pub(super) fn two_nodes(max: i32) -> (Arc<Shared>, Arc<Pool<Starts>>, Arc<Pool<Starts>>) {
     let shared = Arc::new(Shared::default());
-    let gate = || Some(Arc::clone(&shared) as Arc<dyn Gate>);
-    let a = Pool::with_gate(Starts::default(), limits(max), gate());
-    let b = Pool::with_gate(Starts::default(), limits(max), gate());
+    let gate = |node| {
+        let g = NodeGate {
+            shared: Arc::clone(&shared),
+            node,
+        };
+        Some(Arc::new(g) as Arc<dyn Gate>)
+    };
+    let a = Pool::with_gate(Starts::default(), limits(max), gate("a"));
+    let b = Pool::with_gate(Starts::default(), limits(max), gate("b"));
     (shared, a, b)
 }
 

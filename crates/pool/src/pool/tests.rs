@@ -211,3 +211,45 @@ async fn callers_get_an_instance_of_their_own_shard_first() {
     assert!(!second.cold);
     assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_limit_stops_the_instances_past_it_idle_first_busy_after_their_call() {
+    let pool = Pool::new(FakeLauncher::default(), limits(5, 0));
+    let mut leases = Vec::new();
+    for _ in 0..5 {
+        leases.push(pool.acquire().await.expect("start"));
+    }
+    // Three busy (0, 1, 2), two idle (3, 4).
+    leases.truncate(3);
+    let [oldest, l1, l2]: [_; 3] = leases.try_into().ok().expect("three");
+    assert_eq!(oldest.worker().id, 0);
+    pool.set_limits(limits(2, 0));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        pool.launcher().stopped.load(Ordering::SeqCst),
+        2,
+        "the idle ones"
+    );
+    assert_eq!(
+        pool.stats().instances,
+        3,
+        "the least recently used busy one finishes its call"
+    );
+    let waiter = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move { pool.acquire().await.map(|l| (l.cold, l.worker().id)) }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiter.is_finished(), "it takes no other call, none starts");
+    drop(oldest);
+    tokio::task::yield_now().await;
+    assert_eq!(pool.launcher().stopped.load(Ordering::SeqCst), 3);
+    assert_eq!(pool.stats().instances, 2);
+    assert!(!waiter.is_finished(), "two instances, both busy: the limit");
+    drop(l1);
+    let (cold, id) = waiter.await.expect("joins").expect("a kept instance");
+    assert!(!cold);
+    assert_eq!(id, 1);
+    assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 5);
+    drop(l2);
+}

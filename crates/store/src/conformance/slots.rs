@@ -172,3 +172,69 @@ pub async fn slots_concurrent_claims_never_exceed_the_limit(store: &Store) {
     }
     assert_eq!(granted_ids.len(), 3, "exactly the limit: {granted_ids:?}");
 }
+
+pub async fn slots_of_a_version_are_listed_in_claim_order(store: &Store) {
+    let (nodes, slots) = (store.nodes(), store.slots());
+    for n in ["a", "b", "c"] {
+        nodes
+            .heartbeat(n, &format!("http://{n}"), 1_000)
+            .await
+            .expect("beat");
+    }
+    let f = key("f");
+    let mut ids = Vec::new();
+    for node in ["b", "a", "c", "a"] {
+        ids.push(granted(
+            slots
+                .claim_slot(node, &f, "latest", 5, 1_000, 10_000)
+                .await
+                .expect("claim"),
+        ));
+    }
+    // Another version and another function are not listed.
+    granted(
+        slots
+            .claim_slot("a", &f, "v1", 5, 1_000, 10_000)
+            .await
+            .expect("claim v1"),
+    );
+    granted(
+        slots
+            .claim_slot("a", &key("g"), "latest", 5, 1_000, 10_000)
+            .await
+            .expect("claim g"),
+    );
+    slots.release_slot(ids[2]).await.expect("release c's");
+    let listed = |now_ms: i64| {
+        let f = f.clone();
+        async move {
+            slots
+                .version_slots(&f, "latest", now_ms, 10_000)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|p| (p.slot_id, p.node_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(2_000).await,
+        [
+            (ids[0], "b".to_owned()),
+            (ids[1], "a".to_owned()),
+            (ids[3], "a".to_owned())
+        ],
+        "the places held, by claim order"
+    );
+    // At 12 s only b heartbeats on: a's places count for nobody.
+    nodes
+        .heartbeat("b", "http://b", 12_000)
+        .await
+        .expect("beat");
+    assert_eq!(listed(12_000).await, [(ids[0], "b".to_owned())]);
+    assert!(slots
+        .version_slots(&key("none"), "latest", 12_000, 10_000)
+        .await
+        .expect("list")
+        .is_empty());
+}

@@ -4,7 +4,7 @@
 //! the lock, under READ COMMITTED) sees the place taken. Claims of other versions do not wait.
 
 use super::{pg, Postgres};
-use crate::{FunctionKey, SlotClaim, SlotHolder, StoreError};
+use crate::{FunctionKey, SlotClaim, SlotHolder, SlotPlace, StoreError};
 
 impl Postgres {
     pub(crate) async fn claim_slot(
@@ -70,6 +70,36 @@ impl Postgres {
             .map_err(pg("insert slot"))?;
         tx.commit().await.map_err(pg("commit claim"))?;
         Ok(SlotClaim::Granted(row.get(0)))
+    }
+
+    pub(crate) async fn version_slots(
+        &self,
+        function: &FunctionKey,
+        version: &str,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> Result<Vec<SlotPlace>, StoreError> {
+        let since = now_ms.saturating_sub(silence_ms);
+        let (project, package, name) = (&function.project, &function.package, &function.name);
+        let client = self.client("list a version's instance slots").await?;
+        let rows = client
+            .query(
+                "SELECT s.slot_id, s.node_id FROM instance_slots s
+                 JOIN nodes n ON n.node_id = s.node_id
+                 WHERE s.project = $1 AND s.package = $2 AND s.name = $3 AND s.version = $4
+                   AND n.last_seen_ms >= $5
+                 ORDER BY s.slot_id",
+                &[project, package, name, &version, &since],
+            )
+            .await
+            .map_err(pg("list slots"))?;
+        Ok(rows
+            .iter()
+            .map(|r| SlotPlace {
+                slot_id: r.get(0),
+                node_id: r.get(1),
+            })
+            .collect())
     }
 
     pub(crate) async fn release_slot(&self, slot_id: i64) -> Result<(), StoreError> {

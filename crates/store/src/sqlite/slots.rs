@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{db, Sqlite};
-use crate::{FunctionKey, SlotClaim, SlotHolder, StoreError};
+use crate::{FunctionKey, SlotClaim, SlotHolder, SlotPlace, StoreError};
 
 impl Sqlite {
     pub(crate) async fn claim_slot(
@@ -71,6 +71,40 @@ impl Sqlite {
             let id = tx.last_insert_rowid();
             tx.commit().map_err(db("commit claim"))?;
             Ok(SlotClaim::Granted(id))
+        })
+        .await
+    }
+
+    pub(crate) async fn version_slots(
+        &self,
+        function: &FunctionKey,
+        version: &str,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> Result<Vec<SlotPlace>, StoreError> {
+        let (f, v) = (function.clone(), version.to_owned());
+        let since = now_ms.saturating_sub(silence_ms);
+        self.run("list a version's instance slots", move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT s.slot_id, s.node_id FROM instance_slots s
+                     JOIN nodes n ON n.node_id = s.node_id
+                     WHERE s.project = ?1 AND s.package = ?2 AND s.name = ?3
+                       AND s.version = ?4 AND n.last_seen_ms >= ?5
+                     ORDER BY s.slot_id",
+                )
+                .map_err(db("prepare list slots"))?;
+            let rows = stmt
+                .query_map(params![f.project, f.package, f.name, v, since], |r| {
+                    Ok(SlotPlace {
+                        slot_id: r.get(0)?,
+                        node_id: r.get(1)?,
+                    })
+                })
+                .map_err(db("list slots"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db("read slots"));
+            rows
         })
         .await
     }

@@ -2,7 +2,7 @@
 //! in memory; each keeps its share of a function's reserved count, and the shares follow the
 //! live nodes and the count.
 
-use fgs_store::{SlotClaim, SlotStore, StoreFuture};
+use fgs_store::{SlotClaim, SlotPlace, SlotStore, StoreFuture};
 
 use super::*;
 use crate::cluster::ClusterLimits;
@@ -32,6 +32,25 @@ impl SlotStore for Places {
             let id = self.next.fetch_add(1, Ordering::SeqCst) as i64;
             held.insert(id, node_id.to_owned());
             Ok(SlotClaim::Granted(id))
+        })
+    }
+
+    fn version_slots<'a>(
+        &'a self,
+        _function: &'a FunctionKey,
+        _version: &'a str,
+        _now_ms: i64,
+        _silence_ms: i64,
+    ) -> StoreFuture<'a, Vec<SlotPlace>> {
+        Box::pin(async move {
+            let mut places: Vec<_> = (self.held.lock().unwrap().iter())
+                .map(|(&slot_id, n)| SlotPlace {
+                    slot_id,
+                    node_id: n.clone(),
+                })
+                .collect();
+            places.sort_by_key(|p| p.slot_id);
+            Ok(places)
         })
     }
 
