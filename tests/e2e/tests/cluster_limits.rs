@@ -342,3 +342,54 @@ fn a_limit_set_on_an_unlimited_function_counts_the_instances_already_running() {
         );
     }
 }
+
+/// `max_instance_num` lowered from 3 to 1 while an idle instance runs on each of three nodes:
+/// the places past the first one are given back on every node, one instance is left in the
+/// cluster, and it serves the calls of every node.
+#[test]
+fn a_lowered_limit_leaves_that_many_instances_in_the_cluster() {
+    let Some(c) = Cluster::start(3) else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pids");
+    let name = unique("low");
+    let mut body = custom_zip_body(&name, &bootstrap_zip(RECORDING));
+    body["user_data"] = json!(user_data(&[
+        ("DIR", dir.path().to_str().expect("utf-8 path")),
+        ("PAUSE", "0"),
+    ]));
+    c.node(0).post("/functions", &body).expect(200);
+    let max = |n: i64| {
+        c.node(0)
+            .put(
+                &format!("/functions/{name}/config-max-instance"),
+                &json!({"max_instance_num": n}),
+            )
+            .expect(200);
+    };
+    max(3);
+    let nodes: Vec<u32> = (0..3).map(|i| c.node(i).pid()).collect();
+    for i in 0..3 {
+        c.node(i)
+            .post(&format!("/functions/{name}/invocations"), &json!({}))
+            .expect(200);
+    }
+    assert_eq!(instances_under(&pids, &nodes), [1, 1, 1], "one per node");
+
+    max(1);
+    let took = wait_until(Duration::from_secs(10), || {
+        instances_under(&pids, &nodes).iter().sum::<usize>() == 1
+    })
+    .unwrap_or_else(|| panic!("one left: {:?}", instances_under(&pids, &nodes)));
+    eprintln!("limit lowered from 3 to 1: 1 instance left {took:?} later");
+    for i in 0..3 {
+        let r = c
+            .node(i)
+            .post(&format!("/functions/{name}/invocations"), &json!({}));
+        assert_eq!(r.status, 200, "call on node {i}: {}", r.text());
+        assert_eq!(
+            instances_under(&pids, &nodes).iter().sum::<usize>(),
+            1,
+            "no instance started past the limit"
+        );
+    }
+}
