@@ -219,3 +219,41 @@ fn every_serving_thread_reuses_the_one_warm_instance() {
     }
     assert_eq!(instances(&mark), vec![first]);
 }
+
+/// Three instances, two idle and one busy; `max_instance_num` lowered to 1: the idle ones stop
+/// at once, the busy one answers its call and is the one left.
+#[test]
+fn a_lowered_limit_stops_the_idle_instances_past_it() {
+    let s = Server::start(ServerOpts::default());
+    let mark = unique("low");
+    s.create_fixture("low", &mark, &[], json!({}));
+    let s = &s;
+    thread::scope(|sc| {
+        let calls: Vec<_> = ["2", "2", "6"]
+            .into_iter()
+            .map(|secs| sc.spawn(move || s.invoke("low", &json!({"op": "sleep", "secs": secs}))))
+            .collect();
+        let mut calls = calls.into_iter();
+        let short: Vec<u32> = calls
+            .by_ref()
+            .take(2)
+            .map(|h| host_pid(&h.join().expect("short call")))
+            .collect();
+        let long = calls.next().expect("the long call");
+        assert_eq!(instances(&mark).len(), 3, "one instance per concurrent call");
+        s.put(
+            "/functions/low/config-max-instance",
+            &json!({"max_instance_num": 1}),
+        )
+        .expect(200);
+        assert!(
+            wait_until(Duration::from_secs(2), || short.iter().all(|&p| !alive(p))),
+            "the idle instances past the limit stopped: {:?}",
+            instances(&mark)
+        );
+        let busy = long.join().expect("long call");
+        busy.expect_ok();
+        assert_eq!(instances(&mark), [host_pid(&busy)], "the busy one is left");
+    });
+    assert_eq!(instances(&mark).len(), 1);
+}
