@@ -149,7 +149,7 @@ impl Iterator for Backoff {
 
 /// Runs `attempt` until it succeeds, sleeping the next of `waits` after each failure; returns
 /// the success and how many attempts it took.
-async fn retry<T, E, F, Fut>(mut waits: Backoff, mut attempt: F) -> (T, u32)
+pub(crate) async fn retry<T, E, F, Fut>(mut waits: Backoff, mut attempt: F) -> (T, u32)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,

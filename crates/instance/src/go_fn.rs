@@ -20,13 +20,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::config::Request;
+use crate::fn_server::{retry, Backoff};
 use crate::gob::{self, Decoder, Value, Writer};
 use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
 
 /// Where the function's RPC server listens inside the instance (its `RUNTIME_API_ADDR`).
 pub(crate) const PORT: u16 = 8001;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
-const POLL: Duration = Duration::from_millis(5);
 const METHOD: &str = "Function.Invoke";
 /// The gob type ids fgs's encoder gives its types, in the order Go's would.
 const REQUEST: i64 = 65;
@@ -218,12 +218,9 @@ fn gone(why: impl std::fmt::Display) -> FunctionError {
 /// Serves the instance's events until its queue closes, `concurrency` calls at once, each on
 /// its own connection. Marks the instance ready when the server first answers.
 pub(crate) async fn drive(api: Arc<ApiState>, process: ProcessHandle, concurrency: usize) {
-    let first = loop {
-        match connect(&process).await {
-            Ok(c) => break c,
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    };
+    // As HTTP functions' servers: tried at once, then after waits growing from 0.5 ms to 4 ms.
+    let (first, attempts) = retry(Backoff::default(), || connect(&process)).await;
+    tracing::debug!(attempts, "the Go RPC server accepts on port {PORT}");
     api.start.send_if_modified(|s| {
         let starting = *s == StartState::Starting;
         if starting {
