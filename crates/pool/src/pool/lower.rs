@@ -2,7 +2,8 @@
 //! instances past the new limit take no more events and stop once idle, at once if they are
 //! idle already; a busy one finishes what it runs (a change cannot stop a call under way). No
 //! instance starts until fewer than the new limit remain, so the count is exact again as soon
-//! as the retired instances have finished.
+//! as the retired instances have finished. 0, which disables the function, is no limit here:
+//! it retires nothing.
 //!
 //! Which instances go: on a single node (no gate), the idle ones first, the least recently
 //! used of them first, then the least busy. With a shared limit (a gate), the places of the
@@ -18,10 +19,12 @@ impl<L: Launcher> Pool<L> {
     /// Holds a limit that just changed from `before`: retires the instances past it.
     pub(super) fn hold_new_limit(self: &Arc<Self>, before: i32) {
         let max = self.lock().limits.max_instances;
-        if max < 0 {
+        // Unlimited, or disabled (0): calls are refused, but the instances stay until their
+        // idle timeout, warm for when the function is enabled again.
+        if max <= 0 {
             return;
         }
-        if self.gate.is_some() && max > 0 {
+        if self.gate.is_some() {
             // Instances holding no place are handled by adoption (adopt.rs); those holding
             // one give it back if it ranks past the limit. A limit raised keeps every place.
             if before < 0 || max < before {
@@ -35,7 +38,10 @@ impl<L: Launcher> Pool<L> {
     /// Retires this pool's instances past its own limit, idle ones first.
     pub(super) fn trim_to_limit(&self) {
         let st = self.lock();
-        let Ok(max) = usize::try_from(st.limits.max_instances) else {
+        let Some(max) = usize::try_from(st.limits.max_instances)
+            .ok()
+            .filter(|&m| m > 0)
+        else {
             return;
         };
         let mut order: Vec<_> = st

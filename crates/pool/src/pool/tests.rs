@@ -253,3 +253,14 @@ async fn a_lowered_limit_stops_the_instances_past_it_idle_first_busy_after_their
     assert_eq!(pool.launcher().launched.load(Ordering::SeqCst), 5);
     drop(l2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn disabling_keeps_the_idle_instance_warm_for_when_enabled_again() {
+    let pool = Pool::new(FakeLauncher::default(), limits(5, 0));
+    drop(pool.acquire().await.expect("start"));
+    pool.set_limits(limits(0, 0));
+    tokio::task::yield_now().await;
+    assert_eq!(pool.stats().instances, 1);
+    pool.set_limits(limits(-1, 0));
+    assert!(!pool.acquire().await.expect("warm").cold);
+}
