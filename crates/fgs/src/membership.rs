@@ -78,6 +78,26 @@ pub fn wall_ms() -> i64 {
 mod tests {
     use super::*;
 
+    /// Node "me" beating every 2 s with a 10 s timeout, on `clock`.
+    fn beating_as_me(
+        store: &Store,
+        limits: Option<Arc<ClusterLimits>>,
+        clock: impl Fn() -> i64 + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let args = MembershipArgs {
+            heartbeat_interval: Duration::from_secs(2),
+            node_timeout: Duration::from_secs(10),
+        };
+        tokio::spawn(heartbeat(
+            store.clone(),
+            "me".into(),
+            "http://me".into(),
+            args,
+            limits,
+            clock,
+        ))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_node_heartbeats_on_time_and_forgets_the_silent() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -90,18 +110,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         // Paused time: the clock is tokio's, 1 000 000 ms after the epoch at the start.
         let clock = move || 1_000_000 + millis(start.elapsed());
-        let args = MembershipArgs {
-            heartbeat_interval: Duration::from_secs(2),
-            node_timeout: Duration::from_secs(10),
-        };
-        let task = tokio::spawn(heartbeat(
-            store.clone(),
-            "me".into(),
-            "http://me".into(),
-            args,
-            None,
-            clock,
-        ));
+        let task = beating_as_me(&store, None, clock);
         settle().await;
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(2)).await;
@@ -164,18 +173,7 @@ mod tests {
             0,
             "no live nodes known before a heartbeat landed"
         );
-        let args = MembershipArgs {
-            heartbeat_interval: Duration::from_secs(2),
-            node_timeout: Duration::from_secs(10),
-        };
-        let task = tokio::spawn(heartbeat(
-            store.clone(),
-            "me".into(),
-            "http://me".into(),
-            args,
-            Some(Arc::clone(&limits)),
-            clock,
-        ));
+        let task = beating_as_me(&store, Some(Arc::clone(&limits)), clock);
         settle().await;
         assert!(limits.fence().open(), "the first beat opens the fence");
         assert_eq!(limits.reserved_share(&f, "latest", 2), 1, "one of two");

@@ -165,15 +165,24 @@ where
     }
 }
 
-pub(crate) async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
+/// A connection to `port` of the instance's 127.0.0.1, for tokio: how fgs reaches a server the
+/// function runs (an HTTP function's, an image's, a Go function's RPC server).
+pub(crate) async fn connect_tcp(
+    process: &ProcessHandle,
+    port: u16,
+) -> std::io::Result<tokio::net::TcpStream> {
     let p = process.clone();
     // The sandbox makes the socket inside the instance's network namespace, which blocks.
-    let std_stream = tokio::task::spawn_blocking(move || p.connect(PORT, CONNECT_TIMEOUT))
+    let std_stream = tokio::task::spawn_blocking(move || p.connect(port, CONNECT_TIMEOUT))
         .await
         .map_err(std::io::Error::other)??;
     std_stream.set_nonblocking(true)?;
     let _ = std_stream.set_nodelay(true);
-    let stream = tokio::net::TcpStream::from_std(std_stream)?;
+    tokio::net::TcpStream::from_std(std_stream)
+}
+
+pub(crate) async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
+    let stream = connect_tcp(process, PORT).await?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;

@@ -9,7 +9,6 @@
 //! The protocol's names are facts of FunctionGraph's public Go runtime; the code is fgs's.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use fgs_core::func_error::codes;
@@ -20,13 +19,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::config::Request;
-use crate::fn_server::{retry, Backoff};
+use crate::fn_server::{connect_tcp, retry, Backoff};
 use crate::gob::{self, Decoder, Value, Writer};
 use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
 
 /// Where the function's RPC server listens inside the instance (its `RUNTIME_API_ADDR`).
 pub(crate) const PORT: u16 = 8001;
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 const METHOD: &str = "Function.Invoke";
 /// The gob type ids fgs's encoder gives its types, in the order Go's would.
 const REQUEST: i64 = 65;
@@ -43,14 +41,7 @@ pub(crate) struct Conn {
 }
 
 async fn connect(process: &ProcessHandle) -> std::io::Result<Conn> {
-    let p = process.clone();
-    // The sandbox makes the socket inside the instance's network namespace, which blocks.
-    let std_stream = tokio::task::spawn_blocking(move || p.connect(PORT, CONNECT_TIMEOUT))
-        .await
-        .map_err(std::io::Error::other)??;
-    std_stream.set_nonblocking(true)?;
-    let _ = std_stream.set_nodelay(true);
-    let mut io = BufReader::new(TcpStream::from_std(std_stream)?);
+    let mut io = BufReader::new(connect_tcp(process, PORT).await?);
     // net/rpc's HTTP transport: one CONNECT, then the raw gob stream.
     io.get_mut()
         .write_all(b"CONNECT /_goRPC_ HTTP/1.0\n\n")

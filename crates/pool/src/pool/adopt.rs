@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{spawn_stop, Launcher, Pool, State};
+use super::{Launcher, Pool, State};
 use crate::gate::Admission;
 
 impl<L: Launcher> Pool<L> {
@@ -77,20 +77,12 @@ impl<L: Launcher> Pool<L> {
                     st.slots[i].ticket = Some(t);
                 }
                 other => {
-                    let slot = &mut st.slots[i];
                     tracing::info!(
                         answer = ?other,
-                        busy = slot.in_flight > 0,
+                        busy = st.slots[i].in_flight > 0,
                         "an instance started without a limit got no place under it: it stops once idle"
                     );
-                    slot.doomed = true;
-                    if slot.in_flight == 0 {
-                        let s = st.slots.swap_remove(i);
-                        drop(st);
-                        spawn_stop(s.worker, s.ticket);
-                        // One instance fewer here: a waiter may start one under the limit.
-                        self.freed.notify_one();
-                    }
+                    self.retire_slots(st, |s| s.id == id);
                 }
             }
         }

@@ -101,7 +101,7 @@ impl<L: Launcher> Pool<L> {
     }
 
     /// Dooms the slots `pick` chooses: the idle ones stop now, the busy ones once idle.
-    fn retire_slots(
+    pub(super) fn retire_slots(
         &self,
         mut st: std::sync::MutexGuard<'_, State<L::Worker>>,
         mut pick: impl FnMut(&super::Slot<L::Worker>) -> bool,
