@@ -345,6 +345,46 @@ fn runtimes_and_their_children_run_under_batch_scheduling() {
     );
 }
 
+/// The shim of a started instance exits once the runtime runs (fgs is the init's parent as
+/// root with veth egress); fgs reaps it off the start's path, and no zombie of it stays.
+#[test]
+fn the_shims_of_started_instances_are_reaped() {
+    let Some(sb) = start("shims reaped", &[]) else {
+        return;
+    };
+    sb.create("reaped", json!({}));
+    sb.create("reaped2", json!({}));
+    assert_eq!(sb.ok("reaped", "echo one"), "one\n");
+    assert_eq!(sb.ok("reaped2", "echo two"), "two\n");
+    let fgs = sb.s().pid();
+    let zombies = || {
+        let tasks = std::fs::read_dir(format!("/proc/{fgs}/task")).expect("fgs's tasks");
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|&p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|st| st.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+                    .unwrap_or(false)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || zombies().is_empty()),
+        "zombie children of fgs: {:?}",
+        zombies()
+    );
+    // Both instances still run (their inits are fgs's children), and answer.
+    assert_eq!(sb.ok("reaped", "echo again"), "again\n");
+    sb.finish();
+}
+
 fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
