@@ -64,10 +64,26 @@ impl Instance {
             Ok(started) => return started,
             Err(back) => back,
         };
-        let (prepared, listener, api_addr) = prepare(sandbox).await?;
-        let (spec, function_env) = command(sandbox.isolated(), &cfg, &plan, api_addr);
-        let prepared_at = t0.elapsed();
-        let running = spawn(prepared, spec).await?;
+        let (running, listener, function_env, prepared_at) = match sandbox.instance_api_addr() {
+            Some(api_addr) => {
+                // Every sandbox has the same Runtime API address: the command is known before
+                // one is taken, and taking it and spawning are one trip off the executor.
+                let (spec, function_env) = command(true, &cfg, &plan, api_addr.to_string());
+                let (running, listener, prepared_at) = prepare_and_spawn(sandbox, spec, t0).await?;
+                (running, listener, function_env, prepared_at)
+            }
+            None => {
+                let (prepared, listener, api_addr) = prepare(sandbox).await?;
+                let (spec, function_env) = command(false, &cfg, &plan, api_addr);
+                let prepared_at = t0.elapsed();
+                (
+                    spawn(prepared, spec).await?,
+                    listener,
+                    function_env,
+                    prepared_at,
+                )
+            }
+        };
         let timings = Timings {
             t0,
             prepared: prepared_at,
@@ -337,6 +353,29 @@ async fn prepare(
         .expect("a fresh sandbox has its listener");
     let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Api)?;
     Ok((prepared, listener, api_addr))
+}
+
+/// Takes a sandbox (a pre-warmed one when there is one) and starts `spec` in it, in one
+/// blocking call off the executor; also says when the sandbox was ready.
+async fn prepare_and_spawn(
+    sandbox: &Sandbox,
+    spec: ExecSpec,
+    t0: Instant,
+) -> Result<(Running, tokio::net::TcpListener, Duration), StartError> {
+    let sb = sandbox.clone();
+    let (running, listener, prepared_at) = tokio::task::spawn_blocking(move || {
+        let mut prepared = sb.prepare()?;
+        let prepared_at = t0.elapsed();
+        let listener = prepared
+            .take_listener()
+            .expect("a fresh sandbox has its listener");
+        let running = prepared.spawn(&spec)?;
+        Ok::<_, StartError>((running, listener, prepared_at))
+    })
+    .await
+    .expect("sandbox preparation and spawn do not panic")?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Api)?;
+    Ok((running, listener, prepared_at))
 }
 
 /// What the sandbox runs, and the environment the function sees (an HTTP function's
