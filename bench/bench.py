@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import resource
 import urllib.request
 import shutil
 import signal
@@ -67,6 +68,50 @@ def reset_peak(pid):
             f.write("5")
     except OSError:
         pass
+
+
+def children_map():
+    """pid -> its child pids, for every process on the host."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def descendants(pid):
+    """Every process below `pid` (its runtimes, with their sandbox's helpers), not `pid`."""
+    kids, out, todo = children_map(), [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cpu_of(pids):
+    """pid -> cpu seconds of those of `pids` still running."""
+    out = {}
+    for p in pids:
+        try:
+            out[p] = cpu_seconds(p)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def machine_busy_seconds():
+    """All cpus' time neither idle nor waiting for I/O, from /proc/stat (user, nice, system,
+    irq, softirq, steal; guest time is inside user already)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / CLK_TCK
 
 
 def processes():
@@ -182,6 +227,32 @@ class Fgs:
         self.log.close()
 
 
+class Relay:
+    """The protocol's floor (crates/instance/examples/relay_floor.rs): a server that relays each
+    POST to one of `runtimes` bench/echo Custom runtimes over the Runtime API and nothing else,
+    served as fgs serves (thread-per-core, the poll window)."""
+
+    def __init__(self, binary, echo, runtimes=64, extra=()):
+        self.proc = subprocess.Popen([binary, "--runtime", echo, "--runtimes", str(runtimes),
+                                      *extra], stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on http://([\d.]+):(\d+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"the relay did not start: {line!r}")
+        self.base = f"http://127.0.0.1:{m.group(2)}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def b64zip(files):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -238,8 +309,10 @@ def lua_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def wrk(url, conns, seconds, headers, pids, body=EVENT, tmp="/tmp"):
-    """One wrk run; the CPU time and peak RSS of each pid in `pids` are taken around it."""
+def wrk(url, conns, seconds, headers, pids, body=EVENT, tmp="/tmp", runtimes_of=None):
+    """One wrk run; the CPU time and peak RSS of each pid in `pids` are taken around it, and so
+    are the machine's busy cpu time and wrk's own. With `runtimes_of` (a pid), the summed cpu
+    time of its descendants as found after the warm-up (the runtime processes) too."""
     hs = "\n".join(f"wrk.headers[{lua_str(k)}] = {lua_str(v)}" for k, v in headers.items())
     script = os.path.join(tmp, "wrk.lua")
     with open(script, "w") as f:
@@ -256,15 +329,30 @@ def wrk(url, conns, seconds, headers, pids, body=EVENT, tmp="/tmp"):
             break
     for p in pids:
         reset_peak(p)
+    rt_pids = descendants(runtimes_of) if runtimes_of else []
+    rt0 = cpu_of(rt_pids)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = machine_busy_seconds()
     cpu0 = {p: cpu_seconds(p) for p in pids}
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s",
                           "--timeout", "10s", "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
     cpu = {p: cpu_seconds(p) - cpu0[p] for p in pids}
+    busy = machine_busy_seconds() - busy0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rt1 = cpu_of(rt_pids)
+    rt = sum(rt1[p] - rt0[p] for p in rt1 if p in rt0)
     m = re.search(r"BENCH (\{.*\})", out)
     r = json.loads(m.group(1))
     n = max(r["requests"], 1)
     return {
+        # The runtimes' cpu summed (None without `runtimes_of`), the whole machine's busy cpu
+        # (everything: the server, runtimes, wrk, the kernel's softirq, other work) and wrk's.
+        "runtimes_cpu_us": rt / n * 1e6 if runtimes_of else None,
+        "runtimes_measured": len(rt1) if runtimes_of else None,
+        "machine_busy_us": busy / n * 1e6,
+        "wrk_cpu_us": (kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime)
+        / n * 1e6,
         "conns": conns,
         "p50_ms": r["p50_us"] / 1000,
         "p99_ms": r["p99_us"] / 1000,
@@ -279,9 +367,11 @@ def wrk(url, conns, seconds, headers, pids, body=EVENT, tmp="/tmp"):
 # ---------------------------------------------------------------- scenarios
 
 
-def warm(res, name, fgs, url, conns, secs, headers, tmp, extra_pids=()):
+def warm(res, name, fgs, url, conns, secs, headers, tmp, extra_pids=(), runtimes=False):
+    """`runtimes`: also the cpu of the server's descendants (its runtime processes)."""
     for c in conns:
-        r = wrk(url, c, secs, headers, [fgs.pid, *extra_pids], tmp=tmp)
+        r = wrk(url, c, secs, headers, [fgs.pid, *extra_pids], tmp=tmp,
+                runtimes_of=fgs.pid if runtimes else None)
         r["scenario"] = name
         r["cpu_us"] = r["cpu_us_per_call"][str(fgs.pid)]
         r["rss_mb"] = r["peak_rss_mb"][str(fgs.pid)]
@@ -572,6 +662,8 @@ def main():
     ap.add_argument("--nats", help="NATS server URL (JetStream on) for the cluster group")
     ap.add_argument("--queue-bench", help="the queue measurement's binary (crates/nats/"
                     "examples/queue_bench.rs) for the queue group")
+    ap.add_argument("--relay", help="the relay floor's binary (crates/instance/examples/"
+                    "relay_floor.rs) for the warm group's `relay floor (protocol only)` row")
     ap.add_argument("--store", help="--store of the single fgs of every group but cluster: "
                     "an empty PostgreSQL database (postgres://USER@HOST:PORT/DB) to measure "
                     "fgs on PostgreSQL; default SQLite in the data dir")
@@ -662,7 +754,18 @@ def main():
         settle()
         if "warm" in only:
             print("fgs warm sync invoke", file=sys.stderr)
-            warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp)
+            warm(res, "fgs sync, token", fgs, inv, conns, secs, token, tmp, runtimes=True)
+            if a.relay:
+                settle()
+                print("relay floor (protocol only)", file=sys.stderr)
+                relay = Relay(a.relay, a.echo)
+                try:
+                    warm(res, "relay floor (protocol only)", relay,
+                         f"{relay.base}/v2/{PROJECT}/fgs/functions/echo/invocations", conns,
+                         secs, token, tmp, runtimes=True)
+                finally:
+                    relay.stop()
+                settle()
             signed = sdk_sign("POST", inv, {"Content-Type": "application/json",
                                             "X-Project-Id": PROJECT}, EVENT)
             warm(res, "fgs sync, AK/SK signed", fgs, inv, conns, secs, signed, tmp)
@@ -761,9 +864,11 @@ def report(res):
     def find(name, c):
         return next((r for r in res if r["scenario"] == name and r.get("conns") == c), None)
 
+    # cpu us/call: the server's own (fgs, the relay, the peer); rt: its runtime processes';
+    # busy: the whole machine's, wrk and the kernel's softirq included.
     print(f"\n{'scenario':<44}{'conns':>6}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
-          f"{'cpu us/call':>12}{'peak RSS MB':>12}{'p50 xfloor':>11}{'req/s xfloor':>13}"
-          f"{'req/s xFF':>10}")
+          f"{'cpu us/call':>12}{'rt us/call':>11}{'busy us/call':>13}{'peak RSS MB':>12}"
+          f"{'p50 xfloor':>11}{'req/s xfloor':>13}{'req/s xFF':>10}")
     for r in res:
         if r["scenario"] in ("extension cost", "tracing cost"):
             continue
@@ -779,6 +884,8 @@ def report(res):
         print(f"{r['scenario'][:44]:<44}{fmt(r.get('conns'), 'd'):>6}"
               f"{fmt(r.get('p50_ms'), '.3f'):>9}{fmt(r.get('p99_ms'), '.3f'):>9}"
               f"{fmt(r.get('rps'), '.0f'):>9}{fmt(r.get('cpu_us'), '.1f'):>12}"
+              f"{fmt(r.get('runtimes_cpu_us'), '.1f'):>11}"
+              f"{fmt(r.get('machine_busy_us'), '.1f'):>13}"
               f"{fmt(r.get('rss_mb'), '.1f'):>12}{ratios[0]:>11}{ratios[1]:>13}{ratios[2]:>10}")
     for r in res:
         if r["scenario"] == "extension cost":
