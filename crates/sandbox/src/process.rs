@@ -410,10 +410,14 @@ fn spawn_isolated(mut shim: Shim, spec: &ExecSpec, hold: bool) -> Result<Running
     let init = init.expect("loop ends with the init's pid");
     let pid = shim.child.id();
     // The init's namespace is the shim's, and the init outlives a shim that fgs parents it for.
+    // The namespace is opened through the shim, which lives until its control socket closes
+    // below: a runtime that cannot exec ends the init at once, and an init that has exited
+    // (a zombie until fgs reaps it) has no namespaces to open, which turned that runtime's exit
+    // status and output (4204) into "the sandbox ended during start".
     let (init_fd, shim_fd, netns) = match (
         PidFd::open(init),
         PidFd::open(pid as i32),
-        std::fs::File::open(format!("/proc/{init}/ns/net")),
+        std::fs::File::open(format!("/proc/{pid}/ns/net")),
     ) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, OwnedFd::from(c)),
         _ => {

@@ -345,6 +345,56 @@ fn runtimes_and_their_children_run_under_batch_scheduling() {
     );
 }
 
+/// The runtime starts with no signal blocked (docs/sandbox.md: the init blocks every signal and
+/// starts the runtime's process in its own memory). The bootstrap's interpreter is `grep`, run
+/// by `env` in the same process, which prints its own `/proc/self/status`'s signal lines and
+/// exits: the start fails, and its message ends with the runtime's output.
+#[test]
+fn the_runtime_starts_with_no_signal_blocked() {
+    let Some(sb) = start("runtime signals", &[]) else {
+        return;
+    };
+    sb.create_runtime(
+        "signals",
+        "#!/usr/bin/env -S grep ^Sig /proc/self/status\n",
+        json!({}),
+    );
+    let r = sb.s().invoke("signals", &json!({}));
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["errorCode"], 4204, "{v}");
+    let message = v["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("/proc/self/status:SigBlk:\t0000000000000000"),
+        "{v}"
+    );
+    sb.finish();
+}
+
+/// A bootstrap the sandbox cannot exec (its interpreter is missing) fails the start with the
+/// runtime's exit (4204) and the exec's error in the tail of the message: the runtime's process
+/// reports it on the instance's output before it exits 127.
+#[test]
+fn a_bootstrap_that_cannot_exec_gives_the_start_error_with_the_reason() {
+    let Some(sb) = start("exec failure", &[]) else {
+        return;
+    };
+    sb.create_runtime("noexec", "#!/nonexistent/interpreter\n", json!({}));
+    let r = sb.s().invoke("noexec", &json!({"cmd": b64(b"echo never")}));
+    r.expect(200);
+    assert_eq!(r.header("x-is-func-err").as_deref(), Some("true"));
+    let v = r.json();
+    assert_eq!(v["errorCode"], 4204, "{v}");
+    let message = v["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("(exit status 127)")
+            && message.contains("fgs-sandbox: exec ")
+            && message.contains("/bootstrap: ENOENT"),
+        "{v}"
+    );
+    sb.finish();
+}
+
 /// The shim of a started instance exits once the runtime runs (fgs is the init's parent as
 /// root with veth egress); fgs reaps it off the start's path, and no zombie of it stays.
 #[test]

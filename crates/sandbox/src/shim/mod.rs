@@ -8,7 +8,8 @@
 //!
 //! Spawn (when fgs sends a [`SpawnMsg`]): write the cgroup limits, add the function's mounts,
 //! pivot into the root, fork the pid namespace's init, which mounts `/proc`, detaches the host
-//! root and forks the runtime: new session, rlimits, uid/gid 1003, `no_new_privs`, seccomp, exec.
+//! root and starts the runtime (`vfork`-style, see `init::spawn_runtime`): new session, rlimits,
+//! uid/gid 1003, `no_new_privs`, seccomp, exec.
 //! The shim waits for the init and exits as the runtime did, so fgs sees the runtime's status.
 //!
 //! Rootless (fgs is not root), the shim first makes a user namespace that maps fgs's uid and gid
@@ -136,6 +137,8 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
         .ctx(|| "sending the listener".into())?;
     drop(listener);
 
+    // Ahead of need: which handlers the runtime's process resets before its exec.
+    let caught = init::caught_signals();
     let mut pasta = None;
     let spawn: SpawnMsg = loop {
         match ctl::recv(ctl.as_fd()).ctx(|| "reading the exec spec".into())? {
@@ -194,6 +197,7 @@ fn run(ctl: &OwnedFd) -> ShimResult<i32> {
             tiny.as_ref(),
             &cfg.root_dir,
             !parented,
+            caught,
         ),
         ForkResult::Parent { child } => {
             let hold = hold.map(|(read, write)| {
