@@ -10,6 +10,7 @@ mod binary;
 mod config;
 mod environment;
 mod error;
+mod event_headers;
 mod extensions;
 mod fn_server;
 mod go_fn;

@@ -8,12 +8,12 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fgs_core::func_error::codes;
 use fgs_core::limits::SYNC_PAYLOAD_MAX;
 use fgs_core::FunctionError;
-use http::{HeaderName, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Request;
+use crate::event_headers::EventHeaders;
 use crate::extensions::{ExtensionSpan, Extensions, Gate};
 use crate::instance::InitializerRun;
 use crate::output::Output;
@@ -68,6 +69,7 @@ pub(crate) struct ApiState {
     /// Set once the runtime's main process has exited (and its events were abandoned): what
     /// `Instance::is_healthy` reads, with plain loads, for every instance a pool scans.
     pub exited: std::sync::atomic::AtomicBool,
+    pub event_headers: EventHeaders,
 }
 
 impl ApiState {
@@ -142,9 +144,11 @@ async fn handle(
     state: Arc<ApiState>,
     req: HttpRequest<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let path = req.uri().path().to_string();
+    // A clone of the parsed uri shares its bytes: the path is borrowed from it, not copied.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let method = req.method().clone();
-    let resp = match (&method, path.as_str()) {
+    let resp = match (&method, path) {
         (&Method::GET, "/v1/runtime/invocation/request") => next_event(&state).await,
         (&Method::POST, "/extension/register") => register(&state, &req),
         (&Method::POST, "/telemetry") => {
@@ -210,11 +214,10 @@ async fn handle(
         }
         (&Method::POST, p) => {
             if let Some(id) = p.strip_prefix("/v1/runtime/invocation/response/") {
-                respond(&state, id.to_string(), req).await
+                respond(&state, id, req).await
             } else if let Some(id) = p.strip_prefix("/v1/runtime/invocation/error/") {
-                let id = id.to_string();
                 let body = read_body(req, SYNC_PAYLOAD_MAX).await.unwrap_or_default();
-                match state.take_inflight(&id) {
+                match state.take_inflight(id) {
                     Some(tx) => {
                         let _ = tx.send(RuntimeReply::Error(parse_error(
                             codes::FUNCTION_RAISED,
@@ -223,13 +226,13 @@ async fn handle(
                         )));
                         json(StatusCode::ACCEPTED, OK_BODY)
                     }
-                    None => unknown_request(&id),
+                    None => unknown_request(id),
                 }
             } else {
-                not_found(&path)
+                not_found(path)
             }
         }
-        _ => not_found(&path),
+        _ => not_found(path),
     };
     Ok(resp)
 }
@@ -358,42 +361,29 @@ async fn next_event(state: &ApiState) -> Response<Body> {
     if let Some(d) = start_deliveries(state, &request, extension_spans) {
         *state.deliveries.lock().await = Some(d);
     }
+    // fgs writes the request id and traceparent itself from parsed ids, and the API checked
+    // the URN and alias, so they are always valid header values.
+    let headers = state
+        .event_headers
+        .build(&request)
+        .expect("request ids are valid header values");
+    // The request id moves into the map: its last use.
     state
         .inflight
         .lock()
         .expect("inflight lock is never poisoned")
-        .insert(request.request_id.clone(), reply);
-    let mut event = Response::builder()
-        .status(StatusCode::OK)
-        .header(http::header::CONTENT_TYPE, JSON)
-        .header(X_CFF_REQUEST_ID, &request.request_id)
-        .header(X_CFF_INVOKE_TYPE, request.invoke_type.as_str())
-        .header(X_CFF_TIMEOUT_MS, request.timeout.as_millis().to_string())
-        .header(X_CFF_FUNCTION_URN, &request.invoked_urn)
-        .header(X_CFF_ALIAS, &request.alias);
-    // fgs writes the value itself from parsed ids, so it is always a valid header value.
-    if let Some(tp) = &request.traceparent {
-        event = event.header(TRACEPARENT, tp);
-    }
+        .insert(request.request_id, reply);
+    let mut event = Response::new(Full::new(request.body));
+    *event.headers_mut() = headers;
     event
-        .body(Full::new(request.body))
-        .expect("request ids are valid header values")
 }
 
-// The event's header names, built once rather than parsed for each event (HTTP/1.1 sends
-// them in lower case either way).
-const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
-const X_CFF_INVOKE_TYPE: HeaderName = HeaderName::from_static("x-cff-invoke-type");
-const X_CFF_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-cff-timeout-ms");
-const X_CFF_FUNCTION_URN: HeaderName = HeaderName::from_static("x-cff-function-urn");
-const X_CFF_ALIAS: HeaderName = HeaderName::from_static("x-cff-alias");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-async fn respond(state: &ApiState, id: String, req: HttpRequest<Incoming>) -> Response<Body> {
+async fn respond(state: &ApiState, id: &str, req: HttpRequest<Incoming>) -> Response<Body> {
     let body = read_body(req, SYNC_PAYLOAD_MAX).await;
-    let Some(tx) = state.take_inflight(&id) else {
-        return unknown_request(&id);
+    let Some(tx) = state.take_inflight(id) else {
+        return unknown_request(id);
     };
     match body {
         Ok(b) => {
@@ -425,12 +415,32 @@ enum BodyError {
     Read,
 }
 
+/// The body, at most `limit` bytes of it. A body of one frame (a runtime's answer, usually) is
+/// that frame's bytes, with no buffer list gathered and no copy.
 async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Read),
+    let mut body = req.into_body();
+    let mut first = Bytes::new();
+    let mut more: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else {
+            continue;
+        };
+        let len = more.as_ref().map_or(first.len(), BytesMut::len) + data.len();
+        if len > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match &mut more {
+            Some(m) => m.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut m = BytesMut::with_capacity(len);
+                m.extend_from_slice(&first);
+                m.extend_from_slice(&data);
+                more = Some(m);
+            }
+        }
     }
+    Ok(more.map_or(first, BytesMut::freeze))
 }
 
 /// A runtime's `{"errorType","errorMessage","stackTrace"}`; anything else is kept as the message.

@@ -481,6 +481,7 @@ fn serve(
         initializer_started: Mutex::new(None),
         unhealthy: AtomicBool::new(false),
         exited: AtomicBool::new(false),
+        event_headers: Default::default(),
     });
     let server = tokio::spawn(runtime_api::serve(listener, Arc::clone(&api)));
     let mut tasks = vec![server.abort_handle()];
