@@ -253,7 +253,12 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                     body,
                     invoke_type: opts.invoke_type.unwrap_or(InvokeType::Sync),
                     timeout: Duration::from_secs(u64::from(resolved.record.spec.timeout)),
-                    invoked_urn: opts.invoked_urn.clone(),
+                    // The caller's URN is needed again only for the span of a traced call.
+                    invoked_urn: if planned.is_some() {
+                        opts.invoked_urn.clone()
+                    } else {
+                        std::mem::take(&mut opts.invoked_urn)
+                    },
                     traceparent: match &planned {
                         Some(p) => Some(p.traceparent()),
                         None => pass_through(opts.traceparent.as_deref()),

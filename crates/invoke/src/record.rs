@@ -29,8 +29,8 @@ pub(crate) fn start_failed(
     fe: FunctionError,
 ) -> Outcome {
     series.refused(metrics::Outcome::Error(fe.code));
-    let mut log = logline::start(&request_id, &r.version).into_bytes();
-    log.extend_from_slice(format!("{} {}\n", logline::now_iso(), fe.message).as_bytes());
+    let mut log = logline::start(&request_id, &r.version);
+    logline::note(&mut log, &fe.message);
     Outcome {
         request_id,
         result: Err(fe),
@@ -45,13 +45,13 @@ pub(crate) fn start_failed(
 }
 
 /// The outcome of an invocation an instance ran: its log between the platform's start line
-/// (`start_line`, written when the instance took the event) and finish line, billed time, and
-/// the version's metrics.
+/// (`log`, [`logline::start`], written when the instance took the event) and finish line,
+/// billed time, and the version's metrics.
 pub(crate) fn ran(
     series: &Series,
     request_id: String,
     r: &ResolvedFunction,
-    start_line: String,
+    mut log: Vec<u8>,
     reply: Reply,
     duration: Duration,
     cold_start: Option<Duration>,
@@ -59,21 +59,18 @@ pub(crate) fn ran(
     let memory_size = r.record.spec.memory_size;
     let billed_ms = (duration.as_micros() as u64).div_ceil(1000).max(1);
     let memory_used_mb = reply.memory_used_bytes as f64 / (1024.0 * 1024.0);
-    let mut log = start_line.into_bytes();
     log.extend_from_slice(&reply.log);
     if let Err(e) = &reply.result {
-        log.extend_from_slice(format!("{} {}\n", logline::now_iso(), e.message).as_bytes());
+        logline::note(&mut log, &e.message);
     }
-    log.extend_from_slice(
-        logline::finish(
-            &request_id,
-            reply.result.is_ok(),
-            duration,
-            billed_ms,
-            memory_used_mb,
-            memory_size,
-        )
-        .as_bytes(),
+    logline::finish(
+        &mut log,
+        &request_id,
+        reply.result.is_ok(),
+        duration,
+        billed_ms,
+        memory_used_mb,
+        memory_size,
     );
     series.ran(
         match &reply.result {
