@@ -86,9 +86,11 @@ pub async fn invoke(
         ..InvokeOptions::default()
     };
     let key = key_of(&project, &r);
+    // Only a call that can be forwarded may run here again after all: it alone keeps a copy.
+    let again = opts.forwardable.then(|| opts.clone());
     let outcome = match state
         .invoker
-        .invoke(&key, &qualifier, body.clone(), opts.clone())
+        .invoke(&key, &qualifier, body.clone(), opts)
         .await
     {
         Err(InvokeError::Elsewhere(_, nodes)) => {
@@ -102,7 +104,7 @@ pub async fn invoke(
                     tracing::warn!(error = %fgs_invoke::error_chain(&e), "serving here instead");
                     let opts = InvokeOptions {
                         forwardable: false,
-                        ..opts
+                        ..again.unwrap_or_default()
                     };
                     state.invoker.invoke(&key, &qualifier, body, opts).await?
                 }
@@ -152,7 +154,8 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
     // straight into their value and the summary's string becomes its value without a copy.
     let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&o.request_id) {
+    // The request id's string becomes its value: its last use.
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(o.request_id)) {
         h.insert(X_CFF_REQUEST_ID, v);
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(summary)) {
