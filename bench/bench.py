@@ -106,12 +106,18 @@ def cpu_of(pids):
     return out
 
 
-def machine_busy_seconds():
-    """All cpus' time neither idle nor waiting for I/O, from /proc/stat (user, nice, system,
-    irq, softirq, steal; guest time is inside user already)."""
+def cpu_ticks():
+    """All cpus' (total, idle or waiting for I/O) time in clock ticks, from /proc/stat (user,
+    nice, system, idle, iowait, irq, softirq, steal; guest time is inside user already)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
-    return (sum(v) - v[3] - v[4]) / CLK_TCK
+    return sum(v), v[3] + v[4]
+
+
+def machine_busy_seconds():
+    """All cpus' time neither idle nor waiting for I/O."""
+    total, idle = cpu_ticks()
+    return (total - idle) / CLK_TCK
 
 
 def processes():
@@ -136,15 +142,11 @@ def settle(limit=20.0):
     """Waits (at most `limit` s) until the machine's cpus are at least 90 % idle over half a
     second: a stopped fgs leaves the kernel removing its instances' cgroups for seconds after,
     and that work would otherwise be billed to the next scenario."""
-    def idle():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]
     deadline = time.time() + limit
     while time.time() < deadline:
-        t0, i0 = idle()
+        t0, i0 = cpu_ticks()
         time.sleep(0.5)
-        t1, i1 = idle()
+        t1, i1 = cpu_ticks()
         if t1 > t0 and (i1 - i0) / (t1 - t0) >= 0.9:
             return
 

@@ -90,8 +90,8 @@ for comm, frames in samples(open(sys.argv[1], errors="replace")):
     syms = [strip(s) for s, _ in frames]
     if any(MALLOC.match(s) for s, _ in frames):
         bucket = "malloc/free (libc)"
-        rest = [s for (s, _), t in zip(frames, syms) if not MALLOC.match(s)]
-        malloc_by[classify([strip(s) for s in rest], [])] += 1
+        rest = [t for (s, _), t in zip(frames, syms) if not MALLOC.match(s)]
+        malloc_by[classify(rest, [])] += 1
     else:
         bucket = classify(syms, frames)
     counts[bucket] += 1

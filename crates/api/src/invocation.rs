@@ -104,7 +104,7 @@ pub async fn invoke(
                     tracing::warn!(error = %fgs_invoke::error_chain(&e), "serving here instead");
                     let opts = InvokeOptions {
                         forwardable: false,
-                        ..again.unwrap_or_default()
+                        ..again.expect("only a forwardable call is sent elsewhere")
                     };
                     state.invoker.invoke(&key, &qualifier, body, opts).await?
                 }

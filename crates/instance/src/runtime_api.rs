@@ -8,12 +8,12 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::limits::SYNC_PAYLOAD_MAX;
 use fgs_core::FunctionError;
 use http::{HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -415,32 +415,12 @@ enum BodyError {
     Read,
 }
 
-/// The body, at most `limit` bytes of it. A body of one frame (a runtime's answer, usually) is
-/// that frame's bytes, with no buffer list gathered and no copy.
 async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    let mut body = req.into_body();
-    let mut first = Bytes::new();
-    let mut more: Option<BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else {
-            continue;
-        };
-        let len = more.as_ref().map_or(first.len(), BytesMut::len) + data.len();
-        if len > limit {
-            return Err(BodyError::TooLarge);
-        }
-        match &mut more {
-            Some(m) => m.extend_from_slice(&data),
-            None if first.is_empty() => first = data,
-            None => {
-                let mut m = BytesMut::with_capacity(len);
-                m.extend_from_slice(&first);
-                m.extend_from_slice(&data);
-                more = Some(m);
-            }
-        }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Read),
     }
-    Ok(more.map_or(first, BytesMut::freeze))
 }
 
 /// A runtime's `{"errorType","errorMessage","stackTrace"}`; anything else is kept as the message.
