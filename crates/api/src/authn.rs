@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fgs_core::limits::{ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX, ZIP_CODE_MAX};
@@ -44,6 +45,16 @@ pub(crate) async fn read_body(
     let timeout = extensions
         .get::<BodyReadTimeout>()
         .map_or(BODY_READ_TIMEOUT, |t| t.0);
+    read_body_within(timeout, body, limit, what).await
+}
+
+/// [`read_body`] with the time it may take given.
+pub(crate) async fn read_body_within(
+    timeout: std::time::Duration,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, ApiError> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => Err(ApiError::too_large(what, limit)),
@@ -53,6 +64,34 @@ pub(crate) async fn read_body(
     }
 }
 
+/// Verifies a `/v2/{project_id}/...` request's credential (SPEC.md 2) over its whole `uri`
+/// and `body`, and that it belongs to the path's project.
+pub(crate) fn verify(
+    state: &SharedState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let path = uri.path();
+    let principal = state.keyring.verify(
+        method.as_str(),
+        path,
+        uri.query(),
+        headers,
+        body,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    // `/v2/{project_id}/fgs/...`: the credential must belong to that project.
+    let project = path.split('/').nth(2).unwrap_or("");
+    if !principal.may_access(project) {
+        return Err(ApiError::forbidden(format!(
+            "the credential does not grant access to project {project}"
+        )));
+    }
+    Ok(())
+}
+
 pub async fn authenticate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     // Nesting strips `/v2/{project}/fgs` from the URI; the signature covers the whole path.
@@ -60,30 +99,13 @@ pub async fn authenticate(State(state): State<SharedState>, req: Request, next: 
         .extensions
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
-    let path = uri.path().to_string();
-    let (limit, what) = body_limit(&path);
+    let (limit, what) = body_limit(uri.path());
     let bytes = match read_body(&parts.extensions, body, limit, what).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let principal = match state.keyring.verify(
-        parts.method.as_str(),
-        &path,
-        uri.query(),
-        &parts.headers,
-        &bytes,
-        time::OffsetDateTime::now_utc(),
-    ) {
-        Ok(p) => p,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    // `/v2/{project_id}/fgs/...`: the credential must belong to that project.
-    let project = path.split('/').nth(2).unwrap_or("");
-    if !principal.may_access(project) {
-        return ApiError::forbidden(format!(
-            "the credential does not grant access to project {project}"
-        ))
-        .into_response();
+    if let Err(e) = verify(&state, &parts.method, &uri, &parts.headers, &bytes) {
+        return e.into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

@@ -2,8 +2,8 @@
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
@@ -11,6 +11,7 @@ use fgs_core::urn::qualified_urn;
 use fgs_invoke::{InvokeError, InvokeOptions, Outcome};
 use serde_json::json;
 
+use crate::authn::{read_body_within, verify};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{function_ref, key_of};
 use crate::state::SharedState;
@@ -50,7 +51,38 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let r = function_ref(&project, &urn)?;
+    call(&state, &project, &urn, &uri, &headers, body).await
+}
+
+/// `POST /v2/{project}/fgs/functions/{urn}/invocations` as fgs's server sends it, outside axum's
+/// router ([`crate::Api`]): what the router's authentication layer and [`invoke`] do, in one
+/// step. `project` and `urn` are the path's, percent-decoded.
+pub(crate) async fn direct(
+    state: &SharedState,
+    project: &str,
+    urn: &str,
+    req: http::Request<axum::body::Body>,
+    body_timeout: std::time::Duration,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let answer = async {
+        let body =
+            read_body_within(body_timeout, body, SYNC_PAYLOAD_MAX, "the request payload").await?;
+        verify(state, &parts.method, &parts.uri, &parts.headers, &body)?;
+        call(state, project, urn, &parts.uri, &parts.headers, body).await
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn call(
+    state: &SharedState,
+    project: &str,
+    urn: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let r = function_ref(project, urn)?;
     let raw = body.clone();
     if body.len() > SYNC_PAYLOAD_MAX {
         return Err(ApiError::too_large("the request payload", SYNC_PAYLOAD_MAX));
@@ -63,11 +95,11 @@ pub async fn invoke(
             .map_err(|e| ApiError::bad_json(&e))?;
         body
     };
-    let want_tail = header_is(&headers, "x-cff-log-type", "tail");
-    let v1 = header_is(&headers, "x-cff-request-version", "v1");
+    let want_tail = header_is(headers, "x-cff-log-type", "tail");
+    let v1 = header_is(headers, "x-cff-request-version", "v1");
     let qualifier = r.qualifier_or_latest();
     let opts = InvokeOptions {
-        invoked_urn: qualified_urn(&state.region, &project, &r.package, &r.name, &qualifier),
+        invoked_urn: qualified_urn(&state.region, project, &r.package, &r.name, &qualifier),
         // Only an alias's rules route on headers (SPEC.md 2): other calls skip copying them.
         headers: if matches!(qualifier, fgs_core::Qualifier::Alias(_)) {
             headers
@@ -85,7 +117,7 @@ pub async fn invoke(
         forwardable: state.node.is_some() && !headers.contains_key(crate::forward::FORWARDED_BY),
         ..InvokeOptions::default()
     };
-    let key = key_of(&project, &r);
+    let key = key_of(project, &r);
     // Only a call that can be forwarded may run here again after all: it alone keeps a copy.
     let again = opts.forwardable.then(|| opts.clone());
     let outcome = match state
@@ -98,7 +130,7 @@ pub async fn invoke(
             let node = state.node.as_deref().unwrap_or_default();
             let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
             // The node holding the most places first: the likeliest to have a free one.
-            match crate::forward::forward(&nodes[0], node, path, &headers, raw).await {
+            match crate::forward::forward(&nodes[0], node, path, headers, raw).await {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     tracing::warn!(error = %fgs_invoke::error_chain(&e), "serving here instead");
@@ -149,9 +181,9 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
     } else {
         payload
     };
-    // The headers are built in a map sized for all of them and `content-length` (which axum
-    // adds), so that it never grows; values known in advance are static, numbers are formatted
-    // straight into their value and the summary's string becomes its value without a copy.
+    // The headers are built in a map sized for them, so that it does not grow; values known in
+    // advance are static, numbers are formatted straight into their value and the summary's
+    // string becomes its value without a copy.
     let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // The request id's string becomes its value: its last use.
@@ -183,8 +215,12 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
     resp
 }
 
-/// The response's headers at most: the six above, the log's tail and `content-length`.
-const RESPONSE_HEADERS: usize = 8;
+/// The response's headers but the log's tail, asked for only when debugging, which grows the
+/// map. Not one more: `HeaderMap` keeps a quarter of its slots free, so 7 would round up to 12
+/// entries of about 100 bytes, and glibc serves a request over 1,008 bytes from its large bins,
+/// consolidating all its small free chunks first: on every call (bench/README.md "fgs's own work,
+/// by part"). hyper writes `content-length` itself from the body's exact size.
+const RESPONSE_HEADERS: usize = 6;
 
 // Header names built once, not parsed on each response.
 const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
@@ -243,8 +279,8 @@ mod tests {
         assert_eq!(header(&r, "x-cff-billing-duration"), "4");
         assert_eq!(header(&r, "x-func-err-code"), "0");
         assert_eq!(header(&r, "x-is-func-err"), "false");
-        // Room for axum's content-length without growing the map.
-        assert!(r.headers().capacity() >= RESPONSE_HEADERS);
+        // Built without growing the map.
+        assert_eq!(r.headers().capacity(), RESPONSE_HEADERS);
     }
 
     #[test]

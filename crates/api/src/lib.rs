@@ -36,6 +36,7 @@ mod records;
 mod reports;
 mod request;
 pub mod reserved_policies;
+mod serve;
 pub mod state;
 mod statistics;
 mod tags;
@@ -53,6 +54,7 @@ use axum::{Json, Router};
 
 pub use authn::{BodyReadTimeout, BODY_READ_TIMEOUT};
 pub use functions::create_demo_function;
+pub use serve::Api;
 pub use state::{AppState, SharedState};
 
 async fn healthz(State(state): State<SharedState>) -> Json<serde_json::Value> {

@@ -1,4 +1,4 @@
-//! The HTTP server loop: the API router served over hyper's HTTP/1 with the connection limits
+//! The HTTP server loop: the API served over hyper's HTTP/1 with the connection limits
 //! that keep slow or idle clients from starving everyone else (docs/security.md).
 //!
 //! `axum::serve` sets no header read timeout and accepts without bound, so one client holding
@@ -7,23 +7,20 @@
 //! kernel's backlog), and hyper closes a connection that takes longer than
 //! `header_read_timeout` to send a request head, including an idle keep-alive connection
 //! waiting for its next request. The body's read time is bounded by the API's authentication
-//! layer, which reads every body whole ([`BodyReadTimeout`]).
+//! layer (and the sync invocation's own path), which reads every body whole
+//! ([`fgs_api::BodyReadTimeout`]).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::Router;
-use fgs_api::BodyReadTimeout;
+use fgs_api::Api;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tower_service::Service;
 
 /// Limits of the API's HTTP server; `fgs serve` flags.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -105,11 +102,11 @@ fn head_refusal<B>(
     Some(resp)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish
+/// Serves `api` on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (the caller bounds how long it waits).
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    api: Api,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -136,20 +133,15 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let body_timeout = BodyReadTimeout(limits.body_read_timeout);
+        let api = api.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let refusal = head_refusal(&req, &limits);
-            let mut req = req.map(Body::new);
-            // APIG events report the peer as `requestContext.sourceIp`.
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(body_timeout);
-            let mut app = app.clone();
+            let api = api.clone();
             async move {
                 if let Some(refusal) = refusal {
                     return Ok::<_, Infallible>(refusal);
                 }
-                Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {}))
+                Ok::<_, Infallible>(api.serve(req, peer, limits.body_read_timeout).await)
             }
         });
         let mut stop = stop_tx.subscribe();

@@ -510,8 +510,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = fgs_api::router(state);
-    let server = tokio::spawn(crate::listen::serve(listener, app, args.conn, async {
+    let api = fgs_api::Api::new(state);
+    let server = tokio::spawn(crate::listen::serve(listener, api, args.conn, async {
         let _ = stop_rx.await;
     }));
     shutdown_signal().await;
