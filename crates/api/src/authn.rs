@@ -48,15 +48,21 @@ pub(crate) async fn read_body(
     read_body_within(timeout, body, limit, what).await
 }
 
-/// [`read_body`] with the time it may take given.
-pub(crate) async fn read_body_within(
+/// [`read_body`] with the time it may take given, of any body (the sync invocation's is
+/// hyper's, not boxed into axum's).
+pub(crate) async fn read_body_within<B>(
     timeout: std::time::Duration,
-    body: Body,
+    body: B,
     limit: usize,
     what: &str,
-) -> Result<bytes::Bytes, ApiError> {
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(b)) => Ok(b),
+) -> Result<bytes::Bytes, ApiError>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    let read = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit));
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
         Ok(Err(_)) => Err(ApiError::too_large(what, limit)),
         Err(_) => Err(ApiError::request_timeout(format!(
             "the request body did not arrive within {timeout:?}"

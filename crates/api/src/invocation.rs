@@ -8,12 +8,12 @@ use base64::Engine;
 use bytes::Bytes;
 use fgs_core::limits::{LOG_TAIL_BYTES, SYNC_PAYLOAD_MAX};
 use fgs_core::urn::qualified_urn;
-use fgs_invoke::{InvokeError, InvokeOptions, Outcome};
+use fgs_invoke::{FunctionKey, InvokeError, InvokeOptions, Outcome};
 use serde_json::json;
 
 use crate::authn::{read_body_within, verify};
 use crate::error::{ApiError, ApiResult};
-use crate::request::{function_ref, key_of};
+use crate::request::function_ref;
 use crate::state::SharedState;
 
 fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
@@ -57,14 +57,18 @@ pub async fn invoke(
 /// `POST /v2/{project}/fgs/functions/{urn}/invocations` as fgs's server sends it, outside axum's
 /// router ([`crate::Api`]): what the router's authentication layer and [`invoke`] do, in one
 /// step. `project` and `urn` are the path's, percent-decoded.
-pub(crate) async fn direct(
+pub(crate) async fn direct<B>(
     state: &SharedState,
     project: &str,
     urn: &str,
-    req: http::Request<axum::body::Body>,
+    parts: &http::request::Parts,
+    body: B,
     body_timeout: std::time::Duration,
-) -> Response {
-    let (parts, body) = req.into_parts();
+) -> Response
+where
+    B: axum::body::HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     let answer = async {
         let body =
             read_body_within(body_timeout, body, SYNC_PAYLOAD_MAX, "the request payload").await?;
@@ -97,7 +101,7 @@ async fn call(
     };
     let want_tail = header_is(headers, "x-cff-log-type", "tail");
     let v1 = header_is(headers, "x-cff-request-version", "v1");
-    let qualifier = r.qualifier_or_latest();
+    let qualifier = r.qualifier.unwrap_or(fgs_core::Qualifier::Latest);
     let opts = InvokeOptions {
         invoked_urn: qualified_urn(&state.region, project, &r.package, &r.name, &qualifier),
         // Only an alias's rules route on headers (SPEC.md 2): other calls skip copying them.
@@ -117,7 +121,12 @@ async fn call(
         forwardable: state.node.is_some() && !headers.contains_key(crate::forward::FORWARDED_BY),
         ..InvokeOptions::default()
     };
-    let key = key_of(project, &r);
+    // The reference's names move into the key: this call's last use of them.
+    let key = FunctionKey {
+        project: project.to_owned(),
+        package: r.package,
+        name: r.name,
+    };
     // Only a call that can be forwarded may run here again after all: it alone keeps a copy.
     let again = opts.forwardable.then(|| opts.clone());
     let outcome = match state

@@ -4,6 +4,7 @@
 //! here and served by [`invocation::direct`], which authenticates and bounds the body exactly as
 //! the router's layers do; every other request goes through [`router`].
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -46,13 +47,14 @@ impl Api {
         B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let req = req.map(Body::new);
-        if req.method() == Method::POST {
-            if let Some((project, urn)) = invocation_path(req.uri().path()) {
-                return invocation::direct(&self.state, &project, &urn, req, body_timeout).await;
+        let (parts, body) = req.into_parts();
+        if parts.method == Method::POST {
+            if let Some((project, urn)) = invocation_path(parts.uri.path()) {
+                return invocation::direct(&self.state, &project, &urn, &parts, body, body_timeout)
+                    .await;
             }
         }
-        let mut req = req;
+        let mut req = Request::from_parts(parts, Body::new(body));
         // APIG events report the peer as `requestContext.sourceIp`.
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(BodyReadTimeout(body_timeout));
@@ -68,7 +70,7 @@ impl Api {
 /// percent-decoded as axum decodes path parameters; `None` for any other path, and for one the
 /// router would answer differently (an empty or undecodable segment), which the router then
 /// answers.
-fn invocation_path(path: &str) -> Option<(String, String)> {
+fn invocation_path(path: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     let rest = path.strip_prefix("/v2/")?;
     let (project, rest) = rest.split_once('/')?;
     let rest = rest.strip_prefix("fgs/functions/")?;
@@ -76,12 +78,7 @@ fn invocation_path(path: &str) -> Option<(String, String)> {
     if rest != "invocations" || project.is_empty() || urn.is_empty() {
         return None;
     }
-    let decode = |s: &str| {
-        percent_decode_str(s)
-            .decode_utf8()
-            .ok()
-            .map(std::borrow::Cow::into_owned)
-    };
+    let decode = |s| percent_decode_str(s).decode_utf8().ok();
     Some((decode(project)?, decode(urn)?))
 }
 
@@ -90,7 +87,7 @@ mod tests {
     use super::*;
 
     fn parts(path: &str) -> Option<(String, String)> {
-        invocation_path(path)
+        invocation_path(path).map(|(p, u)| (p.into_owned(), u.into_owned()))
     }
 
     #[test]
