@@ -224,7 +224,7 @@ class Fgs:
 
 
 class Relay:
-    """The protocol's floor (crates/instance/examples/relay_floor.rs): a server that relays each
+    """The protocol's floor (crates/pool/examples/relay_floor.rs): a server that relays each
     POST to one of `runtimes` bench/echo Custom runtimes over the Runtime API and nothing else,
     served as fgs serves (thread-per-core, the poll window)."""
 

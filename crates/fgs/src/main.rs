@@ -1,5 +1,6 @@
 //! The `fgs` binary: `fgs serve` runs the platform; the other commands are its CLI client.
 
+use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod client;
@@ -13,7 +14,6 @@ mod logging;
 mod membership;
 mod runtimes_cmd;
 mod serve;
-mod shards;
 mod shared_packages;
 mod store_copy;
 
@@ -65,7 +65,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             logging::init_tracing(&args.logs.log_format);
-            shards::run(args.threads, args.poll_window, serve::run(*args))?
+            fgs_pool::shard::run(args.threads, args.poll_window, serve::run(*args))
+                .context("starting the shards")?
         }
         Command::Client(cmd) => client::run(cmd),
         Command::Completions { shell } => {

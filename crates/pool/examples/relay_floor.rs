@@ -13,31 +13,28 @@
 //! event at a time (fgs's concurrency 1), under `SCHED_BATCH` as fgs's sandbox puts its
 //! runtimes (`chrt -b 0`; `--no-batch`: the default policy).
 //!
-//! It is served as `fgs serve` serves (crates/fgs/src/shards.rs, listen.rs, fgs_pool::shard):
-//! one current-thread tokio runtime per shard (`--threads`, 0: one per cpu), connections
+//! It is served as `fgs serve` serves, on fgs's own shards (`fgs_pool::shard`) and as
+//! crates/fgs/src/listen.rs serves connections: one current-thread tokio runtime per shard (`--threads`, 0: one per cpu), connections
 //! accepted on shard 0 and spread over the shards in turn, runtime `i`'s Runtime API served on
 //! shard `i % threads`, a caller given an idle runtime of its own shard first, and each shard
 //! polling for `--poll-window-us` after its work before it sleeps. Prints
 //! `listening on http://ADDR` once it serves; stops its runtimes on SIGTERM or SIGINT.
 
-use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
+use fgs_pool::shard;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -96,104 +93,9 @@ fn main() {
     }
 }
 
-// ---------------------------------------------------------------- shards (as crates/fgs)
-
-/// A poll round of the shard's own tasks and I/O that took this long ran some work.
-const WORK: Duration = Duration::from_micros(5);
-
-thread_local! {
-    static POLLER: RefCell<Option<Waker>> = const { RefCell::new(None) };
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-}
-
-static HANDLES: OnceLock<Vec<Handle>> = OnceLock::new();
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn shard_runtime() -> Result<Runtime, Error> {
-    Ok(Builder::new_current_thread()
-        .enable_all()
-        .on_thread_unpark(unparked)
-        .build()?)
-}
-
-fn unparked() {
-    if let Some(w) = POLLER.with(|p| p.borrow_mut().take()) {
-        w.wake();
-    }
-}
-
-fn current_shard() -> usize {
-    CURRENT.with(Cell::get)
-}
-
-fn handles() -> &'static [Handle] {
-    HANDLES.get().expect("shards are installed before serving")
-}
-
-/// fgs's poll window (crates/fgs/src/shards.rs): after each wake-up the shard keeps polling,
-/// offering the cpu to others between rounds, until it did no work for `window`.
-async fn poll_after_work(window: Duration) {
-    loop {
-        let mut registered = false;
-        std::future::poll_fn(|cx| {
-            if registered {
-                return Poll::Ready(());
-            }
-            registered = true;
-            POLLER.with(|p| *p.borrow_mut() = Some(cx.waker().clone()));
-            Poll::Pending
-        })
-        .await;
-        let mut until = Instant::now() + window;
-        loop {
-            std::thread::yield_now();
-            let start = Instant::now();
-            tokio::task::yield_now().await;
-            let now = Instant::now();
-            if now - start > WORK {
-                until = now + window;
-            }
-            if now >= until {
-                break;
-            }
-        }
-    }
-}
-
-fn serve_shard<F: Future>(rt: &Runtime, i: usize, window: Duration, fut: F) -> F::Output {
-    CURRENT.with(|c| c.set(i));
-    if !window.is_zero() {
-        rt.spawn(poll_after_work(window));
-    }
-    rt.block_on(fut)
-}
-
+/// Serves the relay on fgs's own shards ([`shard::run`]), with `--threads` and the poll window.
 fn run(a: Args) -> Result<(), Error> {
-    let first = shard_runtime()?;
-    let mut hs = vec![first.handle().clone()];
-    let mut stops = Vec::new();
-    let mut threads = Vec::new();
-    for i in 1..a.threads {
-        let rt = shard_runtime()?;
-        hs.push(rt.handle().clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        let window = a.poll_window;
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("relay-shard-{i}"))
-                .spawn(move || {
-                    let _ = serve_shard(&rt, i, window, stopped);
-                })?,
-        );
-    }
-    let _ = HANDLES.set(hs);
-    let out = serve_shard(&first, 0, a.poll_window, relay(&a));
-    drop(stops);
-    for t in threads {
-        let _ = t.join();
-    }
-    out
+    shard::run(a.threads, a.poll_window, relay(&a))?
 }
 
 // ---------------------------------------------------------------- runtimes
@@ -230,7 +132,7 @@ impl Pool {
             .await
             .expect("the pool's semaphore is never closed")
             .forget();
-        let here = current_shard();
+        let here = shard::current();
         let n = self.idle.len();
         let instance = (0..n)
             .find_map(|k| lock(&self.idle[(here + k) % n]).pop())
@@ -273,7 +175,7 @@ fn start_runtime(a: &Args, i: usize) -> Result<(Arc<Instance>, Child), Error> {
         queue: tokio::sync::Mutex::new(rx),
         inflight: Mutex::new(None),
     });
-    handles()[shard].spawn(serve_api(listener, api));
+    shard::spawn_on(shard, serve_api(listener, api));
     let mut cmd = if a.batch {
         let mut c = Command::new("chrt");
         c.args(["-b", "0", &a.runtime]);
@@ -430,9 +332,8 @@ async fn relay(a: &Args) -> Result<(), Error> {
                 continue;
             };
             let pool = Arc::clone(&pool);
-            let hs = handles();
             // The connection moves to the next shard's runtime, where it stays.
-            hs[NEXT.fetch_add(1, Ordering::Relaxed) % hs.len()].spawn(async move {
+            shard::spawn(async move {
                 let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                     return;
                 };
