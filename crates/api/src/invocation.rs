@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::function_ref;
 use crate::state::SharedState;
 
-fn header_is(headers: &HeaderMap, name: &str, value: &str) -> bool {
+fn header_is(headers: &HeaderMap, name: &HeaderName, value: &str) -> bool {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -99,8 +99,8 @@ async fn call(
             .map_err(|e| ApiError::bad_json(&e))?;
         body
     };
-    let want_tail = header_is(headers, "x-cff-log-type", "tail");
-    let v1 = header_is(headers, "x-cff-request-version", "v1");
+    let want_tail = header_is(headers, &X_CFF_LOG_TYPE, "tail");
+    let v1 = header_is(headers, &X_CFF_REQUEST_VERSION, "v1");
     let qualifier = r.qualifier.unwrap_or(fgs_core::Qualifier::Latest);
     let opts = InvokeOptions {
         invoked_urn: qualified_urn(&state.region, project, &r.package, &r.name, &qualifier),
@@ -114,7 +114,7 @@ async fn call(
             Vec::new()
         },
         traceparent: headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         // In a cluster, a call not forwarded yet may be (crate::forward).
@@ -231,7 +231,10 @@ fn respond(o: Outcome, want_tail: bool, v1: bool) -> Response {
 /// by part"). hyper writes `content-length` itself from the body's exact size.
 const RESPONSE_HEADERS: usize = 6;
 
-// Header names built once, not parsed on each response.
+// Header names built once, not parsed on each request and response.
+const X_CFF_LOG_TYPE: HeaderName = HeaderName::from_static("x-cff-log-type");
+const X_CFF_REQUEST_VERSION: HeaderName = HeaderName::from_static("x-cff-request-version");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_CFF_REQUEST_ID: HeaderName = HeaderName::from_static("x-cff-request-id");
 const X_CFF_INVOKE_SUMMARY: HeaderName = HeaderName::from_static("x-cff-invoke-summary");
 const X_CFF_BILLING_DURATION: HeaderName = HeaderName::from_static("x-cff-billing-duration");
