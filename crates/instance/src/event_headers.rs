@@ -2,10 +2,14 @@
 //!
 //! Most of them are the same from one event of an instance to the next (its function's URN,
 //! alias and timeout): their values are kept from the last event and shared rather than copied
-//! and formatted again for every event, a part of fgs's own cpu time on a warm call.
+//! and formatted again for every event, a part of fgs's own cpu time on a warm call. The request
+//! id's value shares the id's bytes, and the map is the one the runtime's request came in
+//! (hyper parses each request into the map of the response before it): an event allocates
+//! nothing for its headers.
 
 use std::sync::Mutex;
 
+use bytes::Bytes;
 use http::header::{InvalidHeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -58,14 +62,21 @@ fn reuse(last: &mut HeaderValue, s: &str) -> Result<HeaderValue, InvalidHeaderVa
 }
 
 impl EventHeaders {
-    /// The headers of `request`'s event; an error when a value cannot be a header's (the
-    /// request id and traceparent are fgs's own, the URN and alias were checked by the API).
-    pub(crate) fn build(&self, request: &Request) -> Result<HeaderMap, InvalidHeaderValue> {
-        let mut h = HeaderMap::with_capacity(EVENT_HEADERS);
+    /// The headers of `request`'s event, whose request id is `id`, in `h` (emptied first, its
+    /// memory kept); an error when a value cannot be a header's (the request id and
+    /// traceparent are fgs's own, the URN and alias were checked by the API).
+    pub(crate) fn build(
+        &self,
+        id: &Bytes,
+        request: &Request,
+        mut h: HeaderMap,
+    ) -> Result<HeaderMap, InvalidHeaderValue> {
+        h.clear();
+        h.reserve(EVENT_HEADERS);
         h.insert(CONTENT_TYPE, JSON);
         h.insert(
             X_CFF_REQUEST_ID,
-            HeaderValue::from_str(&request.request_id)?,
+            HeaderValue::from_maybe_shared(id.clone())?,
         );
         h.insert(
             X_CFF_INVOKE_TYPE,
@@ -101,9 +112,9 @@ mod tests {
     use super::*;
     use crate::config::InvokeType;
 
-    fn request(id: &str, urn: &str, alias: &str, timeout: u64) -> Request {
+    fn request(urn: &str, alias: &str, timeout: u64) -> Request {
         Request {
-            request_id: id.into(),
+            request_id: String::new(),
             body: Bytes::new(),
             invoke_type: InvokeType::Sync,
             invoked_urn: urn.into(),
@@ -114,6 +125,10 @@ mod tests {
         }
     }
 
+    fn id(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
     fn get<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
         h[name].to_str().expect("ascii")
     }
@@ -121,7 +136,9 @@ mod tests {
     #[test]
     fn every_event_gets_its_own_values() {
         let e = EventHeaders::default();
-        let h = e.build(&request("r1", "urn:a", "", 3)).expect("valid");
+        let h = e
+            .build(&id("r1"), &request("urn:a", "", 3), HeaderMap::new())
+            .expect("valid");
         assert_eq!(h.len(), 6);
         assert_eq!(get(&h, "content-type"), "application/json");
         assert_eq!(get(&h, "x-cff-request-id"), "r1");
@@ -131,13 +148,23 @@ mod tests {
         assert_eq!(get(&h, "x-cff-alias"), "");
         // The same function again, then another URN, alias and timeout: nothing of the
         // previous event's values leaks into the next one's.
-        let h = e.build(&request("r2", "urn:a", "", 3)).expect("valid");
+        // The map of the last event comes back (as hyper hands the runtime's next request in
+        // it), with a header no event has: emptied, its memory kept.
+        let mut reused = h;
+        reused.insert("user-agent", HeaderValue::from_static("runtime"));
+        let cap = reused.capacity();
+        let h = e
+            .build(&id("r2"), &request("urn:a", "", 3), reused)
+            .expect("valid");
+        assert_eq!(h.len(), 6);
+        assert!(!h.contains_key("user-agent"));
+        assert_eq!(h.capacity(), cap);
         assert_eq!(get(&h, "x-cff-request-id"), "r2");
         assert_eq!(get(&h, "x-cff-function-urn"), "urn:a");
-        let mut r = request("r3", "urn:a:!prod", "prod", 30);
+        let mut r = request("urn:a:!prod", "prod", 30);
         r.invoke_type = InvokeType::Async;
         r.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
-        let h = e.build(&r).expect("valid");
+        let h = e.build(&id("r3"), &r, HeaderMap::new()).expect("valid");
         assert_eq!(h.len(), 7);
         assert!(h.capacity() >= EVENT_HEADERS);
         assert_eq!(get(&h, "x-cff-invoke-type"), "async");
@@ -148,7 +175,10 @@ mod tests {
             get(&h, "traceparent"),
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         );
-        let h = e.build(&request("r4", "urn:a", "", 3)).expect("valid");
+        let h = e
+            .build(&id("r4"), &request("urn:a", "", 3), h)
+            .expect("valid");
+        assert_eq!(h.len(), 6, "the last event's traceparent is gone");
         assert_eq!(get(&h, "x-cff-timeout-ms"), "3000");
         assert_eq!(get(&h, "x-cff-alias"), "");
     }
@@ -156,9 +186,16 @@ mod tests {
     #[test]
     fn a_value_that_cannot_be_a_header_is_an_error() {
         let e = EventHeaders::default();
-        assert!(e.build(&request("r1", "urn:\na", "", 3)).is_err());
+        assert!(e
+            .build(&id("r1"), &request("urn:\na", "", 3), HeaderMap::new())
+            .is_err());
+        assert!(e
+            .build(&id("r\n1"), &request("urn:a", "", 3), HeaderMap::new())
+            .is_err());
         // The bad value was not kept.
-        let h = e.build(&request("r2", "urn:a", "", 3)).expect("valid");
+        let h = e
+            .build(&id("r2"), &request("urn:a", "", 3), HeaderMap::new())
+            .expect("valid");
         assert_eq!(get(&h, "x-cff-function-urn"), "urn:a");
     }
 }

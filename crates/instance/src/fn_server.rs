@@ -101,10 +101,18 @@ async fn worker<S: Step>(
 ) {
     loop {
         let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply, .. }) = pending else {
+        let Some(Pending {
+            id,
+            mut request,
+            reply,
+            ..
+        }) = pending
+        else {
             return;
         };
-        api.output.begin(&request.request_id);
+        // The server's request carries the id as a string.
+        request.request_id = String::from_utf8_lossy(&id).into_owned();
+        api.output.begin(id);
         let result = step.call(&process, &mut conn, &request).await;
         let _ = reply.send(match result {
             Ok(b) => RuntimeReply::Response(b),

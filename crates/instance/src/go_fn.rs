@@ -233,10 +233,18 @@ pub(crate) async fn drive(api: Arc<ApiState>, process: ProcessHandle, concurrenc
 async fn worker(api: Arc<ApiState>, process: ProcessHandle, mut conn: Option<Conn>) {
     loop {
         let pending = api.queue.lock().await.recv().await;
-        let Some(Pending { request, reply, .. }) = pending else {
+        let Some(Pending {
+            id,
+            mut request,
+            reply,
+            ..
+        }) = pending
+        else {
             return;
         };
-        api.output.begin(&request.request_id);
+        // The binary's call carries the id as a string.
+        request.request_id = String::from_utf8_lossy(&id).into_owned();
+        api.output.begin(id);
         let result = match conn.take() {
             Some(c) => Ok(c),
             None => connect(&process).await,

@@ -20,6 +20,9 @@ use crate::runtime_api::{ApiState, Pending, RuntimeReply};
 /// What one invocation produced.
 #[derive(Debug)]
 pub struct Reply {
+    /// The request's [`Request::request_id`], handed back (the instance took it rather than
+    /// copy it).
+    pub request_id: String,
     pub result: Result<Bytes, FunctionError>,
     /// The output the runtime wrote while it ran this invocation.
     pub log: Vec<u8>,
@@ -79,8 +82,11 @@ impl Instance {
 
     /// Hands one event to the runtime and waits for its answer, at most `request.timeout`. A
     /// timeout ends the whole instance (its process tree may be anywhere in the user's code).
-    pub async fn invoke(&self, request: Request) -> Reply {
-        let id = request.request_id.clone();
+    pub async fn invoke(&self, mut request: Request) -> Reply {
+        // The id is shared, not copied, by the event's header, the output's attribution and
+        // the in-flight slot, then handed back in the reply: one allocation (the sharing) where
+        // each of them used to copy it.
+        let id = Bytes::from(std::mem::take(&mut request.request_id));
         let timeout = request.timeout;
         let (tx, rx) = oneshot::channel();
         let started = tokio::time::Instant::now();
@@ -97,6 +103,7 @@ impl Instance {
             (None, None)
         };
         let pending = Pending {
+            id: id.clone(),
             request,
             reply: tx,
             extension_spans,
@@ -138,9 +145,13 @@ impl Instance {
         }
         let log = self.api.output.finish(&id);
         if self.api.telemetry.enabled() {
-            self.report(&id, &result, started.elapsed(), memory_used_bytes);
+            let id = std::str::from_utf8(&id).unwrap_or_default();
+            self.report(id, &result, started.elapsed(), memory_used_bytes);
         }
         Reply {
+            // The bytes' last holder by now (unless a runtime that timed out still holds the
+            // event): the string comes back without a copy.
+            request_id: String::from_utf8(Vec::from(id)).unwrap_or_default(),
             result,
             log,
             memory_used_bytes,

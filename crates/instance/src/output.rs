@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, Weak};
 
+use bytes::Bytes;
 use tokio::net::unix::pipe;
 
 use crate::extensions::Extensions;
@@ -25,8 +26,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Default)]
 struct State {
-    /// Invocations in flight, with the output attributed to each so far.
-    active: Vec<(String, Vec<u8>)>,
+    /// Invocations in flight (their request ids, shared with the Runtime API), with the output
+    /// attributed to each so far.
+    active: Vec<(Bytes, Vec<u8>)>,
     /// Output that no single invocation owns.
     unattributed: Vec<u8>,
     eof: bool,
@@ -95,13 +97,13 @@ impl Output {
         Ok(out)
     }
 
-    pub(crate) fn begin(&self, request_id: &str) {
+    pub(crate) fn begin(&self, request_id: Bytes) {
         let mut st = self.state.lock().expect("output lock is never poisoned");
-        st.active.push((request_id.to_string(), Vec::new()));
+        st.active.push((request_id, Vec::new()));
     }
 
     /// Empties the pipe into the attributed buffers, then closes and returns `request_id`'s log.
-    pub(crate) fn finish(&self, request_id: &str) -> Vec<u8> {
+    pub(crate) fn finish(&self, request_id: &[u8]) -> Vec<u8> {
         self.drain();
         let mut st = self.state.lock().expect("output lock is never poisoned");
         match st.active.iter().position(|(id, _)| id == request_id) {
@@ -151,7 +153,11 @@ impl Output {
     /// Adds a platform line to an invocation's log while it is open (else to the instance's).
     pub(crate) fn note(&self, request_id: &str, line: &[u8]) {
         let mut st = self.state.lock().expect("output lock is never poisoned");
-        match st.active.iter_mut().find(|(id, _)| id == request_id) {
+        match st
+            .active
+            .iter_mut()
+            .find(|(id, _)| id == request_id.as_bytes())
+        {
             Some((_, buf)) => push_capped(buf, line, INVOCATION_LOG_MAX),
             None => push_capped(&mut st.unattributed, line, INSTANCE_TAIL_MAX),
         }
@@ -189,7 +195,7 @@ impl Output {
             let mut st = self.state.lock().expect("output lock is never poisoned");
             let owner = if st.active.len() == 1 {
                 push_capped(&mut st.active[0].1, line, INVOCATION_LOG_MAX);
-                Some(st.active[0].0.clone())
+                Some(String::from_utf8_lossy(&st.active[0].0).into_owned())
             } else {
                 push_capped(&mut st.unattributed, line, INSTANCE_TAIL_MAX);
                 None

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fgs_core::func_error::codes;
 use fgs_core::limits::SYNC_PAYLOAD_MAX;
 use fgs_core::FunctionError;
-use http::{HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -29,6 +29,10 @@ use crate::telemetry::{BadSubscription, Telemetry};
 
 /// An event waiting for the runtime to ask for it.
 pub(crate) struct Pending {
+    /// The request id, shared by the event's header, the output's attribution and the
+    /// in-flight slot ([`Request::request_id`] is left empty; a driver that needs it as a
+    /// string sets it back).
+    pub id: Bytes,
     pub request: Request,
     pub reply: oneshot::Sender<RuntimeReply>,
     /// Where the extension deliveries' times go, for a traced invocation of an instance with
@@ -54,7 +58,7 @@ pub(crate) enum StartState {
 pub(crate) struct ApiState {
     pub queue: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     /// Events the runtime has taken and not yet answered, by request id.
-    pub inflight: Mutex<HashMap<String, oneshot::Sender<RuntimeReply>>>,
+    pub inflight: Mutex<Inflight>,
     pub start: watch::Sender<StartState>,
     pub output: Arc<Output>,
     pub extensions: Arc<Extensions>,
@@ -89,7 +93,7 @@ impl ApiState {
         self.inflight
             .lock()
             .expect("inflight lock is never poisoned")
-            .remove(id)
+            .take(id.as_bytes())
     }
 
     /// Drops every waiting and in-flight event: their invokers see the runtime gone.
@@ -101,6 +105,41 @@ impl ApiState {
         let mut q = self.queue.lock().await;
         q.close();
         while q.try_recv().is_ok() {}
+    }
+}
+
+type ReplyTx = oneshot::Sender<RuntimeReply>;
+
+/// The events a runtime has taken and not yet answered. An instance of concurrency 1 (the
+/// default, and every Custom and Python runtime's) has at most one: it takes the slot, and an
+/// answer is one comparison of ids. A concurrent runtime's (Node.js's or Java's with
+/// `concurrent_num` above 1: several long polls at once) others are kept by id.
+#[derive(Default)]
+pub(crate) struct Inflight {
+    one: Option<(Bytes, ReplyTx)>,
+    more: HashMap<Bytes, ReplyTx>,
+}
+
+impl Inflight {
+    fn insert(&mut self, id: Bytes, tx: ReplyTx) {
+        if self.one.is_none() {
+            self.one = Some((id, tx));
+        } else {
+            self.more.insert(id, tx);
+        }
+    }
+
+    /// Where `id`'s answer goes, if the event is in flight; it is in flight no more.
+    fn take(&mut self, id: &[u8]) -> Option<ReplyTx> {
+        if self.one.as_ref().is_some_and(|(held, _)| held == id) {
+            return self.one.take().map(|(_, tx)| tx);
+        }
+        self.more.remove(id)
+    }
+
+    fn clear(&mut self) {
+        self.one = None;
+        self.more.clear();
     }
 }
 
@@ -142,18 +181,24 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ApiState>) {
 
 async fn handle(
     state: Arc<ApiState>,
-    req: HttpRequest<Incoming>,
+    mut req: HttpRequest<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     // A clone of the parsed uri shares its bytes: the path is borrowed from it, not copied.
     let uri = req.uri().clone();
     let path = uri.path();
     let method = req.method().clone();
     let resp = match (&method, path) {
-        (&Method::GET, "/v1/runtime/invocation/request") => next_event(&state).await,
+        (&Method::GET, "/v1/runtime/invocation/request") => {
+            // The request's header map becomes the event's: hyper parsed the request into the
+            // map of the response before it, so a warm call's maps are never allocated.
+            next_event(&state, std::mem::take(req.headers_mut())).await
+        }
         (&Method::POST, "/extension/register") => register(&state, &req),
         (&Method::POST, "/telemetry") => {
             let name = header(&req, "functiongraph-extension-name");
-            let body = read_body(req, 64 * 1024).await.unwrap_or_default();
+            let body = read_body(req.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
             match state
                 .telemetry
                 .subscribe(&state.extensions, name.as_deref(), &body)
@@ -207,7 +252,9 @@ async fn handle(
             json(StatusCode::OK, OK_BODY)
         }
         (&Method::POST, "/v1/runtime/init/error") => {
-            let body = read_body(req, 64 * 1024).await.unwrap_or_default();
+            let body = read_body(req.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
             let err = parse_error(codes::INIT_FAILED, &body, &[codes::INIT_TIMEOUT]);
             state.start.send_replace(StartState::InitFailed(err));
             json(StatusCode::ACCEPTED, OK_BODY)
@@ -216,7 +263,9 @@ async fn handle(
             if let Some(id) = p.strip_prefix("/v1/runtime/invocation/response/") {
                 respond(&state, id, req).await
             } else if let Some(id) = p.strip_prefix("/v1/runtime/invocation/error/") {
-                let body = read_body(req, SYNC_PAYLOAD_MAX).await.unwrap_or_default();
+                let body = read_body(req.into_body(), SYNC_PAYLOAD_MAX)
+                    .await
+                    .unwrap_or_default();
                 match state.take_inflight(id) {
                     Some(tx) => {
                         let _ = tx.send(RuntimeReply::Error(parse_error(
@@ -283,6 +332,7 @@ fn register(state: &ApiState, req: &HttpRequest<Incoming>) -> Response<Body> {
 /// does not wait, the instance's next event does. `spans` gets each delivery's times.
 fn start_deliveries(
     state: &ApiState,
+    id: &str,
     request: &Request,
     spans: Option<oneshot::Sender<Vec<ExtensionSpan>>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -291,7 +341,7 @@ fn start_deliveries(
     }
     let extensions = Arc::clone(&state.extensions);
     let output = Arc::clone(&state.output);
-    let id = request.request_id.clone();
+    let id = id.to_string();
     let urn = request.invoked_urn.clone();
     let timeout = request.timeout;
     Some(tokio::spawn(async move {
@@ -317,7 +367,7 @@ fn start_deliveries(
     }))
 }
 
-async fn next_event(state: &ApiState) -> Response<Body> {
+async fn next_event(state: &ApiState, headers: HeaderMap) -> Response<Body> {
     state.start.send_if_modified(|s| {
         if *s == StartState::Starting {
             *s = StartState::Ready;
@@ -327,12 +377,16 @@ async fn next_event(state: &ApiState) -> Response<Body> {
         }
     });
     // SPEC.md 5: the next event waits until every extension answered the last one (each
-    // delivery is bounded by the function's timeout).
-    if let Some(prev) = state.deliveries.lock().await.take() {
-        let _ = prev.await;
+    // delivery is bounded by the function's timeout). Only an instance with extensions has
+    // deliveries.
+    if state.extensions.any() {
+        if let Some(prev) = state.deliveries.lock().await.take() {
+            let _ = prev.await;
+        }
     }
     let pending = state.queue.lock().await.recv().await;
     let Some(Pending {
+        id,
         request,
         reply,
         extension_spans,
@@ -344,35 +398,36 @@ async fn next_event(state: &ApiState) -> Response<Body> {
             "the instance is stopping",
         );
     };
-    state.output.begin(&request.request_id);
+    state.output.begin(id.clone());
+    // fgs's ids are its own strings (the invoker's UUIDs, or an async caller's checked id).
+    let id_str = std::str::from_utf8(&id).unwrap_or_default();
     if state.telemetry.enabled() {
         state.telemetry.emit(
             "platform",
             "platform.start",
             serde_json::json!({
-                "requestId": request.request_id,
-                "traceId": request.request_id,
+                "requestId": id_str,
+                "traceId": id_str,
                 "name": state.extensions.function().0,
                 "version": state.extensions.function().1,
                 "startTime": crate::telemetry::now_iso(),
             }),
         );
     }
-    if let Some(d) = start_deliveries(state, &request, extension_spans) {
+    if let Some(d) = start_deliveries(state, id_str, &request, extension_spans) {
         *state.deliveries.lock().await = Some(d);
     }
     // fgs writes the request id and traceparent itself from parsed ids, and the API checked
     // the URN and alias, so they are always valid header values.
     let headers = state
         .event_headers
-        .build(&request)
+        .build(&id, &request, headers)
         .expect("request ids are valid header values");
-    // The request id moves into the map: its last use.
     state
         .inflight
         .lock()
         .expect("inflight lock is never poisoned")
-        .insert(request.request_id, reply);
+        .insert(id, reply);
     let mut event = Response::new(Full::new(request.body));
     *event.headers_mut() = headers;
     event
@@ -380,15 +435,28 @@ async fn next_event(state: &ApiState) -> Response<Body> {
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// The `202` a runtime's answer gets, in `headers` (emptied, its memory kept).
+fn accepted(mut headers: HeaderMap) -> Response<Body> {
+    headers.clear();
+    headers.insert(http::header::CONTENT_TYPE, JSON);
+    let mut r = Response::new(Full::new(Bytes::from_static(OK_BODY)));
+    *r.status_mut() = StatusCode::ACCEPTED;
+    *r.headers_mut() = headers;
+    r
+}
+
 async fn respond(state: &ApiState, id: &str, req: HttpRequest<Incoming>) -> Response<Body> {
-    let body = read_body(req, SYNC_PAYLOAD_MAX).await;
+    // The request's header map becomes the answer's (as the event's, in `handle`).
+    let (mut parts, body) = req.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let body = read_body(body, SYNC_PAYLOAD_MAX).await;
     let Some(tx) = state.take_inflight(id) else {
         return unknown_request(id);
     };
     match body {
         Ok(b) => {
             let _ = tx.send(RuntimeReply::Response(b));
-            json(StatusCode::ACCEPTED, OK_BODY)
+            accepted(headers)
         }
         Err(BodyError::TooLarge) => {
             let msg = format!("response body exceeds the limit of {SYNC_PAYLOAD_MAX} bytes");
@@ -415,8 +483,8 @@ enum BodyError {
     Read,
 }
 
-async fn read_body(req: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(req.into_body(), limit).collect().await {
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::Read),
@@ -465,7 +533,216 @@ fn parse_error(code: u32, body: &[u8], allowed: &[u32]) -> FunctionError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
+    use crate::config::InvokeType;
+
+    fn tx() -> (ReplyTx, oneshot::Receiver<RuntimeReply>) {
+        oneshot::channel()
+    }
+
+    fn answered(rx: &mut oneshot::Receiver<RuntimeReply>) -> Option<Bytes> {
+        match rx.try_recv() {
+            Ok(RuntimeReply::Response(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn one_event_in_flight_and_a_stale_id() {
+        let mut f = Inflight::default();
+        let (a, mut a_rx) = tx();
+        f.insert(Bytes::from_static(b"a"), a);
+        assert!(f.take(b"b").is_none(), "an id never handed out");
+        let a = f.take(b"a").expect("a is in flight");
+        let _ = a.send(RuntimeReply::Response(Bytes::from_static(b"A")));
+        assert_eq!(answered(&mut a_rx).as_deref(), Some(&b"A"[..]));
+        assert!(f.take(b"a").is_none(), "answered once, a is stale");
+        // A stale id answered after the next event was handed out finds nothing, and the
+        // next event stays in flight.
+        let (b, _b_rx) = tx();
+        f.insert(Bytes::from_static(b"b"), b);
+        assert!(f.take(b"a").is_none());
+        assert!(f.take(b"b").is_some());
+        assert!(f.take(b"b").is_none());
+    }
+
+    #[test]
+    fn a_concurrent_runtime_answers_in_any_order() {
+        let mut f = Inflight::default();
+        let ids: Vec<Bytes> = (0..5).map(|i| Bytes::from(format!("id-{i}"))).collect();
+        let mut rxs = Vec::new();
+        for id in &ids {
+            let (t, r) = tx();
+            f.insert(id.clone(), t);
+            rxs.push(r);
+        }
+        for i in [3, 0, 4] {
+            let t = f.take(&ids[i]).expect("in flight");
+            let _ = t.send(RuntimeReply::Response(ids[i].clone()));
+            assert_eq!(answered(&mut rxs[i]).as_ref(), Some(&ids[i]));
+            assert!(f.take(&ids[i]).is_none());
+        }
+        // The slot is free again; a new event may take it while 1 and 2 are still in flight.
+        let (t, _r) = tx();
+        f.insert(Bytes::from_static(b"id-5"), t);
+        for id in [&ids[1], &ids[2], &Bytes::from_static(b"id-5")] {
+            assert!(f.take(id).is_some(), "{id:?}");
+        }
+        let (t, mut r) = tx();
+        f.insert(Bytes::from_static(b"x"), t);
+        f.clear();
+        assert!(f.take(b"x").is_none());
+        assert!(
+            r.try_recv().is_err(),
+            "a cleared event's invoker sees it dropped"
+        );
+    }
+
+    /// One HTTP/1.1 exchange on a kept-alive connection: the status and the body.
+    async fn exchange(c: &mut TcpStream, method: &str, path: &str, body: &str) -> (u16, String) {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: api\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = c.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the API closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let Some((head, rest)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if rest.len() >= len {
+                let status = head[9..12].parse().expect("a status");
+                return (status, format!("{head}\r\n\r\n{rest}"));
+            }
+        }
+    }
+
+    fn state() -> (Arc<ApiState>, mpsc::Sender<Pending>, std::io::PipeWriter) {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        let extensions = Arc::new(Extensions::new(Vec::new(), "f".into(), "latest".into()));
+        let telemetry = Arc::new(Telemetry::new(false));
+        let output =
+            Output::start(reader, Arc::clone(&extensions), Arc::clone(&telemetry)).expect("output");
+        let (queue_tx, queue_rx) = mpsc::channel(1);
+        let api = Arc::new(ApiState {
+            queue: tokio::sync::Mutex::new(queue_rx),
+            inflight: Mutex::new(Inflight::default()),
+            start: watch::channel(StartState::Starting).0,
+            output,
+            extensions,
+            telemetry,
+            deliveries: tokio::sync::Mutex::new(None),
+            initializer_started: Mutex::new(None),
+            unhealthy: Default::default(),
+            exited: Default::default(),
+            event_headers: Default::default(),
+        });
+        (api, queue_tx, writer)
+    }
+
+    fn pending(id: &'static str, body: &'static str) -> (Pending, oneshot::Receiver<RuntimeReply>) {
+        let (reply, rx) = oneshot::channel();
+        let request = Request {
+            request_id: String::new(),
+            body: Bytes::from_static(body.as_bytes()),
+            invoke_type: InvokeType::Sync,
+            invoked_urn: "urn:f".into(),
+            alias: String::new(),
+            traceparent: None,
+            traced: false,
+            timeout: Duration::from_secs(3),
+        };
+        let p = Pending {
+            id: Bytes::from_static(id.as_bytes()),
+            request,
+            reply,
+            extension_spans: None,
+        };
+        (p, rx)
+    }
+
+    /// A runtime on one kept-alive connection (its header maps go round between requests and
+    /// answers): an event's headers, its answer, then a stale and an unknown id, each answered
+    /// as before.
+    #[tokio::test]
+    async fn the_runtime_api_hands_out_events_and_refuses_stale_ids() {
+        let (api, queue, _writer) = state();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(listener, Arc::clone(&api)));
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        const NEXT: &str = "/v1/runtime/invocation/request";
+        const RESPONSE: &str = "/v1/runtime/invocation/response/";
+
+        let (a, mut a_rx) = pending("req-a", "{\"n\":1}");
+        queue.send(a).await.expect("queued");
+        let (status, text) = exchange(&mut c, "GET", NEXT, "").await;
+        assert_eq!(status, 200);
+        let lower = text.to_ascii_lowercase();
+        for h in [
+            "x-cff-request-id: req-a",
+            "x-cff-invoke-type: sync",
+            "x-cff-timeout-ms: 3000",
+            "x-cff-function-urn: urn:f",
+            "content-type: application/json",
+        ] {
+            assert!(lower.contains(h), "{h} in {text}");
+        }
+        assert!(
+            !lower.contains("\r\nhost:"),
+            "the request's headers are not echoed: {text}"
+        );
+        assert!(text.ends_with("{\"n\":1}"), "{text}");
+
+        let (status, text) = exchange(&mut c, "POST", &format!("{RESPONSE}req-x"), "x").await;
+        assert_eq!(status, 404, "an id never handed out: {text}");
+        assert!(text.contains("InvalidRequestID"), "{text}");
+        let (status, text) = exchange(&mut c, "POST", &format!("{RESPONSE}req-a"), "ok-a").await;
+        assert_eq!(status, 202, "{text}");
+        assert!(text
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"));
+        assert!(text.ends_with(r#"{"status":"OK"}"#), "{text}");
+        assert!(!text.to_ascii_lowercase().contains("\r\nhost:"), "{text}");
+        assert_eq!(answered(&mut a_rx).as_deref(), Some(&b"ok-a"[..]));
+
+        // The next event is handed out; the last one's id, answered again, is stale.
+        let (b, mut b_rx) = pending("req-b", "{}");
+        queue.send(b).await.expect("queued");
+        let (status, text) = exchange(&mut c, "GET", NEXT, "").await;
+        assert_eq!(status, 200);
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("x-cff-request-id: req-b"),
+            "{text}"
+        );
+        let (status, text) = exchange(&mut c, "POST", &format!("{RESPONSE}req-a"), "again").await;
+        assert_eq!(status, 404, "{text}");
+        assert!(text.contains("InvalidRequestID"), "{text}");
+        let (status, _) = exchange(&mut c, "POST", &format!("{RESPONSE}req-b"), "ok-b").await;
+        assert_eq!(status, 202);
+        assert_eq!(answered(&mut b_rx).as_deref(), Some(&b"ok-b"[..]));
+        server.abort();
+    }
 
     #[test]
     fn error_bodies() {

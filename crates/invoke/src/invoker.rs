@@ -249,7 +249,8 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
             let mut reply = lease
                 .worker()
                 .run(Request {
-                    request_id: request_id.clone(),
+                    // Handed back in the reply, not copied.
+                    request_id,
                     body,
                     invoke_type: opts.invoke_type.unwrap_or(InvokeType::Sync),
                     timeout: Duration::from_secs(u64::from(resolved.record.spec.timeout)),
@@ -272,6 +273,7 @@ impl<S: FunctionSource, I: Instances> Invoker<S, I> {
                 .await;
             let duration = t0.elapsed();
             let extensions = reply.extensions.take();
+            let request_id = std::mem::take(&mut reply.request_id);
             let outcome = record::ran(
                 &series, request_id, &resolved, start_line, reply, duration, cold_start,
             );

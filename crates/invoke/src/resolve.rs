@@ -96,7 +96,9 @@ pub(crate) fn version_qualifier(version: &str) -> Qualifier {
 /// The resolution cache in front of a [`FunctionSource`].
 pub(crate) struct Resolver<S> {
     source: S,
-    resolved: Mutex<HashMap<(FunctionKey, Qualifier), Cached>>,
+    /// By function, then qualifier: a warm call looks its resolution up by reference, without
+    /// building a key of copies (three strings) for the lookup.
+    resolved: Mutex<HashMap<FunctionKey, HashMap<Qualifier, Cached>>>,
     /// Bumped (under the `resolved` lock) by every invalidation: a resolution read from storage
     /// before a change must not be cached after it.
     changes: AtomicU64,
@@ -116,12 +118,12 @@ impl<S: FunctionSource> Resolver<S> {
     }
 
     async fn lookup(&self, key: &FunctionKey, q: &Qualifier) -> Result<Cached, ResolveError> {
-        let ck = (key.clone(), q.clone());
         if let Some(c) = self
             .resolved
             .lock()
             .expect("cache lock is never poisoned")
-            .get(&ck)
+            .get(key)
+            .and_then(|by_qualifier| by_qualifier.get(q))
         {
             return Ok(c.clone());
         }
@@ -134,7 +136,10 @@ impl<S: FunctionSource> Resolver<S> {
         // A code update then a config update in quick succession (`fgs deploy`) once left the
         // first change's re-resolution caching the record from between the two.
         if self.changes.load(Ordering::Acquire) == before {
-            cache.insert(ck, c.clone());
+            cache
+                .entry(key.clone())
+                .or_default()
+                .insert(q.clone(), c.clone());
         }
         Ok(c)
     }
@@ -167,7 +172,9 @@ impl<S: FunctionSource> Resolver<S> {
         let mut cache = self.resolved.lock().expect("cache lock is never poisoned");
         self.changes.fetch_add(1, Ordering::AcqRel);
         match key {
-            Some(key) => cache.retain(|(k, _), _| k != key),
+            Some(key) => {
+                cache.remove(key);
+            }
             None => cache.clear(),
         }
     }

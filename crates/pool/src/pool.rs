@@ -163,6 +163,33 @@ fn take_slots<W>(
     out
 }
 
+/// One pass over the slots for [`Pool::acquire_as`]: stops the idle instances that are no
+/// longer healthy and returns the index of the one to use, if any has room (fewer than `conc`
+/// events). The busiest instance with room first: keeps the others idle, so that they can be
+/// reclaimed. Among equally busy ones, one of shard `here`: the invocation then stays on the
+/// caller's thread (shard.rs); among equals, the last. Each instance's health is read once.
+fn pick<W: Worker>(slots: &mut Vec<Slot<W>>, conc: u32, here: usize) -> Option<usize> {
+    let mut best: Option<(usize, (u32, bool))> = None;
+    let mut i = 0;
+    while i < slots.len() {
+        let s = &slots[i];
+        let room = s.in_flight < conc && !s.doomed;
+        let healthy = (s.in_flight == 0 || room) && s.worker.is_healthy();
+        if s.in_flight == 0 && !healthy {
+            // Slots before `i` keep their places: `best` stays valid.
+            let s = slots.remove(i);
+            spawn_stop(s.worker, s.ticket);
+            continue;
+        }
+        let key = (s.in_flight, s.shard == here);
+        if room && healthy && best.is_none_or(|(_, k)| key >= k) {
+            best = Some((i, key));
+        }
+        i += 1;
+    }
+    best.map(|(i, _)| i)
+}
+
 impl<L: Launcher> Pool<L> {
     pub fn new(launcher: L, limits: Limits) -> Arc<Pool<L>> {
         Pool::with_gate(launcher, limits, None)
@@ -248,24 +275,12 @@ impl<L: Launcher> Pool<L> {
             }
             let start_cold = {
                 let mut st = self.lock();
-                take_slots(&mut st.slots, |s| s.in_flight > 0 || s.worker.is_healthy())
-                    .into_iter()
-                    .for_each(|(w, t)| spawn_stop(w, t));
                 let limits = st.limits;
+                let chosen = pick(&mut st.slots, limits.concurrency.max(1), shard::current());
                 if limits.max_instances == 0 {
                     return Err(AcquireError::Disabled);
                 }
-                let conc = limits.concurrency.max(1);
-                // The busiest instance with room first: keeps the others idle, so that they
-                // can be reclaimed. Among equally busy ones, one of the caller's shard: the
-                // invocation then stays on this thread (shard.rs).
-                let here = shard::current();
-                if let Some(slot) = st
-                    .slots
-                    .iter_mut()
-                    .filter(|s| s.in_flight < conc && !s.doomed && s.worker.is_healthy())
-                    .max_by_key(|s| (s.in_flight, s.shard == here))
-                {
+                if let Some(slot) = chosen.map(|i| &mut st.slots[i]) {
                     slot.in_flight += 1;
                     return Ok(Lease {
                         pool: Arc::clone(self),

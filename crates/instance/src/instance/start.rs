@@ -2,7 +2,6 @@
 //! the sandbox, build the [`command`], [`spawn`] it, [`serve`] the instance's APIs, then
 //! [`Instance::wait_ready`] for the extensions and the runtime.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -472,7 +471,7 @@ fn serve(
     let (start_tx, start_rx) = watch::channel(StartState::Starting);
     let api = Arc::new(ApiState {
         queue: tokio::sync::Mutex::new(queue_rx),
-        inflight: Mutex::new(HashMap::new()),
+        inflight: Mutex::new(Default::default()),
         start: start_tx,
         output,
         extensions,

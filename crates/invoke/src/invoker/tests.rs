@@ -170,6 +170,7 @@ impl Runs for FakeWorker {
         self.counters.traced.lock().unwrap().push(request.traced);
         tokio::time::sleep(Duration::from_millis(5)).await;
         Reply {
+            request_id: request.request_id,
             result: Ok(request.body),
             log: format!("ran in {}\n", self.code_dir.display()).into_bytes(),
             memory_used_bytes: 3 << 20,

@@ -264,3 +264,74 @@ async fn disabling_keeps_the_idle_instance_warm_for_when_enabled_again() {
     pool.set_limits(limits(-1, 0));
     assert!(!pool.acquire().await.expect("warm").cold);
 }
+
+/// A worker that counts how often its health is read.
+struct Counted {
+    healthy: bool,
+    reads: AtomicUsize,
+}
+
+impl Worker for Counted {
+    fn is_healthy(&self) -> bool {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.healthy
+    }
+    async fn stop(&self) {}
+}
+
+fn slot(id: u64, in_flight: u32, shard: usize, healthy: bool, doomed: bool) -> Slot<Counted> {
+    Slot {
+        id,
+        worker: Arc::new(Counted {
+            healthy,
+            reads: AtomicUsize::new(0),
+        }),
+        in_flight,
+        last_used: Instant::now(),
+        shard,
+        ticket: None,
+        doomed,
+    }
+}
+
+#[tokio::test]
+async fn one_pass_picks_the_busiest_with_room_and_stops_dead_idle_ones() {
+    let mut slots = vec![
+        slot(0, 0, 0, true, false),  // idle, here
+        slot(1, 0, 1, false, false), // idle and dead: stopped
+        slot(2, 1, 1, true, false),  // busy with room, other shard
+        slot(3, 2, 0, true, false),  // full
+        slot(4, 0, 0, true, true),   // idle, doomed: never chosen, kept
+        slot(5, 1, 0, false, false), // busy with room but dead: kept until its call ends
+        slot(6, 1, 0, true, false),  // busy with room, here: the choice
+        slot(7, 1, 0, true, false),  // as busy, here, later: the choice among equals
+    ];
+    let workers: Vec<_> = slots.iter().map(|s| Arc::clone(&s.worker)).collect();
+    let chosen = pick(&mut slots, 2, 0).expect("a slot has room");
+    assert_eq!(slots[chosen].id, 7);
+    let ids: Vec<u64> = slots.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [0, 2, 3, 4, 5, 6, 7], "only the dead idle one went");
+    let reads: Vec<usize> = workers
+        .iter()
+        .map(|w| w.reads.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(
+        reads,
+        [1, 1, 1, 0, 1, 1, 1, 1],
+        "health read once, not for a full one"
+    );
+
+    // Concurrency 1: the idle ones only, the caller's shard first, the last among equals.
+    let mut slots = vec![
+        slot(0, 0, 1, true, false),
+        slot(1, 0, 0, true, false),
+        slot(2, 1, 0, true, false),
+        slot(3, 0, 0, true, false),
+        slot(4, 0, 1, true, false),
+    ];
+    assert_eq!(pick(&mut slots, 1, 0).map(|i| slots[i].id), Some(3));
+    assert_eq!(pick(&mut slots, 1, 1).map(|i| slots[i].id), Some(4));
+    let mut busy = vec![slot(0, 1, 0, true, false), slot(1, 0, 0, false, false)];
+    assert_eq!(pick(&mut busy, 1, 0), None);
+    assert_eq!(busy.len(), 1);
+}
