@@ -69,20 +69,24 @@ pub(crate) fn finish(
     memory_used_mb: f64,
     memory_size: u32,
 ) {
-    let micros = (duration.as_nanos() + 500) / 1000;
+    // Rounded to the microsecond in 64 bits: a `u128` division is a call into a helper.
+    let micros = duration
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((duration.subsec_nanos() + 500) / 1000));
     let _ = writeln!(
         log,
         "{} Finish invoke request '{request_id}'({}), duration: {}ms, billing duration: {billed_ms}ms, memory used: {}MB, billing memory: {memory_size}MB",
         Now::new(),
         if ok { "invoke Succeed" } else { "invoke Failed" },
         Thousandths(micros),
-        Thousandths((memory_used_mb * 1000.0).round().max(0.0) as u128),
+        Thousandths((memory_used_mb * 1000.0).round().max(0.0) as u64),
     );
 }
 
 /// `n / 1000` with three decimals, as `{:.3}` prints it, without float formatting (a large
 /// part of a warm call's own formatting cost).
-struct Thousandths(u128);
+struct Thousandths(u64);
 
 impl std::fmt::Display for Thousandths {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +114,11 @@ mod tests {
         let l = finished(false, Duration::from_micros(42), 1, 0.0, 256);
         assert!(l.contains("(invoke Failed), duration: 0.042ms,"), "{l}");
         assert!(l.contains("memory used: 0.000MB,"), "{l}");
+        // Rounded to the microsecond across the second.
+        let l = finished(true, Duration::new(3, 999_999_600), 4000, 1.0, 128);
+        assert!(l.contains(", duration: 4000.000ms,"), "{l}");
+        let l = finished(true, Duration::new(3, 999_999_400), 4000, 1.0, 128);
+        assert!(l.contains(", duration: 3999.999ms,"), "{l}");
     }
 
     #[test]
