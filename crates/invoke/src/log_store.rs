@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fgs_instance::InvokeType;
-use fgs_store::{InvocationLog, Store};
+use fgs_store::{LogMeta, NewInvocationLog, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -53,7 +53,7 @@ impl LogTasks {
 }
 
 struct Recorder {
-    tx: mpsc::Sender<InvocationLog>,
+    tx: mpsc::Sender<NewInvocationLog>,
     max_bytes: usize,
     dropped: AtomicU64,
     pending: Arc<AtomicU64>,
@@ -62,30 +62,22 @@ struct Recorder {
 impl InvocationObserver for Recorder {
     fn finished(&self, f: &Finished<'_>) {
         let o = f.outcome;
-        let (log, truncated) = cut(&o.log, self.max_bytes);
         let ended_ms = f
             .ended
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let rec = InvocationLog {
-            id: 0,
-            project: f.key.project.clone(),
-            package: f.key.package.clone(),
-            function: f.key.name.clone(),
-            version: o.version.clone(),
-            request_id: o.request_id.clone(),
+        let meta = LogMeta {
             invoke_type: match f.invoke_type {
                 InvokeType::Async => "async",
                 _ => "sync",
-            }
-            .to_owned(),
+            },
             started_ms: ended_ms - o.duration.as_millis() as i64,
             duration_ms: o.duration.as_secs_f64() * 1000.0,
             error_code: o.result.as_ref().err().map_or(0, |e| e.code),
-            log,
-            truncated,
+            truncated: false,
         };
+        let rec = row(f, self.max_bytes, meta);
         self.pending.fetch_add(1, Ordering::AcqRel);
         if self.tx.try_send(rec).is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
@@ -101,21 +93,38 @@ impl InvocationObserver for Recorder {
     }
 }
 
-/// The log as text, at most `max` bytes of it: the head and the tail (where the Finish line
-/// is) around a marker saying how much was cut.
-fn cut(log: &[u8], max: usize) -> (String, bool) {
+/// The row of `f`, its log as text and at most `max` bytes of it: the head and the tail (where
+/// the Finish line is) around a marker saying how much was cut. A log of valid UTF-8 (every
+/// log but a runtime's odd bytes) is copied once, into the row's one allocation.
+fn row(f: &Finished<'_>, max: usize, mut meta: LogMeta) -> NewInvocationLog {
+    let log = &f.outcome.log[..];
+    let text = |bytes| String::from_utf8_lossy(bytes);
+    let new = |log: &[&str], meta| {
+        NewInvocationLog::new(
+            &f.key.project,
+            &f.key.package,
+            &f.key.name,
+            &f.outcome.version,
+            &f.outcome.request_id,
+            log,
+            meta,
+        )
+    };
     if log.len() <= max {
-        return (String::from_utf8_lossy(log).into_owned(), false);
+        // `from_utf8` checks a word at a time; the lossy conversion's check goes by the byte.
+        return match std::str::from_utf8(log) {
+            Ok(s) => new(&[s], meta),
+            Err(_) => new(&[&text(log)], meta),
+        };
     }
     let head = &log[..max / 2];
     let tail = &log[log.len() - max / 2..];
-    let mut s = String::from_utf8_lossy(head).into_owned();
-    s.push_str(&format!(
+    let marker = format!(
         "\n[fgs: {} bytes of log cut]\n",
         log.len() - head.len() - tail.len()
-    ));
-    s.push_str(&String::from_utf8_lossy(tail));
-    (s, true)
+    );
+    meta.truncated = true;
+    new(&[&text(head), &marker, &text(tail)], meta)
 }
 
 /// Starts recording every invocation of `invoker` into `store`, and the retention purge.
@@ -145,7 +154,7 @@ pub fn start<S: crate::FunctionSource, I: crate::Instances>(
 const LINGER: Duration = Duration::from_millis(50);
 
 /// Stores what arrives in batches, one transaction each.
-async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>, pending: Arc<AtomicU64>) {
+async fn write(store: Store, mut rx: mpsc::Receiver<NewInvocationLog>, pending: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         if batch.len() < BATCH {
@@ -158,7 +167,8 @@ async fn write(store: Store, mut rx: mpsc::Receiver<InvocationLog>, pending: Arc
             }
         }
         let n = batch.len();
-        if let Err(e) = store.insert_logs(std::mem::take(&mut batch)).await {
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+        if let Err(e) = store.insert_logs(full).await {
             tracing::warn!(logs = n, error = %crate::error_chain(&e), "storing invocation logs failed");
         }
         pending.fetch_sub(n as u64, Ordering::AcqRel);
@@ -184,16 +194,69 @@ async fn purge(store: Store, retention: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use super::cut;
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{FunctionKey, Outcome};
+
+    fn row_of(log: &[u8], max: usize) -> NewInvocationLog {
+        let key = FunctionKey {
+            project: "proj".into(),
+            package: "default".into(),
+            name: "echo".into(),
+        };
+        let outcome = Outcome {
+            request_id: "01a24149-46f6-77bb-8ddf-a9a12d58353b".into(),
+            result: Ok(Bytes::new()),
+            log: log.to_vec(),
+            duration: Duration::from_millis(3),
+            billed_ms: 3,
+            memory_size_mb: 128,
+            memory_used_mb: 1.0,
+            cold: false,
+            version: "latest".into(),
+        };
+        let f = Finished {
+            key: &key,
+            outcome: &outcome,
+            invoke_type: InvokeType::Sync,
+            ended: SystemTime::now(),
+        };
+        let meta = LogMeta {
+            invoke_type: "sync",
+            started_ms: 1,
+            duration_ms: 3.0,
+            error_code: 0,
+            truncated: false,
+        };
+        row(&f, max, meta)
+    }
 
     #[test]
-    fn cut_keeps_head_and_tail() {
-        assert_eq!(cut(b"short", 100), ("short".to_owned(), false));
+    fn row_holds_the_key_and_the_log() {
+        let r = row_of(b"line one\nline two\n", 100);
+        assert_eq!(
+            (r.project(), r.package(), r.function(), r.version()),
+            ("proj", "default", "echo", "latest")
+        );
+        assert_eq!(r.request_id(), "01a24149-46f6-77bb-8ddf-a9a12d58353b");
+        assert_eq!(r.log(), "line one\nline two\n");
+        assert!(!r.meta.truncated);
+        // Bytes that are not UTF-8 are replaced, as before.
+        assert_eq!(row_of(b"a\xffb", 100).log(), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn row_keeps_head_and_tail() {
         let log: Vec<u8> = (0..1000).map(|i| b'a' + (i % 26) as u8).collect();
-        let (s, truncated) = cut(&log, 100);
-        assert!(truncated);
+        let r = row_of(&log, 100);
+        let s = r.log();
+        assert!(r.meta.truncated);
         assert!(s.starts_with("abcdef"), "{s}");
         assert!(s.contains("[fgs: 900 bytes of log cut]"), "{s}");
         assert!(s.ends_with(std::str::from_utf8(&log[950..]).expect("ascii")));
+        assert_eq!(r.request_id(), "01a24149-46f6-77bb-8ddf-a9a12d58353b");
     }
 }

@@ -3,7 +3,6 @@
 //! They are written straight into the log's buffer, the time included, rather than formatted
 //! into strings of their own and copied: a warm call's log is one allocation.
 
-use std::io::Write;
 use std::time::Duration;
 
 use time::format_description::well_known::Rfc3339;
@@ -42,24 +41,42 @@ pub(crate) fn now_iso() -> String {
     Now::new().to_string()
 }
 
+impl Now {
+    /// Appends the time to `log` (nothing if it cannot be formatted, e.g. past year 9999).
+    fn push(log: &mut Vec<u8>) {
+        let len = log.len();
+        if Now::new().0.format_into(log, &Rfc3339).is_err() {
+            log.truncate(len);
+        }
+    }
+}
+
 /// A new log holding the start line, with room for the finish line.
 pub(crate) fn start(request_id: &str, version: &str) -> Vec<u8> {
     let mut log = Vec::with_capacity(LINES);
-    // Writing into a Vec cannot fail.
-    let _ = writeln!(
-        log,
-        "{} Start invoke request '{request_id}', version: {version}",
-        Now::new()
-    );
+    Now::push(&mut log);
+    for part in [
+        " Start invoke request '",
+        request_id,
+        "', version: ",
+        version,
+        "\n",
+    ] {
+        log.extend_from_slice(part.as_bytes());
+    }
     log
 }
 
 /// A platform line of the log: the time and `message`.
 pub(crate) fn note(log: &mut Vec<u8>, message: &str) {
-    let _ = writeln!(log, "{} {message}", Now::new());
+    Now::push(log);
+    log.push(b' ');
+    log.extend_from_slice(message.as_bytes());
+    log.push(b'\n');
 }
 
-/// Appends the finish line to `log`.
+/// Appends the finish line to `log`. Its pieces are appended one by one rather than through
+/// `write!`, whose formatting machinery was most of a warm call's cost in this module.
 pub(crate) fn finish(
     log: &mut Vec<u8>,
     request_id: &str,
@@ -69,25 +86,54 @@ pub(crate) fn finish(
     memory_used_mb: f64,
     memory_size: u32,
 ) {
-    let micros = (duration.as_nanos() + 500) / 1000;
-    let _ = writeln!(
-        log,
-        "{} Finish invoke request '{request_id}'({}), duration: {}ms, billing duration: {billed_ms}ms, memory used: {}MB, billing memory: {memory_size}MB",
-        Now::new(),
-        if ok { "invoke Succeed" } else { "invoke Failed" },
-        Thousandths(micros),
-        Thousandths((memory_used_mb * 1000.0).round().max(0.0) as u128),
-    );
+    // Rounded to the microsecond in 64 bits: a `u128` division is a call into a helper.
+    let micros = duration
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((duration.subsec_nanos() + 500) / 1000));
+    Now::push(log);
+    log.extend_from_slice(b" Finish invoke request '");
+    log.extend_from_slice(request_id.as_bytes());
+    log.extend_from_slice(if ok {
+        b"'(invoke Succeed), duration: "
+    } else {
+        b"'(invoke Failed), duration: "
+    });
+    thousandths(log, micros);
+    log.extend_from_slice(b"ms, billing duration: ");
+    decimal(log, billed_ms);
+    log.extend_from_slice(b"ms, memory used: ");
+    thousandths(log, (memory_used_mb * 1000.0).round().max(0.0) as u64);
+    log.extend_from_slice(b"MB, billing memory: ");
+    decimal(log, u64::from(memory_size));
+    log.extend_from_slice(b"MB\n");
 }
 
-/// `n / 1000` with three decimals, as `{:.3}` prints it, without float formatting (a large
-/// part of a warm call's own formatting cost).
-struct Thousandths(u128);
-
-impl std::fmt::Display for Thousandths {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+/// `n` in decimal, as `{}` prints it.
+fn decimal(log: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    log.extend_from_slice(&buf[at..]);
+}
+
+/// `n / 1000` with three decimals, as `{:.3}` prints it, without float formatting.
+fn thousandths(log: &mut Vec<u8>, n: u64) {
+    decimal(log, n / 1000);
+    let r = n % 1000;
+    log.extend_from_slice(&[
+        b'.',
+        b'0' + (r / 100) as u8,
+        b'0' + (r / 10 % 10) as u8,
+        b'0' + (r % 10) as u8,
+    ]);
 }
 
 #[cfg(test)]
@@ -110,6 +156,23 @@ mod tests {
         let l = finished(false, Duration::from_micros(42), 1, 0.0, 256);
         assert!(l.contains("(invoke Failed), duration: 0.042ms,"), "{l}");
         assert!(l.contains("memory used: 0.000MB,"), "{l}");
+        // Rounded to the microsecond across the second.
+        let l = finished(true, Duration::new(3, 999_999_600), 4000, 1.0, 128);
+        assert!(l.contains(", duration: 4000.000ms,"), "{l}");
+        let l = finished(true, Duration::new(3, 999_999_400), 4000, 1.0, 128);
+        assert!(l.contains(", duration: 3999.999ms,"), "{l}");
+    }
+
+    #[test]
+    fn numbers_print_as_format_does() {
+        for n in [0, 7, 10, 999, 1000, 1001, 123_456_789, u64::MAX] {
+            let mut out = Vec::new();
+            decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+            let mut out = Vec::new();
+            thousandths(&mut out, n);
+            assert_eq!(out, format!("{}.{:03}", n / 1000, n % 1000).as_bytes());
+        }
     }
 
     #[test]

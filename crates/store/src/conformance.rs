@@ -104,6 +104,7 @@ macro_rules! conformance_suite {
             package_use_names_every_code_and_dependency_package_and_each_list,
             versions_publish_limit_and_alias_guard,
             logs_insert_query_page_and_purge,
+            logs_batch_is_stored_exactly,
             triggers_crud_limit_and_cascade,
             triggers_advance_is_a_compare_and_set,
             test_events_crud_names_and_limit,

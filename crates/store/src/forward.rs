@@ -292,7 +292,7 @@ macro_rules! forward_store_traits {
         }
 
         impl LogStore for $backend {
-            fn insert_logs(&self, logs: Vec<InvocationLog>) -> StoreFuture<'_, ()> {
+            fn insert_logs(&self, logs: Vec<$crate::NewInvocationLog>) -> StoreFuture<'_, ()> {
                 Box::pin($backend::insert_logs(self, logs))
             }
             fn query_logs(&self, q: LogQuery) -> StoreFuture<'_, Vec<InvocationLog>> {

@@ -15,8 +15,8 @@ use crate::traits::{
     TestEventStore, TriggerStore,
 };
 use crate::{
-    AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, PackageUse,
-    StatsStore, StoreError, TestEventRecord, TriggerRecord,
+    AsyncFilter, AsyncQueue, AsyncRow, FunctionPage, InvocationLog, LogQuery, NewInvocationLog,
+    PackageUse, StatsStore, StoreError, TestEventRecord, TriggerRecord,
 };
 
 /// The metadata store. Cheap to clone (one reference count); clones share one backend.
@@ -142,7 +142,7 @@ impl Store {
     }
 
     /// Stores finished invocations' logs in one transaction (their `id`s are assigned there).
-    pub async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
+    pub async fn insert_logs(&self, logs: Vec<NewInvocationLog>) -> Result<(), StoreError> {
         if logs.is_empty() {
             return Ok(());
         }

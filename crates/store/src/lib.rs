@@ -38,7 +38,7 @@ pub use feed::{ChangeFeed, ChangeKind, FunctionKey, LocalFeed, Notice, Subscript
 pub use handle::Store;
 pub use kind::StoreKind;
 pub use queue::{AsyncFilter, AsyncQueue, AsyncRow, Lease};
-pub use sqlite::logs::{InvocationLog, LogQuery};
+pub use sqlite::logs::{InvocationLog, LogMeta, LogQuery, NewInvocationLog};
 pub use stats::{StatMinute, StatMonth, StatsStore};
 pub use traits::{
     BlobStore, DependencyStore, FunctionStore, LogStore, NodeRecord, NodeStore, SettingStore,

@@ -15,7 +15,8 @@ use fgs_core::flows::{AliasRecord, VersionRecord};
 use fgs_core::FunctionRecord;
 
 use crate::{
-    FunctionPage, InvocationLog, LogQuery, PackageUse, StoreError, TestEventRecord, TriggerRecord,
+    FunctionPage, InvocationLog, LogQuery, NewInvocationLog, PackageUse, StoreError,
+    TestEventRecord, TriggerRecord,
 };
 
 /// What a store method returns: a `Send` future borrowing its arguments.
@@ -222,7 +223,7 @@ pub trait DependencyStore: Send + Sync + Debug {
 /// Invocation logs. Writes may be relaxed (a crash may lose the last batch) but never reorder
 /// the paging marker: ids grow with insertion.
 pub trait LogStore: Send + Sync + Debug {
-    fn insert_logs(&self, logs: Vec<InvocationLog>) -> StoreFuture<'_, ()>;
+    fn insert_logs(&self, logs: Vec<NewInvocationLog>) -> StoreFuture<'_, ()>;
     fn query_logs(&self, q: LogQuery) -> StoreFuture<'_, Vec<InvocationLog>>;
     /// Deletes logs of invocations started before `before_ms`; returns how many.
     fn purge_logs(&self, before_ms: i64) -> StoreFuture<'_, usize>;

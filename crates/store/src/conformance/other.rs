@@ -96,21 +96,22 @@ pub async fn settings_are_replaced(store: &Store) {
     );
 }
 
-fn log(function: &str, rid: &str, started_ms: i64) -> InvocationLog {
-    InvocationLog {
-        id: 0,
-        project: "p".into(),
-        package: "default".into(),
-        function: function.into(),
-        version: "latest".into(),
-        request_id: rid.into(),
-        invoke_type: "sync".into(),
-        started_ms,
-        duration_ms: 1.5,
-        error_code: 0,
-        log: format!("line of {rid}\n"),
-        truncated: false,
-    }
+fn log(function: &str, rid: &str, started_ms: i64) -> NewInvocationLog {
+    NewInvocationLog::new(
+        "p",
+        "default",
+        function,
+        "latest",
+        rid,
+        &["line of ", rid, "\n"],
+        LogMeta {
+            invoke_type: "sync",
+            started_ms,
+            duration_ms: 1.5,
+            error_code: 0,
+            truncated: false,
+        },
+    )
 }
 
 fn query(function: &str) -> LogQuery {
@@ -178,6 +179,60 @@ pub async fn logs_insert_query_page_and_purge(store: &Store) {
     assert_eq!(store.purge_logs(3500).await.expect("purge"), 3);
     let left = store.query_logs(query("f")).await.expect("query");
     assert_eq!(left.len(), 1);
+}
+
+/// A batch larger than one multi-row statement (SQLite inserts 32 rows a statement, then the
+/// rest one by one): every row comes back as given, in the batch's order.
+pub async fn logs_batch_is_stored_exactly(store: &Store) {
+    let rows: Vec<NewInvocationLog> = (0..75i64)
+        .map(|i| {
+            let rid = format!("req-{i:03}");
+            let log = match i % 3 {
+                0 => String::new(),
+                1 => format!("Start {rid}\nausgabe: \u{e4}\u{f6}\u{fc} \u{1f600}\n"),
+                _ => "x".repeat(i as usize * 13),
+            };
+            NewInvocationLog::new(
+                "p",
+                "default",
+                "f",
+                if i % 2 == 0 { "latest" } else { "v2" },
+                &rid,
+                &[&log, if i % 5 == 0 { "\n[cut]" } else { "" }],
+                LogMeta {
+                    invoke_type: if i % 4 == 0 { "async" } else { "sync" },
+                    started_ms: 1_000_000 + i * 7,
+                    duration_ms: i as f64 * 0.25 + 0.125,
+                    error_code: if i % 6 == 0 { 4002 } else { 0 },
+                    truncated: i % 5 == 0,
+                },
+            )
+        })
+        .collect();
+    store.insert_logs(rows.clone()).await.expect("insert");
+    let got = store.query_logs(query("f")).await.expect("query");
+    assert_eq!(got.len(), rows.len());
+    for (g, r) in got.iter().zip(&rows) {
+        let want = InvocationLog {
+            id: g.id,
+            project: r.project().into(),
+            package: r.package().into(),
+            function: r.function().into(),
+            version: r.version().into(),
+            request_id: r.request_id().into(),
+            invoke_type: r.meta.invoke_type.into(),
+            started_ms: r.meta.started_ms,
+            duration_ms: r.meta.duration_ms,
+            error_code: r.meta.error_code,
+            log: r.log().into(),
+            truncated: r.meta.truncated,
+        };
+        assert_eq!(g, &want);
+    }
+    assert!(
+        got.windows(2).all(|w| w[0].id < w[1].id),
+        "ids grow with the batch's order"
+    );
 }
 
 pub async fn nodes_heartbeat_live_and_forgotten(store: &Store) {

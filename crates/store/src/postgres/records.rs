@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use super::functions::{function_row, lock_name};
 use super::{int, pg, Postgres};
-use crate::{InvocationLog, LogQuery, StoreError, TestEventRecord};
+use crate::{InvocationLog, LogQuery, NewInvocationLog, StoreError, TestEventRecord};
 
 const EVENT_COLUMNS: &str = "event_id, name, content, created_ms, modified_ms";
 
@@ -358,7 +358,7 @@ impl Postgres {
 
     /// Stores a batch of logs; relaxed like SQLite's (a crash of PostgreSQL may lose the last
     /// batch, never reorder ids).
-    pub(crate) async fn insert_logs(&self, logs: Vec<InvocationLog>) -> Result<(), StoreError> {
+    pub(crate) async fn insert_logs(&self, logs: Vec<NewInvocationLog>) -> Result<(), StoreError> {
         let mut client = self.client("insert invocation logs").await?;
         let tx = client
             .transaction()
@@ -369,20 +369,20 @@ impl Postgres {
             .map_err(pg("relax commit"))?;
         // One statement for the whole batch: a round trip per row would make the log writer
         // the slowest part of a busy node.
-        let col = |f: fn(&InvocationLog) -> String| logs.iter().map(f).collect::<Vec<_>>();
+        let col = |f: fn(&NewInvocationLog) -> &str| logs.iter().map(f).collect::<Vec<_>>();
         let (project, package, function, version, request_id, invoke_type, log_text) = (
-            col(|l| l.project.clone()),
-            col(|l| l.package.clone()),
-            col(|l| l.function.clone()),
-            col(|l| l.version.clone()),
-            col(|l| l.request_id.clone()),
-            col(|l| l.invoke_type.clone()),
-            col(|l| l.log.clone()),
+            col(NewInvocationLog::project),
+            col(NewInvocationLog::package),
+            col(NewInvocationLog::function),
+            col(NewInvocationLog::version),
+            col(NewInvocationLog::request_id),
+            col(|l| l.meta.invoke_type),
+            col(NewInvocationLog::log),
         );
-        let started: Vec<i64> = logs.iter().map(|l| l.started_ms).collect();
-        let duration: Vec<f64> = logs.iter().map(|l| l.duration_ms).collect();
-        let code: Vec<i64> = logs.iter().map(|l| i64::from(l.error_code)).collect();
-        let truncated: Vec<bool> = logs.iter().map(|l| l.truncated).collect();
+        let started: Vec<i64> = logs.iter().map(|l| l.meta.started_ms).collect();
+        let duration: Vec<f64> = logs.iter().map(|l| l.meta.duration_ms).collect();
+        let code: Vec<i64> = logs.iter().map(|l| i64::from(l.meta.error_code)).collect();
+        let truncated: Vec<bool> = logs.iter().map(|l| l.meta.truncated).collect();
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO invocation_logs (project, package, function, version, request_id,
