@@ -139,7 +139,9 @@ async fn call(
             let node = state.node.as_deref().unwrap_or_default();
             let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
             // The node holding the most places first: the likeliest to have a free one.
-            match crate::forward::forward(&nodes[0], node, path, headers, raw).await {
+            // Boxed: the HTTP client's future is large, and kept inline it would make every
+            // call's future as large, copied whole as hyper takes it.
+            match Box::pin(crate::forward::forward(&nodes[0], node, path, headers, raw)).await {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     tracing::warn!(error = %fgs_invoke::error_chain(&e), "serving here instead");

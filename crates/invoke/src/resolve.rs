@@ -128,7 +128,9 @@ impl<S: FunctionSource> Resolver<S> {
             return Ok(c.clone());
         }
         let before = self.changes.load(Ordering::Acquire);
-        let c = match self.source.resolve(key, q).await? {
+        // Boxed: a store read's future is large, and a cache hit (every warm call) should not
+        // carry its size.
+        let c = match Box::pin(self.source.resolve(key, q)).await? {
             Resolution::Function(f) => Cached::Function(Arc::new(f)),
             Resolution::Alias(a) => Cached::Alias(Arc::new(a)),
         };

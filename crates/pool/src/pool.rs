@@ -308,7 +308,10 @@ impl<L: Launcher> Pool<L> {
                 }
             };
             if start_cold {
-                match self.cold_start().await {
+                // Boxed: a cold start's future (the launch, the sandbox) is several KB, and
+                // inline it would make every warm call's future as large, copied whole each time
+                // a caller's future moves (docs/architecture.md "What a warm call costs").
+                match Box::pin(self.cold_start()).await {
                     Cold::Started(lease) => return Ok(lease),
                     Cold::Failed(e) => return Err(e),
                     Cold::Full(elsewhere) if !wait_when_full => {
