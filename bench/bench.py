@@ -663,7 +663,7 @@ def main():
     ap.add_argument("--nats", help="NATS server URL (JetStream on) for the cluster group")
     ap.add_argument("--queue-bench", help="the queue measurement's binary (crates/nats/"
                     "examples/queue_bench.rs) for the queue group")
-    ap.add_argument("--relay", help="the relay floor's binary (crates/instance/examples/"
+    ap.add_argument("--relay", help="the relay floor's binary (crates/pool/examples/"
                     "relay_floor.rs) for the warm group's `relay floor (protocol only)` row")
     ap.add_argument("--store", help="--store of the single fgs of every group but cluster: "
                     "an empty PostgreSQL database (postgres://USER@HOST:PORT/DB) to measure "
