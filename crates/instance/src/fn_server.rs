@@ -99,26 +99,33 @@ async fn worker<S: Step>(
     mut conn: Option<Conn>,
     step: Arc<S>,
 ) {
-    loop {
-        let pending = api.queue.lock().await.recv().await;
-        let Some(Pending {
-            id,
-            mut request,
-            reply,
-            ..
-        }) = pending
-        else {
-            return;
-        };
-        // The server's request carries the id as a string.
-        request.request_id = String::from_utf8_lossy(&id).into_owned();
-        api.output.begin(id);
+    while let Some((request, reply)) = next_request(&api).await {
         let result = step.call(&process, &mut conn, &request).await;
         let _ = reply.send(match result {
             Ok(b) => RuntimeReply::Response(b),
             Err(e) => RuntimeReply::Error(e),
         });
     }
+}
+
+/// The next event for a driver that calls its runtime itself (HTTP, Go, image functions), with
+/// the request id set back as the string its call carries and the output attributed to it;
+/// `None` once the instance is ending.
+pub(crate) async fn next_request(
+    api: &ApiState,
+) -> Option<(
+    crate::config::Request,
+    tokio::sync::oneshot::Sender<RuntimeReply>,
+)> {
+    let Pending {
+        id,
+        mut request,
+        reply,
+        ..
+    } = api.queue.lock().await.recv().await?;
+    request.request_id = String::from_utf8_lossy(&id).into_owned();
+    api.output.begin(id);
+    Some((request, reply))
 }
 
 /// The first connection to the server, once it accepts: tried at once, then again after each

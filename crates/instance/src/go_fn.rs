@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use crate::config::Request;
 use crate::fn_server::{connect_tcp, retry, Backoff};
 use crate::gob::{self, Decoder, Value, Writer};
-use crate::runtime_api::{ApiState, Pending, RuntimeReply, StartState};
+use crate::runtime_api::{ApiState, RuntimeReply, StartState};
 
 /// Where the function's RPC server listens inside the instance (its `RUNTIME_API_ADDR`).
 pub(crate) const PORT: u16 = 8001;
@@ -231,20 +231,7 @@ pub(crate) async fn drive(api: Arc<ApiState>, process: ProcessHandle, concurrenc
 }
 
 async fn worker(api: Arc<ApiState>, process: ProcessHandle, mut conn: Option<Conn>) {
-    loop {
-        let pending = api.queue.lock().await.recv().await;
-        let Some(Pending {
-            id,
-            mut request,
-            reply,
-            ..
-        }) = pending
-        else {
-            return;
-        };
-        // The binary's call carries the id as a string.
-        request.request_id = String::from_utf8_lossy(&id).into_owned();
-        api.output.begin(id);
+    while let Some((request, reply)) = crate::fn_server::next_request(&api).await {
         let result = match conn.take() {
             Some(c) => Ok(c),
             None => connect(&process).await,
