@@ -87,18 +87,9 @@ async fn call(
     body: Bytes,
 ) -> ApiResult<Response> {
     let r = function_ref(project, urn)?;
+    // The body arrives within the sync limit: `direct` and the router's layer bound it.
     let raw = body.clone();
-    if body.len() > SYNC_PAYLOAD_MAX {
-        return Err(ApiError::too_large("the request payload", SYNC_PAYLOAD_MAX));
-    }
-    // The event is JSON (SPEC.md 3); an empty body is the empty event.
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
-            .map_err(|e| ApiError::bad_json(&e))?;
-        body
-    };
+    let body = event_body(body)?;
     let want_tail = header_is(headers, &X_CFF_LOG_TYPE, "tail");
     let v1 = header_is(headers, &X_CFF_REQUEST_VERSION, "v1");
     let qualifier = r.qualifier.unwrap_or(fgs_core::Qualifier::Latest);
