@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use fgs_core::flows::AsyncStatus;
 use fgs_core::urn::qualified_urn;

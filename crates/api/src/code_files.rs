@@ -4,7 +4,8 @@
 //! `GET /functions/{urn}/code/files/content?path=` reads one file (at most 1 MB). Both are
 //! authenticated and project-scoped like the rest of `/v2`.
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;

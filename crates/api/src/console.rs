@@ -3,7 +3,7 @@
 //! ordinary `/v2` API request that the browser signs itself (SDK-HMAC-SHA256 via Web Crypto) or
 //! sends with the static `X-Auth-Token`, so the console has no session of its own on the server.
 
-use axum::extract::Path;
+use crate::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
 

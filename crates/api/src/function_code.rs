@@ -1,7 +1,8 @@
 //! What a function runs: `GET`/`PUT /functions/{urn}/code` (SPEC.md 2), decoding and storing
 //! code packages, and checking a dependency list.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;

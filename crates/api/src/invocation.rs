@@ -1,6 +1,7 @@
 //! Sync invocation (SPEC.md 3): `POST /functions/{urn}/invocations`.
 
-use axum::extract::{OriginalUri, Path, State};
+use crate::extract::Path;
+use axum::extract::{OriginalUri, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};

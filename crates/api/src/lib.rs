@@ -23,6 +23,7 @@ mod console;
 mod dependencies;
 pub mod error;
 mod export;
+mod extract;
 pub mod forward;
 mod function_code;
 mod functions;

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use bytes::Bytes;
 use fgs_core::function::{Reserved, ReservedCron};

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use fgs_store::{InvocationLog, LogQuery};
 use serde_json::{json, Value};

@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use fgs_core::urn::qualified_urn;
 use fgs_core::Qualifier;

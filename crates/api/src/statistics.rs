@@ -13,7 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use crate::extract::Path;
+use axum::extract::{Query, State};
 use axum::Json;
 use fgs_core::Qualifier;
 use fgs_metrics::{month_of, Minute};

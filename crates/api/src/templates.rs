@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query};
+use crate::extract::Path;
+use axum::extract::Query;
 use axum::Json;
 use base64::Engine;
 use serde_json::{json, Value};

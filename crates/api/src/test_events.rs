@@ -2,7 +2,8 @@
 //! `GET`/`PUT`/`DELETE /functions/{urn}/events/{id}`. An event belongs to the function, whatever
 //! version the URN names; `content` is the base64 of the event, stored as sent.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

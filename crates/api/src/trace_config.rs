@@ -5,7 +5,8 @@
 //! --otlp-endpoint` names, so a non-empty `tracing_ak` turns tracing on and empty ones turn it
 //! off. The secret key is never shown back: `GET` masks it.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::Json;
 use bytes::Bytes;
 use fgs_core::function::Tracing;

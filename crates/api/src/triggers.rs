@@ -2,7 +2,8 @@
 //! `GET`/`PUT`/`DELETE /triggers/{urn}/{type}/{id}`. Writes go through the catalog, whose change
 //! the running side ([`fgs_triggers::TriggerHub`]: APIG routes, timers) follows.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

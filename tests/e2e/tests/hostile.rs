@@ -282,6 +282,22 @@ fn request_limits_answer_fss_codes() {
             assert!(body.contains("FSS."), "{path}: {body}");
         }
     }
+    // A percent-encoded byte that is not UTF-8 cannot be a URN: 400 in FunctionGraph's shape,
+    // on the sync call's own path as on the router's.
+    for rel in ["/config", "/code", "/invocations"] {
+        let path = s.api(&format!("/functions/%FF{rel}"));
+        let method = if rel == "/invocations" { "POST" } else { "GET" };
+        let (status, answer) = raw_signed(&s, &s.cred, method, &path, b"{}");
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let v: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"));
+        assert_eq!(v["error_code"], "FSS.0400", "{method} {path}: {body}");
+        assert!(
+            v["error_msg"].as_str().is_some_and(|m| m.contains("UTF-8")),
+            "{method} {path}: {body}"
+        );
+    }
     assert_eq!(written(&s), before);
 
     // Header limits: too many headers, and a head over the byte limit, are 431.
